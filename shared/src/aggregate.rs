@@ -1,0 +1,462 @@
+//! Exactly-once aggregation: from a batch of queue messages to atomic record and counter writes.
+//!
+//! Each response key has one record holding its current answer and the version (answer time,
+//! event id) it reflects. A batch is reduced to the latest event per key, compared with the stored
+//! record, and turned into transitions: the new record, conditional on the stored version, and
+//! the counter deltas it implies (+1 on the new score, −1 on the old one). Transitions are packed
+//! into chunks of at most 100 actions with deltas merged per counter key, and each chunk commits
+//! atomically. A condition that fails means someone else moved the record: re-read and re-plan.
+//! Duplicates and older answers change nothing, so redelivery in any order is harmless.
+
+use crate::metrics::Histogram;
+use crate::ports::{CommitOutcome, ResponseLedger};
+use crate::response::{AnswerVersion, ResponseEvent, ResponseKey};
+use crate::time::Day;
+use std::collections::{BTreeMap, HashMap};
+
+/// Most actions in one DynamoDB transaction.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+/// Read-plan-commit rounds before conflicted messages are handed back to the queue.
+const MAX_ROUNDS: usize = 4;
+
+/// A queue message decoded into an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The queue's id of this message.
+    pub message_id: String,
+    /// The event it carries.
+    pub event: ResponseEvent,
+}
+
+/// The stored state of a response record that planning needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordState {
+    /// Answer time of the counted answer, Unix ms.
+    pub answered_at: i64,
+    /// Event id of the counted answer.
+    pub event_id: String,
+    /// Histogram slot it is counted in.
+    pub slot: u16,
+    /// Its raw score.
+    pub score: i64,
+    /// The day whose counter holds it.
+    pub day: Day,
+}
+
+impl RecordState {
+    /// The version of the counted answer.
+    pub fn version(&self) -> AnswerVersion {
+        (self.answered_at, self.event_id.clone())
+    }
+
+    /// The state a record has after this event is applied.
+    pub fn of(event: &ResponseEvent) -> RecordState {
+        RecordState {
+            answered_at: event.answered_at,
+            event_id: event.event_id.clone(),
+            slot: event.kind.slot(event.score),
+            score: event.score,
+            day: Day::from_unix_ms(event.answered_at),
+        }
+    }
+}
+
+/// Names one counter item: a touchpoint's histogram on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterKey {
+    /// Survey id.
+    pub survey: String,
+    /// Touchpoint slug.
+    pub touchpoint: String,
+    /// UTC day of the answers.
+    pub day: Day,
+}
+
+/// The latest event of one response key in a batch, with every message that carried an event for it.
+#[derive(Debug, Clone)]
+pub struct KeyedEvent {
+    /// The response key.
+    pub key: ResponseKey,
+    /// The latest event for the key in the batch.
+    pub event: ResponseEvent,
+    /// Ids of all messages for this key in the batch (acknowledged together).
+    pub message_ids: Vec<String>,
+}
+
+/// One record change and the counter deltas it implies.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    /// The response key.
+    pub key: ResponseKey,
+    /// The version the record must still have (None: it must not exist yet).
+    pub expected: Option<AnswerVersion>,
+    /// The event that becomes the record.
+    pub event: ResponseEvent,
+    /// Counter deltas: +1 at the new answer, −1 at the replaced one.
+    pub deltas: Vec<(CounterKey, Histogram)>,
+    /// Messages acknowledged when this transition commits.
+    pub message_ids: Vec<String>,
+}
+
+/// Transitions and merged counter deltas that commit together in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Chunk {
+    /// Record writes, each conditional on its expected version.
+    pub transitions: Vec<Transition>,
+    /// Counter deltas merged per key; keys whose deltas cancel out are left out.
+    pub counters: BTreeMap<CounterKey, Histogram>,
+}
+
+impl Chunk {
+    /// Number of items the transaction writes.
+    pub fn action_count(&self) -> usize {
+        self.transitions.len() + self.counters.len()
+    }
+}
+
+/// The result of planning a batch against stored records.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Record changes to commit.
+    pub transitions: Vec<Transition>,
+    /// Messages whose events are already reflected or older than the stored answer.
+    pub superseded: Vec<String>,
+}
+
+/// What applying a batch did with each message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Messages whose event was written.
+    pub applied: Vec<String>,
+    /// Messages that changed nothing: duplicates or older answers.
+    pub superseded: Vec<String>,
+    /// Messages that can never be applied, kept for inspection, with the reason.
+    pub rejected: Vec<(String, String)>,
+    /// Messages to deliver again later (nothing of theirs was written).
+    pub failed: Vec<String>,
+    /// Items written, summed over committed transactions.
+    pub items_written: usize,
+    /// Transactions committed.
+    pub transactions: usize,
+}
+
+/// Decodes and checks a queue message body; the error says why it can never be applied.
+pub fn decode_message(message_id: &str, body: &str) -> Result<Delivery, String> {
+    let event: ResponseEvent =
+        serde_json::from_str(body).map_err(|e| format!("not a response event: {e}"))?;
+    event.validate_shape().map_err(|e| e.0)?;
+    Ok(Delivery {
+        message_id: message_id.to_string(),
+        event,
+    })
+}
+
+/// Reduces deliveries to the latest event per response key, keeping every message id.
+pub fn latest_per_key(deliveries: Vec<Delivery>) -> Vec<KeyedEvent> {
+    let mut by_key: HashMap<ResponseKey, KeyedEvent> = HashMap::new();
+    for d in deliveries {
+        let key = d.event.key();
+        match by_key.get_mut(&key) {
+            Some(k) => {
+                k.message_ids.push(d.message_id);
+                if d.event.version() > k.event.version() {
+                    k.event = d.event;
+                }
+            }
+            None => {
+                by_key.insert(
+                    key.clone(),
+                    KeyedEvent {
+                        key,
+                        event: d.event,
+                        message_ids: vec![d.message_id],
+                    },
+                );
+            }
+        }
+    }
+    let mut out: Vec<KeyedEvent> = by_key.into_values().collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// Compares the latest events with the stored records and plans the record changes.
+pub fn plan(latest: Vec<KeyedEvent>, current: &HashMap<ResponseKey, RecordState>) -> Plan {
+    let mut plan = Plan::default();
+    for k in latest {
+        let stored = current.get(&k.key);
+        if stored.is_some_and(|r| r.version() >= k.event.version()) {
+            plan.superseded.extend(k.message_ids);
+            continue;
+        }
+        let counter = |day: Day| CounterKey {
+            survey: k.event.survey.clone(),
+            touchpoint: k.event.touchpoint.clone(),
+            day,
+        };
+        let new = RecordState::of(&k.event);
+        let mut deltas = vec![(counter(new.day), one(new.slot, new.score, 1))];
+        if let Some(old) = stored {
+            deltas.push((counter(old.day), one(old.slot, old.score, -1)));
+        }
+        plan.transitions.push(Transition {
+            key: k.key,
+            expected: stored.map(RecordState::version),
+            event: k.event,
+            deltas,
+            message_ids: k.message_ids,
+        });
+    }
+    plan
+}
+
+fn one(slot: u16, score: i64, sign: i64) -> Histogram {
+    Histogram {
+        n: sign,
+        sum: sign * score,
+        slots: BTreeMap::from([(slot, sign)]),
+    }
+}
+
+/// Packs transitions into chunks of at most `max_actions` items, merging counter deltas per key.
+pub fn chunk(mut transitions: Vec<Transition>, max_actions: usize) -> Vec<Chunk> {
+    // Transitions that touch the same counters sit together, so chunks share counter items.
+    transitions.sort_by(|a, b| {
+        a.deltas
+            .first()
+            .map(|d| &d.0)
+            .cmp(&b.deltas.first().map(|d| &d.0))
+    });
+    let max_actions = max_actions.max(3);
+    let mut chunks = Vec::new();
+    let mut current = Chunk::default();
+    for t in transitions {
+        let new_keys = t
+            .deltas
+            .iter()
+            .filter(|(k, _)| !current.counters.contains_key(k))
+            .count();
+        if !current.transitions.is_empty()
+            && current.transitions.len() + current.counters.len() + 1 + new_keys > max_actions
+        {
+            chunks.push(finish(std::mem::take(&mut current)));
+        }
+        for (key, delta) in &t.deltas {
+            current
+                .counters
+                .entry(key.clone())
+                .or_default()
+                .merge(delta);
+        }
+        current.transitions.push(t);
+    }
+    if !current.transitions.is_empty() {
+        chunks.push(finish(current));
+    }
+    chunks
+}
+
+fn finish(mut chunk: Chunk) -> Chunk {
+    chunk
+        .counters
+        .retain(|_, h| !(h.n == 0 && h.sum == 0 && h.slots.values().all(|c| *c == 0)));
+    chunk
+}
+
+/// Applies a batch of queue messages `(message id, body)` to the ledger, exactly once per response.
+pub async fn apply_batch<L: ResponseLedger + ?Sized>(
+    ledger: &L,
+    messages: Vec<(String, String)>,
+) -> BatchOutcome {
+    let mut out = BatchOutcome::default();
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (id, body) in messages {
+        match decode_message(&id, &body) {
+            Ok(d) => deliveries.push(d),
+            Err(reason) => match ledger.keep_rejected(&id, &body, &reason).await {
+                Ok(()) => {
+                    tracing::warn!(message_id = %id, %reason, "rejected message kept for inspection");
+                    out.rejected.push((id, reason));
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "could not keep rejected message; will retry");
+                    out.failed.push(id);
+                }
+            },
+        }
+    }
+    let mut pending = latest_per_key(deliveries);
+    // Messages older than the batch's latest for their key are superseded once that one commits;
+    // they stay attached to it so they are retried with it if it fails.
+    for round in 0..MAX_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        if round > 0 {
+            let jitter: u64 = rand::random::<u64>() % 20;
+            tokio::time::sleep(std::time::Duration::from_millis(10 * (1 << round) + jitter)).await;
+        }
+        let keys: Vec<ResponseKey> = pending.iter().map(|k| k.key.clone()).collect();
+        let current = match ledger.load_records(&keys).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read response records; batch will be retried");
+                break;
+            }
+        };
+        let plan = plan(std::mem::take(&mut pending), &current);
+        out.superseded.extend(plan.superseded);
+        for chunk in chunk(plan.transitions, MAX_TRANSACTION_ACTIONS) {
+            match ledger.commit(&chunk).await {
+                Ok(CommitOutcome::Committed) => {
+                    out.transactions += 1;
+                    out.items_written += chunk.action_count();
+                    for t in chunk.transitions {
+                        let mut ids = t.message_ids.into_iter();
+                        // The first id carried the winning event or shares its key; all are done.
+                        out.applied.extend(ids.by_ref());
+                    }
+                }
+                Ok(CommitOutcome::Conflicted(indexes)) => {
+                    tracing::info!(
+                        conflicts = indexes.len(),
+                        round,
+                        "records changed since read; re-planning chunk"
+                    );
+                    pending.extend(chunk.transitions.into_iter().map(|t| KeyedEvent {
+                        key: t.key,
+                        event: t.event,
+                        message_ids: t.message_ids,
+                    }));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retryable = e.is_retryable(), "chunk not committed; its messages will be retried");
+                    out.failed
+                        .extend(chunk.transitions.into_iter().flat_map(|t| t.message_ids));
+                }
+            }
+        }
+    }
+    out.failed
+        .extend(pending.into_iter().flat_map(|k| k.message_ids));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::Source;
+    use crate::survey::SurveyKind;
+
+    fn ev(id: &str, respondent: &str, score: i64, at: i64) -> ResponseEvent {
+        ResponseEvent {
+            event_id: id.into(),
+            survey: "s".into(),
+            touchpoint: "t".into(),
+            respondent: respondent.into(),
+            kind: SurveyKind::Nps,
+            score,
+            comment: None,
+            properties: Default::default(),
+            answered_at: at,
+            source: Source::Api,
+        }
+    }
+
+    fn deliver(events: &[ResponseEvent]) -> Vec<Delivery> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Delivery {
+                message_id: format!("m{i}"),
+                event: e.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn latest_answer_wins_regardless_of_batch_order() {
+        let a = ev("a", "r", 6, 1_000);
+        let b = ev("b", "r", 9, 2_000);
+        for order in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
+            let latest = latest_per_key(deliver(&order));
+            assert_eq!(latest.len(), 1);
+            assert_eq!(latest[0].event.score, 9);
+            assert_eq!(latest[0].message_ids.len(), 2);
+        }
+    }
+
+    #[test]
+    fn stored_newer_answer_supersedes_an_older_event() {
+        let latest = latest_per_key(deliver(&[ev("a", "r", 6, 1_000)]));
+        let key = latest[0].key.clone();
+        let stored = RecordState::of(&ev("b", "r", 9, 2_000));
+        let p = plan(latest, &HashMap::from([(key, stored)]));
+        assert!(p.transitions.is_empty());
+        assert_eq!(p.superseded, vec!["m0".to_string()]);
+    }
+
+    #[test]
+    fn changed_answer_moves_one_count_between_slots() {
+        let latest = latest_per_key(deliver(&[ev("b", "r", 9, 2_000)]));
+        let key = latest[0].key.clone();
+        let stored = RecordState::of(&ev("a", "r", 6, 1_000));
+        let p = plan(latest, &HashMap::from([(key, stored)]));
+        let chunks = chunk(p.transitions, MAX_TRANSACTION_ACTIONS);
+        assert_eq!(chunks.len(), 1);
+        // Same day: the two deltas merge into one counter item, n unchanged, 6 → 9.
+        let (_, h) = chunks[0].counters.iter().next().unwrap();
+        assert_eq!(h.n, 0);
+        assert_eq!(h.sum, 3);
+        assert_eq!(h.slots.get(&9), Some(&1));
+        assert_eq!(h.slots.get(&6), Some(&-1));
+        assert_eq!(
+            chunks[0].transitions[0].expected,
+            Some((1_000, "a".to_string()))
+        );
+    }
+
+    #[test]
+    fn resubmitting_the_same_score_writes_no_counter() {
+        let latest = latest_per_key(deliver(&[ev("b", "r", 6, 2_000)]));
+        let key = latest[0].key.clone();
+        let p = plan(
+            latest,
+            &HashMap::from([(key, RecordState::of(&ev("a", "r", 6, 1_000)))]),
+        );
+        let chunks = chunk(p.transitions, MAX_TRANSACTION_ACTIONS);
+        assert_eq!(
+            chunks[0].action_count(),
+            1,
+            "only the record (new comment/version) is written"
+        );
+    }
+
+    #[test]
+    fn chunks_never_exceed_the_action_limit_and_share_counters() {
+        let events: Vec<ResponseEvent> = (0..250)
+            .map(|i| ev(&format!("e{i}"), &format!("r{i}"), i % 11, 1_000))
+            .collect();
+        let p = plan(latest_per_key(deliver(&events)), &HashMap::new());
+        let chunks = chunk(p.transitions, MAX_TRANSACTION_ACTIONS);
+        assert!(chunks
+            .iter()
+            .all(|c| c.action_count() <= MAX_TRANSACTION_ACTIONS));
+        assert_eq!(
+            chunks.iter().map(|c| c.transitions.len()).sum::<usize>(),
+            250
+        );
+        // One survey, touchpoint and day: one counter item per chunk.
+        assert!(chunks.iter().all(|c| c.counters.len() == 1));
+        assert_eq!(chunks.len(), 3);
+    }
+
+    #[test]
+    fn undecodable_and_invalid_messages_are_explained() {
+        assert!(decode_message("m", "{not json")
+            .unwrap_err()
+            .contains("not a response event"));
+        let bad = serde_json::to_string(&ev("a", "r", 11, 1)).unwrap();
+        assert!(decode_message("m", &bad).unwrap_err().contains("outside"));
+    }
+}

@@ -1,0 +1,441 @@
+//! Embedded storage for local mode: SQLite (bundled) holding surveys, records, counters and a
+//! durable queue, implementing the same ports as the DynamoDB and SQS adapters.
+
+use crate::aggregate::{Chunk, RecordState};
+use crate::metrics::Histogram;
+use crate::ports::{
+    CommitOutcome, CounterReader, CounterRow, ResponseLedger, ResponseQueue, StoreError,
+    SurveyStore,
+};
+use crate::response::{ResponseEvent, ResponseKey};
+use crate::survey::Survey;
+use crate::time::{now_ms, Day};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Receives after which a local queue message moves to the dead-letter table (as SQS maxReceiveCount).
+pub const MAX_RECEIVES: i64 = 5;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS surveys (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS responses (
+  survey TEXT NOT NULL, digest TEXT NOT NULL, touchpoint TEXT NOT NULL, respondent TEXT NOT NULL,
+  score INTEGER NOT NULL, slot INTEGER NOT NULL, day INTEGER NOT NULL,
+  answered_at INTEGER NOT NULL, event_id TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (survey, digest));
+CREATE TABLE IF NOT EXISTS counters (
+  survey TEXT NOT NULL, day INTEGER NOT NULL, touchpoint TEXT NOT NULL, n INTEGER NOT NULL, sum INTEGER NOT NULL,
+  PRIMARY KEY (survey, day, touchpoint));
+CREATE TABLE IF NOT EXISTS counter_slots (
+  survey TEXT NOT NULL, day INTEGER NOT NULL, touchpoint TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY (survey, day, touchpoint, slot));
+CREATE TABLE IF NOT EXISTS rejected (message_id TEXT PRIMARY KEY, body TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, visible_at INTEGER NOT NULL, receives INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue (visible_at);
+CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT NULL, receives INTEGER NOT NULL, moved_at INTEGER NOT NULL);
+";
+
+/// SQLite-backed surveys, ledger, counters and durable queue in one file (or in memory).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Transient(format!("sqlite busy: {f}"))
+        }
+        other => StoreError::Permanent(format!("sqlite: {other}")),
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Permanent(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        EmbeddedStore::init(Connection::open(path).map_err(db_err)?)
+    }
+
+    /// A fresh in-memory database, for tests.
+    pub fn in_memory() -> Result<EmbeddedStore, StoreError> {
+        EmbeddedStore::init(Connection::open_in_memory().map_err(db_err)?)
+    }
+
+    fn init(conn: Connection) -> Result<EmbeddedStore, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll back).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes up to `max` visible messages, hiding them for `visibility_ms`; returns (id, body).
+    pub fn receive(
+        &self,
+        max: usize,
+        visibility_ms: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let now = now_ms();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err)?;
+        // Messages received too often move to the dead-letter table instead of being delivered.
+        tx.execute(
+            "INSERT INTO dead_letters (id, body, receives, moved_at)
+             SELECT id, body, receives, ?1 FROM queue WHERE visible_at <= ?1 AND receives >= ?2",
+            params![now, MAX_RECEIVES],
+        )
+        .map_err(db_err)?;
+        tx.execute(
+            "DELETE FROM queue WHERE visible_at <= ?1 AND receives >= ?2",
+            params![now, MAX_RECEIVES],
+        )
+        .map_err(db_err)?;
+        let rows = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE queue SET visible_at = ?1, receives = receives + 1
+                     WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2 ORDER BY id LIMIT ?3)
+                     RETURNING id, body",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![now + visibility_ms, now, max as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?.to_string(), r.get::<_, String>(1)?))
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            rows
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(rows)
+    }
+
+    /// Deletes messages that were applied (or kept as rejected).
+    pub fn ack(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err)?;
+        for id in ids {
+            tx.execute("DELETE FROM queue WHERE id = ?1", params![id])
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Makes failed messages visible again after `delay_ms`.
+    pub fn retry_later(&self, ids: &[String], delay_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err)?;
+        for id in ids {
+            tx.execute(
+                "UPDATE queue SET visible_at = ?1 WHERE id = ?2",
+                params![now_ms() + delay_ms, id],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Messages waiting in the queue, and messages moved to the dead-letter table.
+    pub fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
+        let conn = self.lock();
+        let q = conn
+            .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+            .map_err(db_err)?;
+        let d = conn
+            .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+            .map_err(db_err)?;
+        Ok((q, d))
+    }
+
+    /// Every stored response record, for export and recounts.
+    pub fn all_responses(&self, survey: &str) -> Result<Vec<ResponseEvent>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT doc FROM responses WHERE survey = ?1 ORDER BY digest")
+            .map_err(db_err)?;
+        let docs = stmt
+            .query_map(params![survey], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        docs.iter()
+            .map(|d| {
+                serde_json::from_str(d)
+                    .map_err(|e| StoreError::Permanent(format!("stored response is corrupt: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ResponseQueue for EmbeddedStore {
+    async fn enqueue(&self, event: &ResponseEvent) -> Result<(), StoreError> {
+        let body =
+            serde_json::to_string(event).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        let conn = self.lock();
+        conn.prepare_cached("INSERT INTO queue (body, visible_at) VALUES (?1, 0)")
+            .and_then(|mut s| s.execute(params![body]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SurveyStore for EmbeddedStore {
+    async fn get_survey(&self, id: &str) -> Result<Option<Survey>, StoreError> {
+        let conn = self.lock();
+        let doc: Option<String> = conn
+            .prepare_cached("SELECT doc FROM surveys WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+            .map_err(db_err)?;
+        doc.map(|d| {
+            serde_json::from_str(&d)
+                .map_err(|e| StoreError::Permanent(format!("stored survey is corrupt: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn create_survey(&self, survey: &Survey) -> Result<(), StoreError> {
+        let doc =
+            serde_json::to_string(survey).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        let conn = self.lock();
+        let inserted = conn
+            .execute(
+                "INSERT INTO surveys (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![survey.id, doc],
+            )
+            .map_err(db_err)?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!("survey '{}'", survey.id)));
+        }
+        Ok(())
+    }
+
+    async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT doc FROM surveys ORDER BY id")
+            .map_err(db_err)?;
+        let docs = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        docs.iter()
+            .map(|d| {
+                serde_json::from_str(d)
+                    .map_err(|e| StoreError::Permanent(format!("stored survey is corrupt: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ResponseLedger for EmbeddedStore {
+    async fn load_records(
+        &self,
+        keys: &[ResponseKey],
+    ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT answered_at, event_id, slot, score, day FROM responses WHERE survey = ?1 AND digest = ?2")
+            .map_err(db_err)?;
+        let mut out = HashMap::new();
+        for key in keys {
+            let row = stmt
+                .query_row(params![key.survey, key.digest], |r| {
+                    Ok(RecordState {
+                        answered_at: r.get(0)?,
+                        event_id: r.get(1)?,
+                        slot: r.get(2)?,
+                        score: r.get(3)?,
+                        day: Day::from_days(r.get(4)?),
+                    })
+                })
+                .optional()
+                .map_err(db_err)?;
+            if let Some(state) = row {
+                out.insert(key.clone(), state);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err)?;
+        // Check every condition first: the transaction is all or nothing, like DynamoDB's.
+        let mut conflicts = Vec::new();
+        {
+            let mut get = tx
+                .prepare_cached(
+                    "SELECT answered_at, event_id FROM responses WHERE survey = ?1 AND digest = ?2",
+                )
+                .map_err(db_err)?;
+            for (i, t) in chunk.transitions.iter().enumerate() {
+                let stored: Option<(i64, String)> = get
+                    .query_row(params![t.key.survey, t.key.digest], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
+                    .map_err(db_err)?;
+                if stored != t.expected {
+                    conflicts.push(i);
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            return Ok(CommitOutcome::Conflicted(conflicts));
+        }
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(db_err)?;
+            for t in &chunk.transitions {
+                let e = &t.event;
+                let state = RecordState::of(e);
+                let doc = serde_json::to_string(e)
+                    .map_err(|err| StoreError::Permanent(err.to_string()))?;
+                put.execute(params![
+                    t.key.survey,
+                    t.key.digest,
+                    e.touchpoint,
+                    e.respondent,
+                    e.score,
+                    state.slot,
+                    state.day.days(),
+                    e.answered_at,
+                    e.event_id,
+                    doc
+                ])
+                .map_err(db_err)?;
+            }
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT INTO counters (survey, day, touchpoint, n, sum) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (survey, day, touchpoint) DO UPDATE SET n = n + excluded.n, sum = sum + excluded.sum",
+                )
+                .map_err(db_err)?;
+            let mut add_slot = tx
+                .prepare_cached(
+                    "INSERT INTO counter_slots (survey, day, touchpoint, slot, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (survey, day, touchpoint, slot) DO UPDATE SET count = count + excluded.count",
+                )
+                .map_err(db_err)?;
+            for (k, h) in &chunk.counters {
+                add.execute(params![k.survey, k.day.days(), k.touchpoint, h.n, h.sum])
+                    .map_err(db_err)?;
+                for (slot, count) in &h.slots {
+                    add_slot
+                        .execute(params![k.survey, k.day.days(), k.touchpoint, slot, count])
+                        .map_err(db_err)?;
+                }
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(CommitOutcome::Committed)
+    }
+
+    async fn keep_rejected(
+        &self,
+        message_id: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT OR REPLACE INTO rejected (message_id, body, reason, at) VALUES (?1, ?2, ?3, ?4)",
+            params![message_id, body, reason, now_ms()],
+        )
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CounterReader for EmbeddedStore {
+    async fn read_counters(
+        &self,
+        survey: &str,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<CounterRow>, StoreError> {
+        let conn = self.lock();
+        let mut rows: Vec<CounterRow> = Vec::new();
+        let mut index: HashMap<(i32, String), usize> = HashMap::new();
+        let mut stmt = conn
+            .prepare_cached("SELECT day, touchpoint, n, sum FROM counters WHERE survey = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, touchpoint")
+            .map_err(db_err)?;
+        let base = stmt
+            .query_map(params![survey, from.days(), to.days()], |r| {
+                Ok((
+                    r.get::<_, i32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        for (day, tp, n, sum) in base {
+            index.insert((day, tp.clone()), rows.len());
+            rows.push(CounterRow {
+                touchpoint: tp,
+                day: Day::from_days(day),
+                histogram: Histogram {
+                    n,
+                    sum,
+                    slots: Default::default(),
+                },
+            });
+        }
+        let mut stmt = conn
+            .prepare_cached("SELECT day, touchpoint, slot, count FROM counter_slots WHERE survey = ?1 AND day BETWEEN ?2 AND ?3 AND count != 0")
+            .map_err(db_err)?;
+        let slots = stmt
+            .query_map(params![survey, from.days(), to.days()], |r| {
+                Ok((
+                    r.get::<_, i32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u16>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        for (day, tp, slot, count) in slots {
+            if let Some(i) = index.get(&(day, tp)) {
+                rows[*i].histogram.slots.insert(slot, count);
+            }
+        }
+        Ok(rows)
+    }
+}

@@ -1,0 +1,101 @@
+//! Ports: the small async traits the domain talks to storage and queues through.
+
+use crate::aggregate::{Chunk, RecordState};
+use crate::metrics::Histogram;
+use crate::response::{ResponseEvent, ResponseKey};
+use crate::survey::Survey;
+use crate::time::Day;
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+/// A storage or queue failure, saying whether trying again later can succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, a timeout, a dropped connection: try again later.
+    #[error("temporary storage failure: {0}")]
+    Transient(String),
+    /// The request itself is wrong and will fail every time.
+    #[error("storage rejected the request: {0}")]
+    Permanent(String),
+    /// A create found the item already there.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+/// What committing one chunk did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Every record and counter in the chunk was written, atomically.
+    Committed,
+    /// Nothing was written: the records at these transition indexes changed since they were read
+    /// (or were being written concurrently); read them again and re-plan.
+    Conflicted(Vec<usize>),
+}
+
+/// Sends accepted response events to the aggregator.
+#[async_trait]
+pub trait ResponseQueue: Send + Sync {
+    /// Enqueues one event durably; once this returns Ok the event will be applied.
+    async fn enqueue(&self, event: &ResponseEvent) -> Result<(), StoreError>;
+}
+
+/// Reads and writes survey definitions.
+#[async_trait]
+pub trait SurveyStore: Send + Sync {
+    /// The survey with this id, if any.
+    async fn get_survey(&self, id: &str) -> Result<Option<Survey>, StoreError>;
+    /// Stores a new survey; fails with `AlreadyExists` when the id is taken.
+    async fn create_survey(&self, survey: &Survey) -> Result<(), StoreError>;
+    /// Every survey, ordered by id.
+    async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError>;
+}
+
+/// The aggregator's store: response records and counters, written together exactly once.
+#[async_trait]
+pub trait ResponseLedger: Send + Sync {
+    /// The current record of each key that has one.
+    async fn load_records(
+        &self,
+        keys: &[ResponseKey],
+    ) -> Result<HashMap<ResponseKey, RecordState>, StoreError>;
+    /// Writes a chunk's records (each conditional on the version it was planned from) and its
+    /// counter deltas in one atomic transaction.
+    async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, StoreError>;
+    /// Keeps a message that can never be applied, for inspection.
+    async fn keep_rejected(
+        &self,
+        message_id: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// One counter item: the histogram of a touchpoint on a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    /// Touchpoint slug.
+    pub touchpoint: String,
+    /// UTC day the answers were given.
+    pub day: Day,
+    /// Score histogram.
+    pub histogram: Histogram,
+}
+
+/// Reads counters for metrics.
+#[async_trait]
+pub trait CounterReader: Send + Sync {
+    /// Every counter row of a survey with a day in `from..=to`.
+    async fn read_counters(
+        &self,
+        survey: &str,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<CounterRow>, StoreError>;
+}

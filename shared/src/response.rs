@@ -1,0 +1,220 @@
+//! Response events: one answer from one respondent at one touchpoint, as it travels on the queue.
+
+use crate::survey::{check_slug, clip, Survey, SurveyKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Longest comment kept, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+/// Most properties on one response.
+pub const MAX_PROPERTIES: usize = 20;
+/// Longest property value, in characters.
+pub const MAX_PROPERTY_VALUE_CHARS: usize = 200;
+/// Longest respondent id, in bytes.
+pub const MAX_RESPONDENT_LEN: usize = 200;
+
+/// Where a response came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A signed one-click email link.
+    Link,
+    /// A campaign link whose respondent id comes from a merge tag (unsigned respondent).
+    Campaign,
+    /// The submission API.
+    Api,
+    /// An e-commerce webhook invitation.
+    Webhook,
+}
+
+/// One answer, as enqueued by the HTTP functions and applied by the aggregator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEvent {
+    /// Unique id of this submission; redeliveries of the same message carry the same id.
+    pub event_id: String,
+    /// Survey id.
+    pub survey: String,
+    /// Touchpoint slug.
+    pub touchpoint: String,
+    /// Respondent id.
+    pub respondent: String,
+    /// The survey kind at the time of answering, which fixes the histogram slot.
+    pub kind: SurveyKind,
+    /// The score on the survey's scale.
+    pub score: i64,
+    /// Free-text answer to the follow-up question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Key/value properties such as plan or country.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+    /// When the respondent acted, Unix milliseconds: the last answer by this time wins.
+    pub answered_at: i64,
+    /// Where the answer came from.
+    pub source: Source,
+}
+
+/// The identity of a response: one per (survey, touchpoint, respondent), whatever the answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResponseKey {
+    /// Survey id.
+    pub survey: String,
+    /// Hex digest of survey, touchpoint and respondent (so respondent ids never appear in keys).
+    pub digest: String,
+}
+
+/// The version of an answer: later `answered_at` wins, and the event id breaks ties.
+pub type AnswerVersion = (i64, String);
+
+/// A response that cannot be accepted, with a message for the person who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidResponse(pub String);
+
+impl ResponseEvent {
+    /// The deterministic key of the response this event answers.
+    pub fn key(&self) -> ResponseKey {
+        response_key(&self.survey, &self.touchpoint, &self.respondent)
+    }
+
+    /// The answer version used to decide which answer wins.
+    pub fn version(&self) -> AnswerVersion {
+        (self.answered_at, self.event_id.clone())
+    }
+
+    /// Checks the event against its survey: touchpoint, score, and the size of every field.
+    pub fn validate_for(&self, survey: &Survey) -> Result<(), InvalidResponse> {
+        if self.survey != survey.id {
+            return Err(InvalidResponse(format!(
+                "response is for survey '{}', not '{}'",
+                clip(&self.survey, 64),
+                survey.id
+            )));
+        }
+        survey
+            .require_touchpoint(&self.touchpoint)
+            .map_err(InvalidResponse)?;
+        if self.kind != survey.kind {
+            return Err(InvalidResponse(format!(
+                "survey '{}' is a {} survey, not {}",
+                survey.id, survey.kind, self.kind
+            )));
+        }
+        self.validate_shape()
+    }
+
+    /// Checks everything that does not need the survey: ids, score scale, sizes.
+    pub fn validate_shape(&self) -> Result<(), InvalidResponse> {
+        check_slug("survey", &self.survey).map_err(InvalidResponse)?;
+        check_slug("touchpoint", &self.touchpoint).map_err(InvalidResponse)?;
+        check_respondent(&self.respondent)?;
+        self.kind
+            .validate(self.score)
+            .map_err(|e| InvalidResponse(e.to_string()))?;
+        if self.event_id.is_empty() || self.event_id.len() > 64 {
+            return Err(InvalidResponse(
+                "event id must be 1 to 64 characters".into(),
+            ));
+        }
+        if let Some(c) = &self.comment {
+            if c.chars().count() > MAX_COMMENT_CHARS {
+                return Err(InvalidResponse(format!(
+                    "comment is {} characters; the limit is {MAX_COMMENT_CHARS}",
+                    c.chars().count()
+                )));
+            }
+        }
+        check_properties(&self.properties)?;
+        if self.answered_at < 0 {
+            return Err(InvalidResponse(
+                "answered_at must not be before 1970".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a respondent id: 1–200 bytes, no control characters.
+pub fn check_respondent(respondent: &str) -> Result<(), InvalidResponse> {
+    if respondent.trim().is_empty()
+        || respondent.len() > MAX_RESPONDENT_LEN
+        || respondent.chars().any(char::is_control)
+    {
+        return Err(InvalidResponse(format!(
+            "respondent must be 1 to {MAX_RESPONDENT_LEN} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks properties: at most 20, slug keys, values up to 200 characters.
+pub fn check_properties(props: &BTreeMap<String, String>) -> Result<(), InvalidResponse> {
+    if props.len() > MAX_PROPERTIES {
+        return Err(InvalidResponse(format!(
+            "{} properties given; the limit is {MAX_PROPERTIES}",
+            props.len()
+        )));
+    }
+    for (k, v) in props {
+        check_slug("property name", k).map_err(InvalidResponse)?;
+        if v.chars().count() > MAX_PROPERTY_VALUE_CHARS || v.chars().any(char::is_control) {
+            return Err(InvalidResponse(format!(
+                "property '{k}' must be at most {MAX_PROPERTY_VALUE_CHARS} printable characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The key of the response of a respondent at a touchpoint of a survey.
+pub fn response_key(survey: &str, touchpoint: &str, respondent: &str) -> ResponseKey {
+    let mut h = Sha256::new();
+    for part in [survey, touchpoint, respondent] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    ResponseKey {
+        survey: survey.to_string(),
+        digest: hex,
+    }
+}
+
+/// A new random event id (128 bits, hex).
+pub fn new_event_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A respondent id shortened for logs: the first two characters and a digest, never the whole id.
+pub fn mask_respondent(respondent: &str) -> String {
+    let prefix: String = respondent.chars().take(2).collect();
+    let digest = Sha256::digest(respondent.as_bytes());
+    format!(
+        "{prefix}…{:02x}{:02x}{:02x}",
+        digest[0], digest[1], digest[2]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_key_is_deterministic_and_unambiguous() {
+        assert_eq!(response_key("s", "t", "r"), response_key("s", "t", "r"));
+        assert_ne!(response_key("s", "t", "r"), response_key("s", "t", "r2"));
+        // Length-prefixing keeps "ab"+"c" apart from "a"+"bc".
+        assert_ne!(response_key("s", "ab", "c"), response_key("s", "a", "bc"));
+        assert_eq!(response_key("s", "t", "r").digest.len(), 32);
+    }
+
+    #[test]
+    fn masked_respondent_hides_the_address() {
+        let m = mask_respondent("ana@example.com");
+        assert!(!m.contains("example"));
+        assert!(m.starts_with("an"));
+    }
+}

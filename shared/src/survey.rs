@@ -1,0 +1,446 @@
+//! Surveys: their kind and scale, questions, locale and touchpoints.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest survey id, touchpoint slug or property key, in bytes.
+pub const MAX_SLUG_LEN: usize = 64;
+
+/// What kind of question a survey asks, which fixes its scale and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SurveyKind {
+    /// Net Promoter Score, 0–10.
+    Nps,
+    /// Customer satisfaction, 1–5.
+    Csat,
+    /// Customer effort score, 1–7 (7 = strongly agree it was easy).
+    Ces,
+    /// Likert scale 1–5.
+    Likert5,
+    /// Likert scale 1–7.
+    Likert7,
+    /// Yes (1) or no (0).
+    YesNo,
+    /// A duration in whole seconds, 0 or more.
+    Duration,
+}
+
+/// A score outside its survey's scale.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("score {score} is outside this {kind} survey's scale of {min} to {max}")]
+pub struct ScoreOutOfRange {
+    /// The score given.
+    pub score: i64,
+    /// The survey kind.
+    pub kind: SurveyKind,
+    /// Lowest allowed score.
+    pub min: i64,
+    /// Highest allowed score.
+    pub max: i64,
+}
+
+/// Number of histogram slots for duration surveys: slot 0 holds 0 s, then two slots per power of two.
+pub const DURATION_SLOTS: u16 = 127;
+
+impl SurveyKind {
+    /// Every kind, in display order.
+    pub const ALL: [SurveyKind; 7] = [
+        SurveyKind::Nps,
+        SurveyKind::Csat,
+        SurveyKind::Ces,
+        SurveyKind::Likert5,
+        SurveyKind::Likert7,
+        SurveyKind::YesNo,
+        SurveyKind::Duration,
+    ];
+
+    /// The lowest and highest score on this kind's scale.
+    pub fn range(self) -> (i64, i64) {
+        match self {
+            SurveyKind::Nps => (0, 10),
+            SurveyKind::Csat | SurveyKind::Likert5 => (1, 5),
+            SurveyKind::Ces | SurveyKind::Likert7 => (1, 7),
+            SurveyKind::YesNo => (0, 1),
+            SurveyKind::Duration => (0, i64::MAX),
+        }
+    }
+
+    /// Checks that a score is on this kind's scale.
+    pub fn validate(self, score: i64) -> Result<(), ScoreOutOfRange> {
+        let (min, max) = self.range();
+        if (min..=max).contains(&score) {
+            Ok(())
+        } else {
+            Err(ScoreOutOfRange {
+                score,
+                kind: self,
+                min,
+                max,
+            })
+        }
+    }
+
+    /// The histogram slot a valid score is counted in.
+    pub fn slot(self, score: i64) -> u16 {
+        match self {
+            SurveyKind::Duration => duration_slot(score),
+            _ => score.clamp(0, 10) as u16,
+        }
+    }
+
+    /// Whether the scale is a small set of scores a respondent picks from (every kind but duration).
+    pub fn is_discrete(self) -> bool {
+        self != SurveyKind::Duration
+    }
+
+    /// The lowest score a slot holds.
+    pub fn slot_floor(self, slot: u16) -> i64 {
+        match self {
+            SurveyKind::Duration => duration_slot_floor(slot),
+            _ => i64::from(slot),
+        }
+    }
+}
+
+impl fmt::Display for SurveyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SurveyKind::Nps => "nps",
+            SurveyKind::Csat => "csat",
+            SurveyKind::Ces => "ces",
+            SurveyKind::Likert5 => "likert5",
+            SurveyKind::Likert7 => "likert7",
+            SurveyKind::YesNo => "yes_no",
+            SurveyKind::Duration => "duration",
+        })
+    }
+}
+
+impl FromStr for SurveyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SurveyKind, String> {
+        SurveyKind::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+            .ok_or_else(|| format!("unknown survey kind '{}': use one of nps, csat, ces, likert5, likert7, yes_no, duration", clip(s, 20)))
+    }
+}
+
+/// Duration slot: 0 for 0 s; for s ≥ 1 with 2^k ≤ s < 2^(k+1), slot 2k+1 below 2^k·√2 and 2k+2 from there.
+fn duration_slot(seconds: i64) -> u16 {
+    if seconds <= 0 {
+        return 0;
+    }
+    let s = seconds as u128;
+    let k = 127 - s.leading_zeros(); // floor(log2 s)
+    let upper_half = s * s >= 1u128 << (2 * k + 1);
+    (1 + 2 * k + u32::from(upper_half)) as u16
+}
+
+/// Smallest number of seconds that falls in a duration slot.
+fn duration_slot_floor(slot: u16) -> i64 {
+    if slot == 0 {
+        return 0;
+    }
+    let k = u32::from(slot - 1) / 2;
+    let base = 1i128 << k.min(62);
+    if (slot - 1) % 2 == 0 {
+        return base as i64;
+    }
+    // Smallest s with s² ≥ 2^(2k+1), i.e. ceil(2^k·√2).
+    let target = 1u128 << (2 * k.min(62) + 1);
+    let mut s = ((base as f64) * std::f64::consts::SQRT_2).floor() as u128;
+    while s * s < target {
+        s += 1;
+    }
+    while s > 1 && (s - 1) * (s - 1) >= target {
+        s -= 1;
+    }
+    s.min(i64::MAX as u128) as i64
+}
+
+/// A customer-journey stage a touchpoint can belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JourneyStage {
+    /// The customer learns the business exists.
+    Awareness,
+    /// The customer first engages.
+    Connection,
+    /// The customer weighs a purchase.
+    Consideration,
+    /// The customer buys.
+    Conversion,
+    /// The customer stays.
+    Retention,
+}
+
+impl JourneyStage {
+    /// Every stage, in journey order.
+    pub const ALL: [JourneyStage; 5] = [
+        JourneyStage::Awareness,
+        JourneyStage::Connection,
+        JourneyStage::Consideration,
+        JourneyStage::Conversion,
+        JourneyStage::Retention,
+    ];
+
+    /// The stage's lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JourneyStage::Awareness => "awareness",
+            JourneyStage::Connection => "connection",
+            JourneyStage::Consideration => "consideration",
+            JourneyStage::Conversion => "conversion",
+            JourneyStage::Retention => "retention",
+        }
+    }
+}
+
+impl FromStr for JourneyStage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JourneyStage, String> {
+        JourneyStage::ALL.into_iter().find(|j| j.as_str() == s).ok_or_else(|| {
+            format!(
+                "unknown journey stage '{}': use awareness, connection, consideration, conversion or retention",
+                clip(s, 20)
+            )
+        })
+    }
+}
+
+/// The language respondent-facing pages are shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    /// English.
+    #[default]
+    En,
+    /// Spanish.
+    Es,
+}
+
+impl FromStr for Locale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Locale, String> {
+        match s {
+            "en" => Ok(Locale::En),
+            "es" => Ok(Locale::Es),
+            other => Err(format!(
+                "unknown locale '{}': use en or es",
+                clip(other, 10)
+            )),
+        }
+    }
+}
+
+/// A place in the customer journey where a survey is asked, such as `post-purchase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touchpoint {
+    /// Short lowercase slug carried by every link and submission.
+    pub slug: String,
+    /// The journey stage this touchpoint belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<JourneyStage>,
+}
+
+/// A survey definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survey {
+    /// Unique slug naming the survey.
+    pub id: String,
+    /// The question kind and scale.
+    pub kind: SurveyKind,
+    /// The question asked, such as "How likely are you to recommend us to a friend?".
+    pub question: String,
+    /// The open question asked after the score ("What is the main reason for your score?").
+    #[serde(default)]
+    pub follow_up: String,
+    /// The language of respondent-facing pages.
+    #[serde(default)]
+    pub locale: Locale,
+    /// The touchpoints this survey is asked at.
+    pub touchpoints: Vec<Touchpoint>,
+    /// Public key that websites and widgets send with `POST /v1/responses` (not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// Why a survey definition is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSurvey(pub String);
+
+impl Survey {
+    /// Checks ids, slugs, text lengths and touchpoints.
+    pub fn validate(&self) -> Result<(), InvalidSurvey> {
+        check_slug("survey id", &self.id).map_err(InvalidSurvey)?;
+        if self.question.trim().is_empty() || self.question.chars().count() > 500 {
+            return Err(InvalidSurvey("question must be 1 to 500 characters".into()));
+        }
+        if self.follow_up.chars().count() > 500 {
+            return Err(InvalidSurvey(
+                "follow_up must be at most 500 characters".into(),
+            ));
+        }
+        if self.touchpoints.is_empty() || self.touchpoints.len() > 100 {
+            return Err(InvalidSurvey("a survey needs 1 to 100 touchpoints".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &self.touchpoints {
+            check_slug("touchpoint", &t.slug).map_err(InvalidSurvey)?;
+            if !seen.insert(t.slug.as_str()) {
+                return Err(InvalidSurvey(format!(
+                    "touchpoint '{}' is listed twice",
+                    t.slug
+                )));
+            }
+        }
+        if let Some(key) = &self.public_key {
+            if key.len() < 8
+                || key.len() > 128
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(InvalidSurvey(
+                    "public_key must be 8 to 128 letters, digits, '-' or '_'".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The touchpoint with this slug, if the survey has it.
+    pub fn touchpoint(&self, slug: &str) -> Option<&Touchpoint> {
+        self.touchpoints.iter().find(|t| t.slug == slug)
+    }
+
+    /// The touchpoint with this slug, or an error a person understands.
+    pub fn require_touchpoint(&self, slug: &str) -> Result<&Touchpoint, String> {
+        self.touchpoint(slug).ok_or_else(|| {
+            let known: Vec<&str> = self.touchpoints.iter().map(|t| t.slug.as_str()).collect();
+            format!(
+                "touchpoint '{}' is not part of survey '{}' (it has: {})",
+                clip(slug, MAX_SLUG_LEN),
+                self.id,
+                known.join(", ")
+            )
+        })
+    }
+}
+
+/// Checks a slug: 1–64 bytes of lowercase letters, digits, '-' and '_', starting with a letter or digit.
+pub fn check_slug(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_SLUG_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} '{}' must be 1 to {MAX_SLUG_LEN} lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            clip(s, MAX_SLUG_LEN)
+        ))
+    }
+}
+
+/// The first `n` characters of a string, for quoting user input in error messages.
+pub fn clip(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).filter(|c| !c.is_control()).collect();
+    if s.chars().count() > n {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_accepts_its_scale_and_rejects_the_edges_outside() {
+        for kind in SurveyKind::ALL {
+            let (min, max) = kind.range();
+            assert!(kind.validate(min).is_ok());
+            assert!(kind.validate(max).is_ok());
+            assert!(kind.validate(min - 1).is_err());
+            if max < i64::MAX {
+                assert!(kind.validate(max + 1).is_err());
+            }
+        }
+        let err = SurveyKind::Nps.validate(11).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "score 11 is outside this nps survey's scale of 0 to 10"
+        );
+    }
+
+    #[test]
+    fn duration_slots_are_half_powers_of_two() {
+        assert_eq!(duration_slot(0), 0);
+        assert_eq!(duration_slot(1), 1);
+        assert_eq!(duration_slot(2), 3);
+        assert_eq!(duration_slot(3), 4); // 3 ≥ 2·√2
+        assert_eq!(duration_slot(4), 5);
+        assert_eq!(duration_slot(5), 5);
+        assert_eq!(duration_slot(6), 6);
+        assert!(duration_slot(i64::MAX) < DURATION_SLOTS);
+        // Slot 2 ([√2, 2) s) holds no whole second; every other slot's floor maps back to it.
+        for slot in
+            (0..DURATION_SLOTS).filter(|s| duration_slot_floor(*s) < duration_slot_floor(s + 1))
+        {
+            let floor = duration_slot_floor(slot);
+            assert_eq!(duration_slot(floor), slot, "slot {slot} floor {floor}");
+            if floor > 0 {
+                assert!(duration_slot(floor - 1) < slot);
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_and_stages_parse_from_their_names() {
+        for kind in SurveyKind::ALL {
+            assert_eq!(kind.to_string().parse::<SurveyKind>(), Ok(kind));
+        }
+        for stage in JourneyStage::ALL {
+            assert_eq!(stage.as_str().parse::<JourneyStage>(), Ok(stage));
+        }
+        assert!("net-promoter".parse::<SurveyKind>().is_err());
+    }
+
+    #[test]
+    fn slugs_reject_uppercase_spaces_and_empty() {
+        assert!(check_slug("t", "post-purchase").is_ok());
+        for bad in ["", "Post", "a b", "-x", "é", &"a".repeat(65)] {
+            assert!(check_slug("t", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn survey_with_duplicate_touchpoints_is_invalid() {
+        let s = Survey {
+            id: "s".into(),
+            kind: SurveyKind::Nps,
+            question: "Q?".into(),
+            follow_up: String::new(),
+            locale: Locale::En,
+            touchpoints: vec![
+                Touchpoint {
+                    slug: "a".into(),
+                    stage: None,
+                },
+                Touchpoint {
+                    slug: "a".into(),
+                    stage: None,
+                },
+            ],
+            public_key: None,
+        };
+        assert!(s.validate().unwrap_err().0.contains("twice"));
+    }
+}
