@@ -2,12 +2,18 @@
 //! aggregation, the storage and queue ports, and their DynamoDB, SQS and embedded adapters.
 
 pub mod aggregate;
+pub mod cache;
+pub mod config;
 pub mod dynamo;
 pub mod embedded;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod metrics;
 pub mod ports;
+pub mod report;
 pub mod response;
 pub mod sqs;
 pub mod survey;
 pub mod time;
 pub mod token;
+pub mod web;

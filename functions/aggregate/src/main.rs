@@ -1,1 +1,20 @@
-fn main() {}
+//! `aggregate`: the SQS consumer that applies response events to DynamoDB exactly once.
+
+mod handler;
+
+use sondeo::config;
+use sondeo::dynamo::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    sondeo::lambda::init_tracing();
+    let sdk = sondeo::lambda::sdk_config().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config::required("SONDEO_TABLE")?,
+    );
+    lambda_runtime::run(lambda_runtime::service_fn(|event| {
+        handler::handle(&store, event)
+    }))
+    .await
+}

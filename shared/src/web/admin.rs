@@ -1,0 +1,216 @@
+//! API-key routes: metrics, survey management and link minting.
+
+use super::{json_response, HttpError, Request, Response};
+use crate::config::ApiKeys;
+use crate::ports::{CounterReader, SurveyStore};
+use crate::report::{build_report, ReportQuery};
+use crate::response::check_respondent;
+use crate::survey::{check_slug, clip, Survey};
+use crate::time::{now_ms, Bucket, Day};
+use crate::token::{LinkClaims, LinkKeyring};
+use http::{header, HeaderValue, Method, StatusCode};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Longest validity of a minted link, in days.
+pub const MAX_LINK_DAYS: i64 = 365;
+/// Validity of a minted link when none is asked for, in days.
+pub const DEFAULT_LINK_DAYS: i64 = 30;
+
+/// Everything the API-key routes need.
+pub struct AdminApp {
+    /// Survey definitions.
+    pub surveys: Arc<dyn SurveyStore>,
+    /// Counter rows for metrics.
+    pub counters: Arc<dyn CounterReader>,
+    /// Keys allowed to call these routes.
+    pub api_keys: ApiKeys,
+    /// Link-signing keys, for minting links.
+    pub keyring: LinkKeyring,
+    /// Public base URL of the collect routes (derived from the request when unset).
+    pub base_url: Option<String>,
+}
+
+impl AdminApp {
+    /// Serves one request to an API-key route.
+    pub async fn handle(&self, req: Request) -> Response {
+        self.route(&req).await.unwrap_or_else(|e| {
+            let mut r = e.to_json();
+            if e.status == StatusCode::UNAUTHORIZED {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            r
+        })
+    }
+
+    async fn route(&self, req: &Request) -> Result<Response, HttpError> {
+        self.authorize(req)?;
+        let path = req.uri().path().trim_end_matches('/');
+        match (req.method(), path) {
+            (&Method::GET, "/v1/metrics") => self.metrics(req).await,
+            (&Method::GET, "/v1/surveys") => {
+                let list = self
+                    .surveys
+                    .list_surveys()
+                    .await
+                    .map_err(HttpError::from_store)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "surveys": list }),
+                ))
+            }
+            (&Method::POST, "/v1/surveys") => {
+                let survey: Survey = super::parse_json(req)?;
+                survey
+                    .validate()
+                    .map_err(|e| HttpError::unprocessable("invalid_survey", e.0))?;
+                self.surveys
+                    .create_survey(&survey)
+                    .await
+                    .map_err(HttpError::from_store)?;
+                Ok(json_response(StatusCode::CREATED, &survey))
+            }
+            (&Method::GET, p) if p.starts_with("/v1/surveys/") => {
+                let id = &p["/v1/surveys/".len()..];
+                Ok(json_response(StatusCode::OK, &self.survey(id).await?))
+            }
+            (&Method::POST, "/v1/links") => self.links(req).await,
+            (m, p) => Err(HttpError::not_found(
+                "no_route",
+                format!("no route for {m} {}", clip(p, 100)),
+            )),
+        }
+    }
+
+    fn authorize(&self, req: &Request) -> Result<(), HttpError> {
+        let h = req.headers();
+        let given = h
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()));
+        match given {
+            None => Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "send an API key as 'Authorization: Bearer <key>'",
+            )),
+            Some(k) if self.api_keys.accepts(k.trim()) => Ok(()),
+            Some(_) => Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_api_key",
+                "that API key is not valid",
+            )),
+        }
+    }
+
+    async fn survey(&self, id: &str) -> Result<Survey, HttpError> {
+        check_slug("survey", id).map_err(|e| HttpError::bad_request("invalid_survey_id", e))?;
+        self.surveys
+            .get_survey(id)
+            .await
+            .map_err(HttpError::from_store)?
+            .ok_or_else(|| {
+                HttpError::not_found("unknown_survey", format!("there is no survey '{id}'"))
+            })
+    }
+
+    async fn metrics(&self, req: &Request) -> Result<Response, HttpError> {
+        let p = super::query_params(req)?;
+        let id = p.get("survey").ok_or_else(|| {
+            HttpError::bad_request("missing_survey", "give the survey id as ?survey=<id>")
+        })?;
+        let survey = self.survey(id).await?;
+        let day = |name: &str| -> Result<Option<Day>, HttpError> {
+            p.get(name)
+                .map(|v| {
+                    v.parse::<Day>()
+                        .map_err(|e| HttpError::bad_request("invalid_date", format!("{name}: {e}")))
+                })
+                .transpose()
+        };
+        let to = day("to")?.unwrap_or_else(|| Day::from_unix_ms(now_ms()));
+        let from = day("from")?.unwrap_or_else(|| to.plus(-29));
+        let bucket = p
+            .get("bucket")
+            .map(|b| b.parse::<Bucket>())
+            .transpose()
+            .map_err(|e| HttpError::bad_request("invalid_bucket", e))?
+            .unwrap_or_default();
+        let stage = p
+            .get("stage")
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e| HttpError::bad_request("invalid_stage", e))?;
+        let q = ReportQuery {
+            from,
+            to,
+            bucket,
+            touchpoint: p.get("touchpoint").cloned(),
+            stage,
+        };
+        q.validate(&survey)
+            .map_err(|e| HttpError::bad_request("invalid_query", e.0))?;
+        let rows = self
+            .counters
+            .read_counters(&survey.id, from, to)
+            .await
+            .map_err(HttpError::from_store)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &build_report(&survey, &rows, &q),
+        ))
+    }
+
+    async fn links(&self, req: &Request) -> Result<Response, HttpError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct LinkRequest {
+            survey: String,
+            touchpoint: String,
+            respondent: String,
+            expires_in_days: Option<i64>,
+        }
+        let r: LinkRequest = super::parse_json(req)?;
+        let survey = self.survey(&r.survey).await?;
+        survey
+            .require_touchpoint(&r.touchpoint)
+            .map_err(|e| HttpError::unprocessable("unknown_touchpoint", e))?;
+        check_respondent(&r.respondent)
+            .map_err(|e| HttpError::unprocessable("invalid_respondent", e.0))?;
+        let days = r.expires_in_days.unwrap_or(DEFAULT_LINK_DAYS);
+        if !(1..=MAX_LINK_DAYS).contains(&days) {
+            return Err(HttpError::unprocessable(
+                "invalid_expiry",
+                format!("expires_in_days must be 1 to {MAX_LINK_DAYS}"),
+            ));
+        }
+        let now = now_ms() / 1000;
+        let claims = LinkClaims {
+            survey: survey.id.clone(),
+            touchpoint: r.touchpoint,
+            respondent: r.respondent,
+            issued_at: now,
+            expires_at: now + days * 86_400,
+        };
+        let token = self
+            .keyring
+            .sign(&claims)
+            .map_err(|e| HttpError::unprocessable("unmintable", e.to_string()))?;
+        let base = super::base_url(self.base_url.as_deref(), req);
+        let page = format!("{base}/r/{token}");
+        let (min, max) = survey.kind.range();
+        let links: Vec<serde_json::Value> = if survey.kind.is_discrete() {
+            (min..=max)
+                .map(|s| serde_json::json!({"score": s, "url": format!("{page}?score={s}")}))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(json_response(
+            StatusCode::CREATED,
+            &serde_json::json!({"token": token, "expires_at": claims.expires_at, "page": page, "links": links}),
+        ))
+    }
+}

@@ -1,0 +1,499 @@
+//! Respondent and submission routes: one-click link pages, their answers, and the submission API.
+
+use super::{html_error, html_response, json_response, HttpError, Request, Response};
+use crate::ports::{ResponseQueue, SurveyStore};
+use crate::response::{mask_respondent, new_event_id, ResponseEvent, Source};
+use crate::survey::{clip, Locale, Survey};
+use crate::time::now_ms;
+use crate::token::{LinkClaims, LinkKeyring, TokenError};
+use http::{header, HeaderValue, Method, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Everything the collect routes need.
+pub struct CollectApp {
+    /// Survey definitions (cached).
+    pub surveys: Arc<dyn SurveyStore>,
+    /// Where accepted responses go.
+    pub queue: Arc<dyn ResponseQueue>,
+    /// Link-signing keys.
+    pub keyring: LinkKeyring,
+    /// Origins allowed to call `POST /v1/responses` from a browser.
+    pub allowed_origins: Vec<String>,
+}
+
+impl CollectApp {
+    /// Serves one request to a collect route.
+    pub async fn handle(&self, req: Request) -> Response {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        if let Some(token) = path
+            .strip_prefix("/r/")
+            .filter(|t| !t.is_empty() && !t.contains('/'))
+        {
+            let locale = accept_locale(&req);
+            let result = match method {
+                Method::GET | Method::HEAD => self.link_page(token, &req).await,
+                Method::POST => self.link_answer(token, &req).await,
+                _ => Err((
+                    HttpError::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        "use GET or POST on survey links",
+                    ),
+                    locale,
+                )),
+            };
+            return result.unwrap_or_else(|(e, locale)| {
+                if super::wants_json(req.headers()) {
+                    e.to_json()
+                } else {
+                    html_error(&e, locale)
+                }
+            });
+        }
+        if path == "/v1/responses" {
+            let cors = match self.cors_origin(&req) {
+                Ok(c) => c,
+                Err(e) => return e.to_json(),
+            };
+            let mut resp = match method {
+                Method::OPTIONS => preflight(),
+                Method::POST => self.submit(&req).await.unwrap_or_else(|e| e.to_json()),
+                _ => HttpError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "use POST to submit responses",
+                )
+                .to_json(),
+            };
+            if let Some(origin) = cors {
+                let h = resp.headers_mut();
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                h.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            return resp;
+        }
+        HttpError::not_found(
+            "no_route",
+            format!("no route for {method} {}", clip(&path, 100)),
+        )
+        .to_json()
+    }
+
+    async fn verified(
+        &self,
+        token: &str,
+        locale: Locale,
+    ) -> Result<(LinkClaims, Survey), (HttpError, Locale)> {
+        let claims = self
+            .keyring
+            .verify(token, now_ms() / 1000)
+            .map_err(|e| (token_error(e), locale))?;
+        let survey = self
+            .surveys
+            .get_survey(&claims.survey)
+            .await
+            .map_err(|e| (HttpError::from_store(e), locale))?
+            .ok_or_else(|| {
+                (
+                    HttpError::not_found("unknown_survey", "this survey is no longer running"),
+                    locale,
+                )
+            })?;
+        let locale = survey.locale;
+        survey.require_touchpoint(&claims.touchpoint).map_err(|_| {
+            (
+                HttpError::not_found("unknown_touchpoint", "this survey is no longer running"),
+                locale,
+            )
+        })?;
+        Ok((claims, survey))
+    }
+
+    async fn link_page(&self, token: &str, req: &Request) -> Result<Response, (HttpError, Locale)> {
+        let (_, survey) = self.verified(token, accept_locale(req)).await?;
+        let params = super::query_params(req).map_err(|e| (e, survey.locale))?;
+        let score = match params.get("score") {
+            None => None,
+            Some(raw) => {
+                let score = super::parse_score(raw).map_err(|e| (e, survey.locale))?;
+                survey.kind.validate(score).map_err(|e| {
+                    (
+                        HttpError::bad_request("invalid_score", e.to_string()),
+                        survey.locale,
+                    )
+                })?;
+                Some(score)
+            }
+        };
+        // Showing the page records nothing: scanners fetch links too. The page's script records
+        // the answer once a browser shows it to a person (see pages::answer_page).
+        Ok(html_response(
+            StatusCode::OK,
+            super::pages::answer_page(&survey, token, score),
+        ))
+    }
+
+    async fn link_answer(
+        &self,
+        token: &str,
+        req: &Request,
+    ) -> Result<Response, (HttpError, Locale)> {
+        let (claims, survey) = self.verified(token, accept_locale(req)).await?;
+        let locale = survey.locale;
+        if is_prefetch(req) {
+            return Err((
+                HttpError::new(
+                    StatusCode::FORBIDDEN,
+                    "prefetch",
+                    "prefetch requests do not record answers",
+                ),
+                locale,
+            ));
+        }
+        let fields: BTreeMap<String, String> = if super::is_json(req.headers()) {
+            let v: BTreeMap<String, serde_json::Value> =
+                super::parse_json(req).map_err(|e| (e, locale))?;
+            v.into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        } else {
+            super::parse_form(req).map_err(|e| (e, locale))?
+        };
+        let raw = fields.get("score").ok_or_else(|| {
+            (
+                HttpError::bad_request("missing_score", "please choose a score"),
+                locale,
+            )
+        })?;
+        let score = super::parse_score(raw).map_err(|e| (e, locale))?;
+        let comment = fields
+            .get("comment")
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        let event = new_event(
+            &survey,
+            &claims.touchpoint,
+            &claims.respondent,
+            score,
+            comment,
+            BTreeMap::new(),
+            Source::Link,
+        );
+        self.accept(&survey, &event)
+            .await
+            .map_err(|e| (e, locale))?;
+        if super::wants_json(req.headers()) {
+            Ok(json_response(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({"status": "recorded", "score": score}),
+            ))
+        } else {
+            Ok(html_response(
+                StatusCode::OK,
+                super::pages::thanks_page(&survey, score),
+            ))
+        }
+    }
+
+    async fn submit(&self, req: &Request) -> Result<Response, HttpError> {
+        let sub = if super::is_json(req.headers()) {
+            super::parse_json::<Submission>(req)?
+        } else {
+            Submission::from_form(super::parse_form(req)?)?
+        };
+        let score = match &sub.score {
+            Some(serde_json::Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                HttpError::bad_request(
+                    "invalid_score",
+                    format!("score must be a whole number, not {n}"),
+                )
+            })?,
+            Some(serde_json::Value::String(s)) => super::parse_score(s)?,
+            Some(other) => {
+                return Err(HttpError::bad_request(
+                    "invalid_score",
+                    format!("score must be a whole number, not {other}"),
+                ))
+            }
+            None => return Err(HttpError::bad_request("missing_score", "score is required")),
+        };
+        let (survey_id, touchpoint, respondent, source) = match &sub.token {
+            Some(token) => {
+                let c = self
+                    .keyring
+                    .verify(token, now_ms() / 1000)
+                    .map_err(token_error)?;
+                for (name, given, signed) in [
+                    ("survey", &sub.survey, &c.survey),
+                    ("touchpoint", &sub.touchpoint, &c.touchpoint),
+                    ("respondent", &sub.respondent, &c.respondent),
+                ] {
+                    if given.as_ref().is_some_and(|g| g != signed) {
+                        return Err(HttpError::bad_request(
+                            "token_mismatch",
+                            format!("{name} differs from the one the token was signed for"),
+                        ));
+                    }
+                }
+                (c.survey, c.touchpoint, c.respondent, Source::Link)
+            }
+            None => {
+                let need = |v: &Option<String>, name: &str| {
+                    v.clone().ok_or_else(|| {
+                        HttpError::bad_request("missing_field", format!("{name} is required"))
+                    })
+                };
+                (
+                    need(&sub.survey, "survey")?,
+                    need(&sub.touchpoint, "touchpoint")?,
+                    need(&sub.respondent, "respondent")?,
+                    Source::Api,
+                )
+            }
+        };
+        let survey = self
+            .surveys
+            .get_survey(&survey_id)
+            .await
+            .map_err(HttpError::from_store)?
+            .ok_or_else(|| {
+                HttpError::not_found(
+                    "unknown_survey",
+                    format!("there is no survey '{}'", clip(&survey_id, 64)),
+                )
+            })?;
+        if source == Source::Api {
+            let key = req
+                .headers()
+                .get("x-sondeo-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or(sub.key.clone());
+            match (&survey.public_key, key) {
+                (None, _) => {
+                    return Err(HttpError::new(
+                        StatusCode::FORBIDDEN,
+                        "token_required",
+                        format!(
+                            "survey '{}' takes submissions only with a signed token",
+                            survey.id
+                        ),
+                    ))
+                }
+                (Some(_), None) => {
+                    return Err(HttpError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "missing_key",
+                        "send the survey's public key in the X-Sondeo-Key header or the key field",
+                    ))
+                }
+                (Some(expected), Some(given))
+                    if !crate::config::constant_time_eq(expected.as_bytes(), given.as_bytes()) =>
+                {
+                    return Err(HttpError::new(
+                        StatusCode::FORBIDDEN,
+                        "wrong_key",
+                        "that key does not belong to this survey",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let comment = sub
+            .comment
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        let event = new_event(
+            &survey,
+            &touchpoint,
+            &respondent,
+            score,
+            comment,
+            sub.properties.unwrap_or_default(),
+            source,
+        );
+        self.accept(&survey, &event).await?;
+        Ok(json_response(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"status": "accepted", "event_id": event.event_id}),
+        ))
+    }
+
+    /// Validates an event against its survey and enqueues it.
+    async fn accept(&self, survey: &Survey, event: &ResponseEvent) -> Result<(), HttpError> {
+        event
+            .validate_for(survey)
+            .map_err(|e| HttpError::unprocessable("invalid_response", e.0))?;
+        self.queue
+            .enqueue(event)
+            .await
+            .map_err(HttpError::from_store)?;
+        tracing::info!(
+            survey = %event.survey, touchpoint = %event.touchpoint, respondent = %mask_respondent(&event.respondent),
+            score = event.score, source = ?event.source, event_id = %event.event_id, "response accepted"
+        );
+        Ok(())
+    }
+
+    /// The allowed origin to echo back, an error for a disallowed one, or None without Origin.
+    fn cors_origin(&self, req: &Request) -> Result<Option<HeaderValue>, HttpError> {
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            return Ok(None);
+        };
+        let o = origin.to_str().unwrap_or("");
+        if self
+            .allowed_origins
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+        {
+            Ok(Some(origin.clone()))
+        } else {
+            Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                format!(
+                    "origin '{}' is not allowed to submit responses",
+                    clip(o, 100)
+                ),
+            ))
+        }
+    }
+}
+
+/// A JSON or form submission to `POST /v1/responses`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submission {
+    survey: Option<String>,
+    touchpoint: Option<String>,
+    respondent: Option<String>,
+    score: Option<serde_json::Value>,
+    comment: Option<String>,
+    properties: Option<BTreeMap<String, String>>,
+    token: Option<String>,
+    key: Option<String>,
+}
+
+impl Submission {
+    fn from_form(mut f: BTreeMap<String, String>) -> Result<Submission, HttpError> {
+        let mut props = BTreeMap::new();
+        for (k, v) in std::mem::take(&mut f) {
+            match k.strip_prefix("properties.") {
+                Some(name) => {
+                    props.insert(name.to_string(), v);
+                }
+                None => {
+                    f.insert(k, v);
+                }
+            }
+        }
+        let sub = Submission {
+            survey: f.remove("survey"),
+            touchpoint: f.remove("touchpoint"),
+            respondent: f.remove("respondent"),
+            score: f.remove("score").map(serde_json::Value::String),
+            comment: f.remove("comment"),
+            properties: Some(props),
+            token: f.remove("token"),
+            key: f.remove("key"),
+        };
+        if let Some(unknown) = f.keys().next() {
+            return Err(HttpError::bad_request(
+                "unknown_field",
+                format!("unknown field '{}'", clip(unknown, 40)),
+            ));
+        }
+        Ok(sub)
+    }
+}
+
+fn new_event(
+    survey: &Survey,
+    touchpoint: &str,
+    respondent: &str,
+    score: i64,
+    comment: Option<String>,
+    properties: BTreeMap<String, String>,
+    source: Source,
+) -> ResponseEvent {
+    ResponseEvent {
+        event_id: new_event_id(),
+        survey: survey.id.clone(),
+        touchpoint: touchpoint.to_string(),
+        respondent: respondent.to_string(),
+        kind: survey.kind,
+        score,
+        comment,
+        properties,
+        answered_at: now_ms(),
+        source,
+    }
+}
+
+fn token_error(e: TokenError) -> HttpError {
+    let status = match e {
+        TokenError::Expired => StatusCode::GONE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let code = match e {
+        TokenError::Expired => "link_expired",
+        TokenError::UnknownKey => "unknown_key",
+        _ => "invalid_link",
+    };
+    HttpError::new(status, code, e.to_string())
+}
+
+fn preflight() -> Response {
+    let mut r = http::Response::new(bytes::Bytes::new());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, x-sondeo-key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+/// Whether the browser marked the request as a speculative prefetch, which must not record.
+fn is_prefetch(req: &Request) -> bool {
+    ["purpose", "sec-purpose", "x-moz", "x-purpose"]
+        .iter()
+        .any(|h| {
+            req.headers()
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().contains("prefetch"))
+        })
+}
+
+/// The page language from Accept-Language, used before the survey is known.
+fn accept_locale(req: &Request) -> Locale {
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if lang.trim_start().starts_with("es") {
+        Locale::Es
+    } else {
+        Locale::En
+    }
+}
