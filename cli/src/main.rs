@@ -1,1 +1,397 @@
-fn main() {}
+//! `sondeo`: run the product locally, manage surveys, mint links and print reports, locally or
+//! against a deployed stack (`--api`).
+
+use clap::{Args, Parser, Subcommand};
+use http::Method;
+use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo_local::client::ApiClient;
+use sondeo_local::local::{LocalStack, DEMO_SURVEY};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "sondeo",
+    version,
+    about = "Survey collection and NPS: local mode and command-line client"
+)]
+struct Cli {
+    /// Local mode data folder (database and generated secrets).
+    #[arg(
+        long,
+        global = true,
+        env = "SONDEO_DATA_DIR",
+        default_value = ".sondeo"
+    )]
+    data_dir: PathBuf,
+    /// Base URL of a deployed stack; without it, commands work on the local data folder.
+    #[arg(long, global = true, env = "SONDEO_API_URL")]
+    api: Option<String>,
+    /// API key of the deployed stack.
+    #[arg(long, global = true, env = "SONDEO_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start every HTTP route and the aggregator on this machine, with embedded storage.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        addr: SocketAddr,
+        /// Public base URL that links point at (default: the listen address).
+        #[arg(long, env = "SONDEO_BASE_URL")]
+        base_url: Option<String>,
+    },
+    /// Create, list and show surveys.
+    #[command(subcommand)]
+    Survey(SurveyCommand),
+    /// Mint the one-click links of a respondent.
+    Link {
+        #[arg(long)]
+        survey: String,
+        #[arg(long)]
+        touchpoint: String,
+        #[arg(long)]
+        respondent: String,
+        /// Days until the links expire.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+    /// Print a survey's metrics.
+    Report(ReportArgs),
+}
+
+#[derive(Subcommand)]
+enum SurveyCommand {
+    /// Create a survey.
+    Create(CreateArgs),
+    /// List surveys.
+    List,
+    /// Show one survey as JSON.
+    Show { id: String },
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Survey id (lowercase slug).
+    #[arg(long)]
+    id: String,
+    /// nps, csat, ces, likert5, likert7, yes_no or duration.
+    #[arg(long, value_parser = |s: &str| s.parse::<SurveyKind>())]
+    kind: SurveyKind,
+    /// The question.
+    #[arg(long)]
+    question: String,
+    /// The follow-up question shown after the score.
+    #[arg(long, default_value = "")]
+    follow_up: String,
+    /// en or es.
+    #[arg(long, default_value = "en", value_parser = |s: &str| s.parse::<Locale>())]
+    locale: Locale,
+    /// A touchpoint slug, optionally with its journey stage: `post-purchase:conversion`. Repeat for more.
+    #[arg(long = "touchpoint", required = true)]
+    touchpoints: Vec<String>,
+    /// Public key for website submissions to POST /v1/responses.
+    #[arg(long)]
+    public_key: Option<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[arg(long)]
+    survey: String,
+    /// First day, YYYY-MM-DD (default: 29 days before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day, YYYY-MM-DD (default: today, UTC).
+    #[arg(long)]
+    to: Option<String>,
+    /// day, week or month.
+    #[arg(long, default_value = "week")]
+    bucket: String,
+    #[arg(long)]
+    touchpoint: Option<String>,
+    #[arg(long)]
+    stage: Option<String>,
+    /// Print the raw JSON report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    if let Command::Serve { addr, base_url } = &cli.command {
+        return serve(&cli.data_dir, *addr, base_url.clone()).await;
+    }
+    let client = match (&cli.api, &cli.api_key) {
+        (Some(base), Some(key)) => ApiClient::Remote {
+            base: base.clone(),
+            key: key.clone(),
+        },
+        (Some(_), None) => return Err("--api needs --api-key (or SONDEO_API_KEY)".into()),
+        (None, _) => ApiClient::Local(Arc::new(LocalStack::open(&cli.data_dir, None).await?)),
+    };
+    match cli.command {
+        Command::Serve { .. } => Ok(()),
+        Command::Survey(SurveyCommand::Create(a)) => {
+            let touchpoints = a
+                .touchpoints
+                .iter()
+                .map(|t| parse_touchpoint(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let survey = Survey {
+                id: a.id,
+                kind: a.kind,
+                question: a.question,
+                follow_up: a.follow_up,
+                locale: a.locale,
+                touchpoints,
+                public_key: a.public_key,
+            };
+            let created = client
+                .call(
+                    Method::POST,
+                    "/v1/surveys",
+                    Some(serde_json::to_value(&survey)?),
+                )
+                .await?;
+            println!(
+                "created survey '{}'",
+                created["id"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Survey(SurveyCommand::List) => {
+            let list = client.call(Method::GET, "/v1/surveys", None).await?;
+            let surveys: Vec<Survey> = serde_json::from_value(list["surveys"].clone())?;
+            println!("{:<24} {:<9} {:<40} touchpoints", "id", "kind", "question");
+            for s in surveys {
+                let tps: Vec<&str> = s.touchpoints.iter().map(|t| t.slug.as_str()).collect();
+                println!(
+                    "{:<24} {:<9} {:<40} {}",
+                    s.id,
+                    s.kind.to_string(),
+                    sondeo::survey::clip(&s.question, 38),
+                    tps.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Survey(SurveyCommand::Show { id }) => {
+            let s = client
+                .call(Method::GET, &format!("/v1/surveys/{id}"), None)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+            Ok(())
+        }
+        Command::Link {
+            survey,
+            touchpoint,
+            respondent,
+            days,
+        } => {
+            let body = serde_json::json!({"survey": survey, "touchpoint": touchpoint, "respondent": respondent, "expires_in_days": days});
+            let out = client.call(Method::POST, "/v1/links", Some(body)).await?;
+            println!("page: {}", out["page"].as_str().unwrap_or_default());
+            for l in out["links"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>3}  {}",
+                    l["score"],
+                    l["url"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Report(r) => report(&client, r).await,
+    }
+}
+
+fn parse_touchpoint(spec: &str) -> Result<Touchpoint, String> {
+    match spec.split_once(':') {
+        Some((slug, stage)) => Ok(Touchpoint {
+            slug: slug.to_string(),
+            stage: Some(stage.parse::<JourneyStage>()?),
+        }),
+        None => Ok(Touchpoint {
+            slug: spec.to_string(),
+            stage: None,
+        }),
+    }
+}
+
+async fn serve(
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+    base_url: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let base = base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let stack = Arc::new(LocalStack::open(data_dir, Some(base.clone())).await?);
+    let demo = stack.ensure_demo_survey().await?;
+    let server = sondeo_local::server::start(stack.clone(), addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let now = sondeo::time::now_ms() / 1000;
+    let claims = sondeo::token::LinkClaims {
+        survey: DEMO_SURVEY.into(),
+        touchpoint: "post-purchase".into(),
+        respondent: "demo@example.com".into(),
+        issued_at: now,
+        expires_at: now + 30 * 86_400,
+    };
+    let token = stack.keyring.sign(&claims)?;
+    println!(
+        "Sondeo is running at {base} (local mode; data in {})",
+        stack.db_path.display()
+    );
+    println!();
+    println!(
+        "Demo survey '{}' ({}): {}",
+        demo.id, demo.kind, demo.question
+    );
+    println!("One-click link (score 9, touchpoint post-purchase, respondent demo@example.com) — open it in a browser:");
+    println!("  {base}/r/{token}?score=9");
+    println!();
+    println!("Then see the metric change:");
+    println!("  sondeo report --survey {DEMO_SURVEY}");
+    println!(
+        "  curl -H 'Authorization: Bearer {}' '{base}/v1/metrics?survey={DEMO_SURVEY}'",
+        stack.api_key
+    );
+    println!();
+    println!(
+        "Stop with Ctrl-C; everything is kept in {} for the next start.",
+        data_dir.display()
+    );
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    server.shutdown().await;
+    Ok(())
+}
+
+fn headline(kind: SurveyKind, s: &serde_json::Value) -> String {
+    let f = |k: &str| s[k].as_f64();
+    if s["n"].as_i64().unwrap_or(0) == 0 {
+        return "no responses".into();
+    }
+    match kind {
+        SurveyKind::Nps => format!(
+            "NPS {:+.1} ±{:.1}  ({} promoters, {} passives, {} detractors)",
+            f("nps").unwrap_or(0.0),
+            f("margin_of_error").unwrap_or(0.0),
+            s["promoters"],
+            s["passives"],
+            s["detractors"]
+        ),
+        SurveyKind::Csat => format!(
+            "{:.1}% satisfied, mean {:.2}",
+            f("satisfied_pct").unwrap_or(0.0),
+            f("mean").unwrap_or(0.0)
+        ),
+        SurveyKind::Ces => format!(
+            "mean {:.2}, {:.1}% agree",
+            f("mean").unwrap_or(0.0),
+            f("agree_pct").unwrap_or(0.0)
+        ),
+        SurveyKind::Likert5 | SurveyKind::Likert7 => {
+            format!("mean {:.2}", f("mean").unwrap_or(0.0))
+        }
+        SurveyKind::YesNo => format!("{:.1}% yes", f("yes_pct").unwrap_or(0.0)),
+        SurveyKind::Duration => format!(
+            "median {:.0}s, p90 {:.0}s, mean {:.0}s",
+            f("median").unwrap_or(0.0),
+            f("p90").unwrap_or(0.0),
+            f("mean").unwrap_or(0.0)
+        ),
+    }
+}
+
+async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut query = vec![("survey", r.survey), ("bucket", r.bucket)];
+    for (k, v) in [
+        ("from", r.from),
+        ("to", r.to),
+        ("touchpoint", r.touchpoint),
+        ("stage", r.stage),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v));
+        }
+    }
+    let qs = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let rep = client
+        .call(Method::GET, &format!("/v1/metrics?{qs}"), None)
+        .await?;
+    if r.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+        return Ok(());
+    }
+    let kind: SurveyKind = serde_json::from_value(rep["kind"].clone())?;
+    println!(
+        "{} ({kind}) from {} to {}",
+        rep["survey"].as_str().unwrap_or_default(),
+        rep["from"].as_str().unwrap_or_default(),
+        rep["to"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  {:<28} n={:<7} {}",
+        "all",
+        rep["overall"]["total"]["n"],
+        headline(kind, &rep["overall"]["total"])
+    );
+    for (group, title) in [("stages", "stage"), ("touchpoints", "touchpoint")] {
+        for (name, g) in rep[group].as_object().into_iter().flatten() {
+            println!(
+                "  {:<28} n={:<7} {}",
+                format!("{title} {name}"),
+                g["total"]["n"],
+                headline(kind, &g["total"])
+            );
+        }
+    }
+    println!("  by {}:", rep["bucket"].as_str().unwrap_or_default());
+    for p in rep["overall"]["series"].as_array().into_iter().flatten() {
+        println!(
+            "    {}  n={:<7} {}",
+            p["start"].as_str().unwrap_or_default(),
+            p["n"],
+            headline(kind, p)
+        );
+    }
+    Ok(())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,6 @@
+//! Local mode: every HTTP route and the aggregator in one process over embedded storage, plus
+//! the API client the `sondeo` command uses locally and against a deployed stack.
+
+pub mod client;
+pub mod local;
+pub mod server;

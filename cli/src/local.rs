@@ -1,0 +1,177 @@
+//! The local stack: data directory, generated secrets, the embedded store, and the same
+//! `CollectApp` and `AdminApp` the Lambda functions run.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sondeo::cache::CachedSurveys;
+use sondeo::config::{self, ApiKeys};
+use sondeo::embedded::EmbeddedStore;
+use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo::token::LinkKeyring;
+use sondeo::web::admin::AdminApp;
+use sondeo::web::collect::CollectApp;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Id of the demo survey created on first start.
+pub const DEMO_SURVEY: &str = "demo";
+
+/// Why the local stack could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Reading or writing the data directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The secrets file or environment is unusable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] sondeo::ports::StoreError),
+    /// The secrets file is not valid JSON.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// Secrets generated on first start and kept in `<data>/secrets.json` (mode 0600).
+#[derive(Serialize, Deserialize)]
+struct LocalSecrets {
+    link_keys: String,
+    api_key: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Everything local mode runs: the store and both apps.
+pub struct LocalStack {
+    /// The embedded store (surveys, ledger, counters, queue).
+    pub store: EmbeddedStore,
+    /// The collect routes.
+    pub collect: CollectApp,
+    /// The API-key routes.
+    pub admin: AdminApp,
+    /// The API key that works against this stack.
+    pub api_key: String,
+    /// The link-signing keys.
+    pub keyring: LinkKeyring,
+    /// The database file.
+    pub db_path: PathBuf,
+}
+
+impl LocalStack {
+    /// Opens (creating on first use) the stack in `data_dir`; `base_url` is what links point at.
+    pub async fn open(data_dir: &Path, base_url: Option<String>) -> Result<LocalStack, LocalError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LocalError::Io { path, source }
+        };
+        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+        let secrets_path = data_dir.join("secrets.json");
+        let secrets: LocalSecrets = match std::fs::read_to_string(&secrets_path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| LocalError::Corrupt(format!("{}: {e}", secrets_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let s = LocalSecrets {
+                    link_keys: format!("local1:{}", random_hex(32)),
+                    api_key: format!("sk_local_{}", random_hex(16)),
+                };
+                write_private(
+                    &secrets_path,
+                    &serde_json::to_string_pretty(&s).unwrap_or_default(),
+                )
+                .map_err(io(&secrets_path))?;
+                s
+            }
+            Err(e) => return Err(io(&secrets_path)(e)),
+        };
+        // The environment overrides the generated secrets, as on Lambda.
+        let link_spec = config::optional("SONDEO_LINK_KEYS").unwrap_or(secrets.link_keys);
+        let api_key_list = config::optional("SONDEO_API_KEYS").unwrap_or(secrets.api_key);
+        let keyring = LinkKeyring::from_spec(&link_spec).map_err(config::ConfigError::from)?;
+        let api_keys = ApiKeys::from_list(&api_key_list)?;
+        let api_key = api_key_list
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let db_path = data_dir.join("sondeo.db");
+        let store = EmbeddedStore::open(&db_path)?;
+        let shared: Arc<EmbeddedStore> = Arc::new(store.clone());
+        let collect = CollectApp {
+            surveys: Arc::new(CachedSurveys::new(shared.clone(), Duration::from_secs(5))),
+            queue: shared.clone(),
+            keyring: keyring.clone(),
+            allowed_origins: config::allowed_origins(),
+        };
+        let admin = AdminApp {
+            surveys: shared.clone(),
+            counters: shared,
+            api_keys,
+            keyring: keyring.clone(),
+            base_url,
+        };
+        Ok(LocalStack {
+            store,
+            collect,
+            admin,
+            api_key,
+            keyring,
+            db_path,
+        })
+    }
+
+    /// Creates the demo survey unless it exists; returns it.
+    pub async fn ensure_demo_survey(&self) -> Result<Survey, LocalError> {
+        use sondeo::ports::SurveyStore;
+        if let Some(s) = self.store.get_survey(DEMO_SURVEY).await? {
+            return Ok(s);
+        }
+        let survey = Survey {
+            id: DEMO_SURVEY.into(),
+            kind: SurveyKind::Nps,
+            question: "How likely are you to recommend us to a friend or colleague?".into(),
+            follow_up: "What is the main reason for your score?".into(),
+            locale: Locale::En,
+            touchpoints: vec![
+                Touchpoint {
+                    slug: "signup".into(),
+                    stage: Some(JourneyStage::Connection),
+                },
+                Touchpoint {
+                    slug: "post-purchase".into(),
+                    stage: Some(JourneyStage::Conversion),
+                },
+                Touchpoint {
+                    slug: "support-chat".into(),
+                    stage: Some(JourneyStage::Retention),
+                },
+            ],
+            public_key: Some(format!("pk_demo_{}", random_hex(8))),
+        };
+        self.store.create_survey(&survey).await?;
+        Ok(survey)
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
+}
