@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the deployment tool chain into the repository's virtualenv (.venv):
+# aws-sam-cli (sam), cfn-lint, cargo-lambda and ziglang (the linker cargo-lambda uses).
+# Idempotent: an existing .venv (for example one that already holds moto) is reused,
+# and only the missing tools are installed.
+#
+# Afterwards put .venv/bin first on PATH: cargo-lambda finds zig through the first
+# `python3` on PATH.
+#   export PATH="$PWD/.venv/bin:$PATH"
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$repo_root/.venv"
+
+if [ ! -x "$venv/bin/python3" ]; then
+    echo "creating virtualenv $venv"
+    python3 -m venv "$venv"
+fi
+
+py="$venv/bin/python3"
+
+# package name -> module or command that proves it is installed
+missing=()
+[ -x "$venv/bin/sam" ] || missing+=(aws-sam-cli)
+[ -x "$venv/bin/cfn-lint" ] || missing+=(cfn-lint)
+[ -x "$venv/bin/cargo-lambda" ] || missing+=(cargo-lambda)
+"$py" -c 'import ziglang' >/dev/null 2>&1 || missing+=(ziglang)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing into $venv: ${missing[*]}"
+    "$py" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+else
+    echo "all tools already installed in $venv"
+fi
+
+PATH="$venv/bin:$PATH"
+export PATH
+echo "sam:          $(sam --version 2>/dev/null || echo missing)"
+echo "cfn-lint:     $(cfn-lint --version 2>/dev/null || echo missing)"
+echo "cargo-lambda: $(cargo-lambda lambda --version 2>/dev/null || cargo lambda --version 2>/dev/null || echo missing)"
+echo "zig:          $("$py" -m ziglang version 2>/dev/null || echo missing)"
