@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the deployment tool chain into the repository's virtualenv (.venv):
-# aws-sam-cli (sam), cfn-lint, cargo-lambda and ziglang (the linker cargo-lambda uses).
+# moto (local DynamoDB and SQS for tests), aws-sam-cli (sam), cfn-lint, cargo-lambda and
+# ziglang (the linker cargo-lambda uses).
 # Idempotent: an existing .venv (for example one that already holds moto) is reused,
 # and only the missing tools are installed.
 #
@@ -21,6 +22,7 @@ py="$venv/bin/python3"
 
 # package name -> module or command that proves it is installed
 missing=()
+[ -x "$venv/bin/moto_server" ] || missing+=("moto[server]")
 [ -x "$venv/bin/sam" ] || missing+=(aws-sam-cli)
 [ -x "$venv/bin/cfn-lint" ] || missing+=(cfn-lint)
 [ -x "$venv/bin/cargo-lambda" ] || missing+=(cargo-lambda)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of Sondeo on a fresh machine: installs what it needs into .venv (moto, SAM CLI,
+# cfn-lint, cargo-lambda, zig), checks formatting and lints, lints/validates/builds the SAM
+# template, starts a moto server on 127.0.0.1 for the DynamoDB and SQS adapter tests, runs the
+# whole cargo test suite, and stops moto again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target
+
+bash scripts/install-tools.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== infrastructure: cfn-lint, sam validate --lint, sam build (x86_64), zip sizes"
+bash scripts/check-infra.sh
+
+echo "== moto server (DynamoDB, SQS) on 127.0.0.1"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+python3 scripts/moto_server.py -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then break; fi
+    sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+
+echo "== cargo test (unit, adapters on moto, handlers, exactly-once proof, local mode end to end)"
+cargo test --workspace

@@ -1,0 +1,442 @@
+//! The HTTP functions' handlers driven by real API Gateway HTTP API (payload 2.0) events, through
+//! the same conversion the Lambda functions use; enqueued events land in an embedded queue.
+
+use sondeo::config::ApiKeys;
+use sondeo::embedded::EmbeddedStore;
+use sondeo::ports::SurveyStore;
+use sondeo::response::ResponseEvent;
+use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo::time::now_ms;
+use sondeo::token::{LinkClaims, LinkKeyring};
+use sondeo::web::admin::AdminApp;
+use sondeo::web::collect::CollectApp;
+use std::sync::Arc;
+
+const KEYS: &str = "k1:0123456789abcdef0123456789abcdef-handlers";
+const API_KEY: &str = "0123456789abcdef-test-key";
+
+struct Fixture {
+    store: EmbeddedStore,
+    collect: CollectApp,
+    admin: AdminApp,
+    keyring: LinkKeyring,
+}
+
+async fn fixture() -> Fixture {
+    let store = EmbeddedStore::in_memory().unwrap();
+    let survey = Survey {
+        id: "nps-2026".into(),
+        kind: SurveyKind::Nps,
+        question: "How likely are you to recommend Tienda Sol?".into(),
+        follow_up: "Why?".into(),
+        locale: Locale::En,
+        touchpoints: vec![
+            Touchpoint {
+                slug: "post-purchase".into(),
+                stage: Some(JourneyStage::Conversion),
+            },
+            Touchpoint {
+                slug: "support-chat".into(),
+                stage: Some(JourneyStage::Retention),
+            },
+        ],
+        public_key: Some("pk_live_0123456789".into()),
+    };
+    store.create_survey(&survey).await.unwrap();
+    let keyring = LinkKeyring::from_spec(KEYS).unwrap();
+    let shared = Arc::new(store.clone());
+    Fixture {
+        collect: CollectApp {
+            surveys: shared.clone(),
+            queue: shared.clone(),
+            keyring: keyring.clone(),
+            allowed_origins: vec!["https://shop.example.com".into()],
+        },
+        admin: AdminApp {
+            surveys: shared.clone(),
+            counters: shared,
+            api_keys: ApiKeys::from_list(API_KEY).unwrap(),
+            keyring: keyring.clone(),
+            base_url: None,
+        },
+        store,
+        keyring,
+    }
+}
+
+fn token(keyring: &LinkKeyring, touchpoint: &str, expires_in: i64) -> String {
+    let now = now_ms() / 1000;
+    keyring
+        .sign(&LinkClaims {
+            survey: "nps-2026".into(),
+            touchpoint: touchpoint.into(),
+            respondent: "ana@example.com".into(),
+            issued_at: now - 100,
+            expires_at: now + expires_in,
+        })
+        .unwrap()
+}
+
+fn event(fixture_json: &str) -> sondeo::web::Request {
+    let req =
+        lambda_http::request::from_str(fixture_json).expect("fixture is an API Gateway v2 event");
+    sondeo::lambda::to_web(req)
+}
+
+fn queued(store: &EmbeddedStore) -> Vec<ResponseEvent> {
+    store
+        .receive(100, 60_000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, body)| serde_json::from_str(&body).unwrap())
+        .collect()
+}
+
+fn body_json(resp: &sondeo::web::Response) -> serde_json::Value {
+    serde_json::from_slice(resp.body())
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(resp.body())))
+}
+
+const GET_LINK: &str = include_str!("../fixtures/apigw_get_link.json");
+const POST_LINK: &str = include_str!("../fixtures/apigw_post_link_answer.json");
+const POST_RESPONSE: &str = include_str!("../fixtures/apigw_post_response.json");
+const GET_METRICS: &str = include_str!("../fixtures/apigw_get_metrics.json");
+
+#[tokio::test]
+async fn link_click_shows_the_answer_page_and_records_nothing_by_itself() {
+    let f = fixture().await;
+    let t = token(&f.keyring, "post-purchase", 3600);
+    let resp = f
+        .collect
+        .handle(event(&GET_LINK.replace("{{TOKEN}}", &t)))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let lambda_resp = sondeo::lambda::from_web(resp);
+    let html = match lambda_resp.body() {
+        lambda_http::Body::Text(t) => t.clone(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    assert!(html.contains("How likely are you to recommend Tienda Sol?"));
+    assert!(
+        html.contains("value=\"9\" checked"),
+        "the clicked score is preselected"
+    );
+    assert!(html.contains(&format!("action=\"/r/{t}\"")));
+    assert_eq!(lambda_resp.headers()["referrer-policy"], "no-referrer");
+    assert!(
+        queued(&f.store).is_empty(),
+        "a GET (what scanners do) never records an answer"
+    );
+}
+
+#[tokio::test]
+async fn link_answer_post_enqueues_the_signed_respondent_with_score_and_comment() {
+    let f = fixture().await;
+    let t = token(&f.keyring, "post-purchase", 3600);
+    let resp = f
+        .collect
+        .handle(event(&POST_LINK.replace("{{TOKEN}}", &t)))
+        .await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    assert_eq!(body_json(&resp)["status"], "recorded");
+    let q = queued(&f.store);
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        (
+            q[0].respondent.as_str(),
+            q[0].touchpoint.as_str(),
+            q[0].score
+        ),
+        ("ana@example.com", "post-purchase", 6)
+    );
+    assert_eq!(q[0].comment.as_deref(), Some("Late delivery"));
+}
+
+#[tokio::test]
+async fn submission_api_fixture_is_accepted_with_properties() {
+    let f = fixture().await;
+    let resp = f.collect.handle(event(POST_RESPONSE)).await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    let q = queued(&f.store);
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].properties.get("plan").map(String::as_str), Some("pro"));
+    assert_eq!(q[0].source, sondeo::response::Source::Api);
+    assert_eq!(body_json(&resp)["event_id"], q[0].event_id.as_str());
+}
+
+/// Every bad input gets a 4xx with a message a person understands, and nothing is enqueued.
+#[tokio::test]
+async fn bad_submissions_get_clear_4xx_and_enqueue_nothing() {
+    let f = fixture().await;
+    let base: serde_json::Value = serde_json::from_str(POST_RESPONSE).unwrap();
+    let body = |v: serde_json::Value| {
+        let mut e = base.clone();
+        e["body"] = serde_json::Value::String(v.to_string());
+        e.to_string()
+    };
+    let good = serde_json::json!({"survey": "nps-2026", "touchpoint": "support-chat", "respondent": "cust-1", "score": 9});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut g = good.clone();
+        g[k] = v;
+        body(g)
+    };
+    let expired = token(&f.keyring, "support-chat", -10);
+    let forged = {
+        let t = token(&f.keyring, "support-chat", 3600);
+        let (p, _) = t.split_once('.').unwrap();
+        format!("{p}.AAAAAAAAAAAAAAAAAAAAAA")
+    };
+    let mut malformed = base.clone();
+    malformed["body"] = serde_json::Value::String("{\"survey\": \"nps-2026\", ".into());
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "score above the scale",
+            with("score", 11.into()),
+            422,
+            "outside this nps survey's scale of 0 to 10",
+        ),
+        (
+            "score below the scale",
+            with("score", (-1).into()),
+            422,
+            "outside",
+        ),
+        (
+            "score not a number",
+            with("score", "nine".into()),
+            400,
+            "whole number",
+        ),
+        (
+            "fractional score",
+            with("score", 9.5.into()),
+            400,
+            "whole number",
+        ),
+        (
+            "missing score",
+            body(
+                serde_json::json!({"survey": "nps-2026", "touchpoint": "support-chat", "respondent": "x"}),
+            ),
+            400,
+            "score is required",
+        ),
+        (
+            "unknown survey",
+            with("survey", "nope".into()),
+            404,
+            "there is no survey 'nope'",
+        ),
+        (
+            "unknown touchpoint",
+            with("touchpoint", "checkout".into()),
+            422,
+            "touchpoint 'checkout' is not part of survey",
+        ),
+        (
+            "oversized comment",
+            with("comment", "x".repeat(2001).into()),
+            422,
+            "the limit is 2000",
+        ),
+        (
+            "too many properties",
+            with(
+                "properties",
+                serde_json::json!((0..21)
+                    .map(|i| (format!("p{i}"), "v"))
+                    .collect::<std::collections::BTreeMap<_, _>>()),
+            ),
+            422,
+            "the limit is 20",
+        ),
+        (
+            "unknown field",
+            with("scroe", 9.into()),
+            400,
+            "unknown field",
+        ),
+        (
+            "malformed JSON",
+            malformed.to_string(),
+            400,
+            "could not be read",
+        ),
+        (
+            "expired token",
+            body(serde_json::json!({"token": expired, "score": 9})),
+            410,
+            "expired",
+        ),
+        (
+            "forged token",
+            body(serde_json::json!({"token": forged, "score": 9})),
+            400,
+            "not valid",
+        ),
+        (
+            "token for someone else",
+            body(
+                serde_json::json!({"token": token(&f.keyring, "support-chat", 3600), "respondent": "mallory", "score": 9}),
+            ),
+            400,
+            "respondent differs",
+        ),
+    ];
+    for (what, ev, status, message) in cases {
+        let resp = f.collect.handle(event(&ev)).await;
+        let json = body_json(&resp);
+        assert_eq!(resp.status().as_u16(), status, "{what}: {json}");
+        let msg = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(message),
+            "{what}: message '{msg}' should mention '{message}'"
+        );
+        assert!(json["error"]["code"].is_string(), "{what}");
+    }
+    // Wrong or missing public key.
+    let mut no_key = base.clone();
+    no_key["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-sondeo-key");
+    let resp = f.collect.handle(event(&no_key.to_string())).await;
+    assert_eq!(resp.status(), 401);
+    let mut wrong_key = base.clone();
+    wrong_key["headers"]["x-sondeo-key"] = "pk_live_guessed000".into();
+    assert_eq!(
+        f.collect
+            .handle(event(&wrong_key.to_string()))
+            .await
+            .status(),
+        403
+    );
+    assert!(queued(&f.store).is_empty(), "nothing bad was enqueued");
+}
+
+#[tokio::test]
+async fn bad_links_get_an_html_error_page_and_record_nothing() {
+    let f = fixture().await;
+    let good = token(&f.keyring, "post-purchase", 3600);
+    let tampered = {
+        let (p, tag) = good.split_once('.').unwrap();
+        let mut bytes = p.as_bytes().to_vec();
+        bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
+        format!("{}.{tag}", String::from_utf8(bytes).unwrap())
+    };
+    let other_key = LinkKeyring::from_spec("k9:another-key-another-key-another-key-x").unwrap();
+    let unknown_kid = other_key
+        .sign(&LinkClaims {
+            survey: "nps-2026".into(),
+            touchpoint: "post-purchase".into(),
+            respondent: "a".into(),
+            issued_at: 0,
+            expires_at: 4_000_000_000,
+        })
+        .unwrap();
+    for (what, t, query, status) in [
+        ("tampered", tampered.as_str(), "score=9", 400),
+        (
+            "expired",
+            &token(&f.keyring, "post-purchase", -1),
+            "score=9",
+            410,
+        ),
+        ("unknown key id", &unknown_kid, "score=9", 400),
+        ("garbage", "hello", "score=9", 400),
+        ("score out of range", &good, "score=12", 400),
+        ("score not a number", &good, "score=nine", 400),
+    ] {
+        let ev = GET_LINK.replace("{{TOKEN}}", t).replace("score=9", query);
+        let resp = f.collect.handle(event(&ev)).await;
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{what}"
+        );
+        let html = String::from_utf8_lossy(resp.body()).to_string();
+        assert!(html.contains("<h1>Sorry</h1>"), "{what}: {html}");
+        if t != good {
+            // Posting an answer with a bad link is refused as well.
+            let post = POST_LINK.replace("{{TOKEN}}", t);
+            assert_eq!(
+                f.collect.handle(event(&post)).await.status().as_u16(),
+                status,
+                "{what} (POST)"
+            );
+        }
+    }
+    assert!(queued(&f.store).is_empty());
+}
+
+#[tokio::test]
+async fn cors_allows_configured_origins_and_refuses_others() {
+    let f = fixture().await;
+    let mut ev: serde_json::Value = serde_json::from_str(POST_RESPONSE).unwrap();
+    ev["headers"]["origin"] = "https://shop.example.com".into();
+    let resp = f.collect.handle(event(&ev.to_string())).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    ev["headers"]["origin"] = "https://evil.example.net".into();
+    let resp = f.collect.handle(event(&ev.to_string())).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(queued(&f.store).len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_fixture_needs_the_api_key_and_reports_per_touchpoint_and_stage() {
+    let f = fixture().await;
+    let resp = f.admin.handle(event(GET_METRICS)).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    let json = body_json(&resp);
+    assert_eq!(json["survey"], "nps-2026");
+    assert_eq!(json["bucket"], "week");
+    assert!(json["touchpoints"]["post-purchase"]["total"]["n"] == 0);
+    assert_eq!(json["overall"]["series"][0]["start"], "2026-10-26");
+    let mut unauth: serde_json::Value = serde_json::from_str(GET_METRICS).unwrap();
+    unauth["headers"]["authorization"] = "Bearer wrong-key-wrong-key".into();
+    let resp = f.admin.handle(event(&unauth.to_string())).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    for (q, msg) in [
+        ("survey=nps-2026&from=2026-11-31", "is not a date"),
+        (
+            "survey=nps-2026&bucket=year",
+            "bucket must be day, week or month",
+        ),
+        ("survey=nps-2026&from=2026-11-10&to=2026-11-01", "is after"),
+        ("survey=nps-2026&stage=loyalty", "unknown journey stage"),
+        ("from=2026-11-01", "give the survey id"),
+    ] {
+        let mut ev: serde_json::Value = serde_json::from_str(GET_METRICS).unwrap();
+        ev["rawQueryString"] = q.into();
+        let resp = f.admin.handle(event(&ev.to_string())).await;
+        assert_eq!(resp.status(), 400, "{q}");
+        assert!(
+            body_json(&resp)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(msg),
+            "{q}"
+        );
+    }
+}
