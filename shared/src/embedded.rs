@@ -15,8 +15,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, oneshot};
 
-/// Receives after which a local queue message moves to the dead-letter table (as SQS maxReceiveCount).
+/// Receives after which a local queue message moves to the dead-letter table (as SQS maxReceiveCount;
+/// the literal 5 in the queue SQL matches it, so its partial index applies).
 pub const MAX_RECEIVES: i64 = 5;
 
 const SCHEMA: &str = "
@@ -37,7 +39,10 @@ CREATE TABLE IF NOT EXISTS counter_slots (
 CREATE TABLE IF NOT EXISTS rejected (message_id TEXT PRIMARY KEY, body TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (
   id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, visible_at INTEGER NOT NULL, receives INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS queue_visible ON queue (visible_at);
+-- Receiving scans the queue in id order (stopping after a batch); only messages received too
+-- often are looked up by index, to move them to the dead-letter table.
+DROP INDEX IF EXISTS queue_visible;
+CREATE INDEX IF NOT EXISTS queue_exhausted ON queue (visible_at) WHERE receives >= 5;
 CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT NULL, receives INTEGER NOT NULL, moved_at INTEGER NOT NULL);
 ";
 
@@ -45,7 +50,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT N
 #[derive(Clone)]
 pub struct EmbeddedStore {
     conn: Arc<Mutex<Connection>>,
+    writer: Arc<std::sync::OnceLock<mpsc::UnboundedSender<Pending>>>,
 }
+
+/// An enqueue waiting for the group commit, and where to say it is durable.
+type Pending = (String, oneshot::Sender<Result<(), StoreError>>);
+
+/// Most enqueues written in one group commit.
+const GROUP_COMMIT_MAX: usize = 512;
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     match e {
@@ -83,6 +95,7 @@ impl EmbeddedStore {
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::default(),
         })
     }
 
@@ -103,13 +116,13 @@ impl EmbeddedStore {
         // Messages received too often move to the dead-letter table instead of being delivered.
         tx.execute(
             "INSERT INTO dead_letters (id, body, receives, moved_at)
-             SELECT id, body, receives, ?1 FROM queue WHERE visible_at <= ?1 AND receives >= ?2",
-            params![now, MAX_RECEIVES],
+             SELECT id, body, receives, ?1 FROM queue WHERE receives >= 5 AND visible_at <= ?1",
+            params![now],
         )
         .map_err(db_err)?;
         tx.execute(
-            "DELETE FROM queue WHERE visible_at <= ?1 AND receives >= ?2",
-            params![now, MAX_RECEIVES],
+            "DELETE FROM queue WHERE receives >= 5 AND visible_at <= ?1",
+            params![now],
         )
         .map_err(db_err)?;
         let rows = {
@@ -195,12 +208,53 @@ impl ResponseQueue for EmbeddedStore {
     async fn enqueue(&self, event: &ResponseEvent) -> Result<(), StoreError> {
         let body =
             serde_json::to_string(event).map_err(|e| StoreError::Permanent(e.to_string()))?;
-        let conn = self.lock();
-        conn.prepare_cached("INSERT INTO queue (body, visible_at) VALUES (?1, 0)")
-            .and_then(|mut s| s.execute(params![body]))
-            .map_err(db_err)?;
-        Ok(())
+        // Concurrent enqueues share one SQLite transaction (group commit); each caller returns
+        // only once its message is committed.
+        let writer = self.writer.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(group_commit(self.conn.clone(), rx));
+            tx
+        });
+        let (done, wait) = oneshot::channel();
+        writer
+            .send((body, done))
+            .map_err(|_| StoreError::Transient("local queue writer stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Transient("local queue writer stopped".into()))?
     }
+}
+
+/// Writes waiting enqueues in batches, one transaction per batch, and acknowledges each.
+async fn group_commit(conn: Arc<Mutex<Connection>>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let result = {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            insert_all(&mut conn, &batch)
+        };
+        for (_, done) in batch {
+            let _ = done.send(result.clone());
+        }
+    }
+}
+
+fn insert_all(conn: &mut Connection, batch: &[Pending]) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db_err)?;
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT INTO queue (body, visible_at) VALUES (?1, 0)")
+            .map_err(db_err)?;
+        for (body, _) in batch {
+            insert.execute(params![body]).map_err(db_err)?;
+        }
+    }
+    tx.commit().map_err(db_err)
 }
 
 #[async_trait]

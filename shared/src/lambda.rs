@@ -4,6 +4,10 @@
 use crate::web;
 use bytes::Bytes;
 use lambda_http::{Body, Request};
+use std::time::{Duration, Instant};
+
+/// Longest a warm-up call may delay init (an in-region handshake and call take tens of ms).
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Structured logs: JSON when Lambda's log format is JSON, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
 pub fn init_tracing() {
@@ -13,6 +17,54 @@ pub fn init_tracing() {
 /// The AWS configuration, loaded once per process (endpoints from the SDK's environment variables).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Opens the DynamoDB connection at init (a GetItem of a key no item has), so the first request skips the TCP and TLS handshakes; bounded by [`WARM_UP_TIMEOUT`], logs instead of failing.
+pub async fn warm_up_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let call = client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("warm-up".into()))
+        .key("sk", AttributeValue::S("warm-up".into()))
+        .projection_expression("pk")
+        .send();
+    warm_up("dynamodb", call).await;
+}
+
+/// Opens the SQS connection at init (GetQueueAttributes for the queue's ARN), like [`warm_up_dynamodb`].
+pub async fn warm_up_sqs(client: &aws_sdk_sqs::Client, queue_url: &str) {
+    let call = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send();
+    warm_up("sqs", call).await;
+}
+
+async fn warm_up<T, E: std::error::Error>(
+    service: &'static str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) {
+    let started = Instant::now();
+    match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
+        Ok(Ok(_)) => tracing::debug!(
+            service,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "connection opened at init"
+        ),
+        // An error answer still leaves the connection open; a refused call means a wrong policy.
+        Ok(Err(e)) => tracing::warn!(
+            service,
+            error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+            "warm-up call failed; the first request may open its own connection"
+        ),
+        Err(_) => tracing::warn!(
+            service,
+            timeout_ms = WARM_UP_TIMEOUT.as_millis() as u64,
+            "warm-up call timed out; the first request opens its own connection"
+        ),
+    }
 }
 
 /// An API Gateway request as a shared handler request.

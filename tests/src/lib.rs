@@ -188,6 +188,33 @@ pub async fn read_all_counters<R: CounterReader + ?Sized>(
         .collect()
 }
 
+/// Delivers events once each, in arrival (answer-time) order, in batches of exactly `batch`.
+pub async fn deliver_in_order<L: ResponseLedger + ?Sized>(
+    ledger: &L,
+    events: &[ResponseEvent],
+    batch: usize,
+) {
+    let mut sorted: Vec<&ResponseEvent> = events.iter().collect();
+    sorted.sort_by_key(|e| e.answered_at);
+    for (n, group) in sorted.chunks(batch).enumerate() {
+        let messages = group
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                (
+                    format!("m{n}-{i}"),
+                    serde_json::to_string(e).expect("event serializes"),
+                )
+            })
+            .collect();
+        let outcome = apply_batch(ledger, messages).await;
+        assert!(
+            outcome.failed.is_empty() && outcome.rejected.is_empty(),
+            "in-order delivery failed: {outcome:?}"
+        );
+    }
+}
+
 /// Delivers every event `copies` times, shuffled, in batches of random size up to `max_batch`;
 /// failed messages go back into the queue at a random place. Returns the batches applied.
 pub async fn deliver_shuffled<L: ResponseLedger + ?Sized>(
@@ -327,8 +354,8 @@ pub struct CountingLedger<L> {
     pub transactions: AtomicUsize,
     /// Items in committed transactions.
     pub items: AtomicUsize,
-    /// Items read by `load_records` (consistent reads: 1 read unit each for items up to 4 KB).
-    pub items_read: AtomicUsize,
+    /// Keys read by `load_records` (consistent reads: 1 read unit per key, found or not, up to 4 KB).
+    pub keys_read: AtomicUsize,
     /// Read calls.
     pub reads: AtomicUsize,
 }
@@ -340,7 +367,7 @@ impl<L> CountingLedger<L> {
             inner,
             transactions: AtomicUsize::new(0),
             items: AtomicUsize::new(0),
-            items_read: AtomicUsize::new(0),
+            keys_read: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
         }
     }
@@ -354,7 +381,7 @@ impl<L: ResponseLedger> ResponseLedger for CountingLedger<L> {
     ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
         let found = self.inner.load_records(keys).await?;
         self.reads.fetch_add(1, Ordering::Relaxed);
-        self.items_read.fetch_add(found.len(), Ordering::Relaxed);
+        self.keys_read.fetch_add(keys.len(), Ordering::Relaxed);
         Ok(found)
     }
 

@@ -47,15 +47,18 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
 
 /// The function whose route matches a method and path, if any.
 pub fn function_for(method: &Method, path: &str) -> Option<Function> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let path = path.strip_suffix('/').unwrap_or(path);
     ROUTES.iter().find_map(|(m, pattern, f)| {
-        let pat: Vec<&str> = pattern.split('/').collect();
+        let mut segments = path.split('/');
+        let mut parts = pattern.split('/');
         let same = *m == method.as_str()
-            && pat.len() == segments.len()
-            && pat
-                .iter()
-                .zip(&segments)
-                .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s);
+            && loop {
+                match (parts.next(), segments.next()) {
+                    (None, None) => break true,
+                    (Some(p), Some(s)) if (p.starts_with('{') && !s.is_empty()) || p == s => continue,
+                    _ => break false,
+                }
+            };
         same.then_some(*f)
     })
 }

@@ -103,7 +103,7 @@ fn layout(lang: &str, title: &str, body: &str) -> String {
 pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     let t = text(survey.locale);
     let (min, max) = survey.kind.range();
-    let mut scale = String::new();
+    let mut scale = String::with_capacity(1024);
     if survey.kind.is_discrete() {
         for s in min..=max {
             let checked = if score == Some(s) { " checked" } else { "" };
