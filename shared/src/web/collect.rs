@@ -338,7 +338,8 @@ impl CollectApp {
             .enqueue(event)
             .await
             .map_err(HttpError::from_store)?;
-        tracing::info!(
+        // Debug level: one line per answer would be the largest log cost at scale.
+        tracing::debug!(
             survey = %event.survey, touchpoint = %event.touchpoint, respondent = %mask_respondent(&event.respondent),
             score = event.score, source = ?event.source, event_id = %event.event_id, "response accepted"
         );
