@@ -2,13 +2,23 @@
 # Runs every test of Sondeo on a fresh machine: installs what it needs into .venv (moto, SAM CLI,
 # cfn-lint, cargo-lambda, zig), checks formatting and lints, lints/validates/builds the SAM
 # template, starts a moto server on 127.0.0.1 for the DynamoDB and SQS adapter tests, runs the
-# whole cargo test suite, and stops moto again.
+# whole cargo test suite (including a headless Chromium test of the one-click page), and stops
+# moto again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
 
 bash scripts/install-tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
+
+# Headless Chromium for the browser test of the one-click page (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (apt)"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
 
 echo "== format and lints"
 cargo fmt --all -- --check

@@ -78,9 +78,9 @@ pub fn escape(s: &str) -> String {
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}\
-h1{font-size:1.35rem}fieldset{border:0;padding:0;margin:1rem 0}.scale{display:flex;flex-wrap:wrap;gap:.35rem}\
-.scale label{flex:1 0 2.4rem;text-align:center}.scale input{position:absolute;opacity:0}\
-.scale span{display:block;padding:.6rem 0;border:1px solid #8c959f;border-radius:.4rem;cursor:pointer}\
+h1{font-size:1.35rem}fieldset{border:0;padding:0;margin:1rem 0}.scale{display:grid;grid-auto-flow:column;grid-auto-columns:1fr;gap:.25rem}\
+.scale label{text-align:center;min-width:0}legend{position:absolute;left:-9999px}.scale input{position:absolute;opacity:0}\
+.scale span{display:block;padding:.6rem 0;font-variant-numeric:tabular-nums;border:1px solid #8c959f;border-radius:.4rem;cursor:pointer}\
 .scale input:checked+span{background:#0969da;color:#fff;border-color:#0969da}.scale input:focus-visible+span{outline:2px solid #0969da;outline-offset:2px}\
 .ends{display:flex;justify-content:space-between;font-size:.85rem;color:#57606a}\
 textarea{width:100%;min-height:6rem;font:inherit;box-sizing:border-box}button{font:inherit;padding:.5rem 1.4rem;margin-top:.6rem}\

@@ -1,0 +1,115 @@
+//! The one-click page in a real browser (Debian's headless Chromium): a person's click is counted
+//! through the page's script; a browser under automation (as link scanners run) records nothing.
+
+use sondeo::ports::CounterReader;
+use sondeo::token::LinkClaims;
+use sondeo_local::local::{LocalStack, DEMO_SURVEY};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn chromium() -> String {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if std::path::Path::new(c).exists() {
+            return c.to_string();
+        }
+    }
+    panic!("Chromium is needed for browser tests: `apt-get install chromium` (scripts/test.sh installs it)");
+}
+
+/// Loads `url` headless, lets the page's timers and requests run, and returns the final DOM.
+fn load_page(url: &str, extra: &[&str], screenshot: Option<&str>) -> String {
+    let profile =
+        std::env::temp_dir().join(format!("sondeo-chromium-{:08x}", rand::random::<u32>()));
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg("--virtual-time-budget=5000")
+    .args(extra);
+    if let Some(path) = screenshot {
+        cmd.arg(format!("--screenshot={path}"))
+            .arg("--window-size=480,900");
+    } else {
+        cmd.arg("--dump-dom");
+    }
+    let out = cmd.arg(url).output().expect("run chromium");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+async fn counted(stack: &LocalStack) -> i64 {
+    let today = sondeo::time::Day::from_unix_ms(sondeo::time::now_ms());
+    // The local queue drains every 50 ms; give it a moment.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let rows = stack
+        .store
+        .read_counters(DEMO_SURVEY, today.plus(-1), today.plus(1))
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.histogram.n).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
+    let dir = std::env::temp_dir().join(format!("sondeo-browser-{:08x}", rand::random::<u32>()));
+    let stack = Arc::new(LocalStack::open(&dir, None).await.unwrap());
+    stack.ensure_demo_survey().await.unwrap();
+    let server = sondeo_local::server::start(stack.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let now = sondeo::time::now_ms() / 1000;
+    let link = |who: &str| {
+        let claims = LinkClaims {
+            survey: DEMO_SURVEY.into(),
+            touchpoint: "post-purchase".into(),
+            respondent: who.into(),
+            issued_at: now,
+            expires_at: now + 3600,
+        };
+        format!(
+            "http://{}/r/{}?score=9",
+            server.addr,
+            stack.keyring.sign(&claims).unwrap()
+        )
+    };
+
+    // A scanner driving a browser under automation (navigator.webdriver is true): nothing recorded.
+    let dom = load_page(&link("scanned@example.com"), &["--enable-automation"], None);
+    assert!(dom.contains("How likely are you to recommend us"), "{dom}");
+    assert!(
+        !dom.contains("\">Your answer has been recorded.</p>"),
+        "{dom}"
+    );
+    assert_eq!(
+        counted(&stack).await,
+        0,
+        "an automated browser's visit is not an answer"
+    );
+
+    // A person's browser: the page records the clicked score by itself.
+    let dom = load_page(&link("person@example.com"), &[], None);
+    assert!(
+        dom.contains("\">Your answer has been recorded.</p>"),
+        "{dom}"
+    );
+    assert_eq!(counted(&stack).await, 1, "one click, one answer");
+
+    if let Ok(path) = std::env::var("SONDEO_SCREENSHOT") {
+        load_page(&link("screenshot@example.com"), &[], Some(&path));
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
