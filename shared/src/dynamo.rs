@@ -388,7 +388,7 @@ impl ResponseLedger for DynamoStore {
             let code_at = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
             let conflicts: Vec<usize> = (0..chunk.transitions.len()).filter(|i| code_at(*i) == "ConditionalCheckFailed").collect();
             let codes: Vec<&str> = (0..reasons.len()).map(code_at).filter(|c| *c != "None").collect();
-            if codes.iter().any(|c| *c == "TransactionConflict") {
+            if codes.contains(&"TransactionConflict") {
                 // Another transaction held one of these items: re-read and try again.
                 return Ok(CommitOutcome::Conflicted(conflicts));
             }

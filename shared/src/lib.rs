@@ -1,6 +1,8 @@
 //! Sondeo's shared crate: the survey domain, metric math, signed link tokens, exactly-once
 //! aggregation, the storage and queue ports, and their DynamoDB, SQS and embedded adapters.
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod cache;
 pub mod config;
