@@ -106,3 +106,51 @@ where
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+    fn dynamodb_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    #[tokio::test]
+    async fn warm_up_gives_up_at_its_timeout_when_the_service_never_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts connections and never answers.
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let started = Instant::now();
+        warm_up_dynamodb(&dynamodb_at(&format!("http://{addr}")), "table").await;
+        let took = started.elapsed();
+        silent.abort();
+        assert!(
+            took >= WARM_UP_TIMEOUT && took < WARM_UP_TIMEOUT + Duration::from_secs(5),
+            "took {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn warm_up_returns_without_failing_when_the_connection_is_refused() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port(); // closed again: nothing listens there
+        let started = Instant::now();
+        warm_up_dynamodb(&dynamodb_at(&format!("http://127.0.0.1:{port}")), "table").await;
+        assert!(started.elapsed() < WARM_UP_TIMEOUT + Duration::from_secs(5));
+    }
+}

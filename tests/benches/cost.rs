@@ -72,16 +72,32 @@ fn request(method: &str, uri: String, body: &'static str) -> sondeo::web::Reques
 
 #[tokio::main]
 async fn main() {
-    let responses: usize = std::env::var("RESPONSES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).expect("read infra/template.yaml");
+    let responses: usize = std::env::var("RESPONSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/template.yaml"
+    ))
+    .expect("read infra/template.yaml");
     let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template is YAML");
-    let default_mb = template_value(&template, &["Globals", "Function", "MemorySize"]).unwrap_or(128.0);
-    let fn_mb = |name: &str| template_value(&template, &["Resources", name, "Properties", "MemorySize"]).unwrap_or(default_mb);
+    let default_mb =
+        template_value(&template, &["Globals", "Function", "MemorySize"]).unwrap_or(128.0);
+    let fn_mb = |name: &str| {
+        template_value(&template, &["Resources", name, "Properties", "MemorySize"])
+            .unwrap_or(default_mb)
+    };
     let (collect_mb, aggregate_mb) = (fn_mb("CollectFunction"), fn_mb("AggregateFunction"));
     let batch_size = template
         .get("Resources")
         .and_then(|r| r.as_mapping())
-        .and_then(|m| m.values().find_map(|res| (res.get("Type")?.as_str()? == "AWS::Lambda::EventSourceMapping").then(|| template_value(res, &["Properties", "BatchSize"]))?))
+        .and_then(|m| {
+            m.values().find_map(|res| {
+                (res.get("Type")?.as_str()? == "AWS::Lambda::EventSourceMapping")
+                    .then(|| template_value(res, &["Properties", "BatchSize"]))?
+            })
+        })
         .unwrap_or(10.0) as usize;
 
     let dir = std::env::temp_dir().join(format!("sondeo-cost-{:08x}", rand::random::<u32>()));
@@ -92,20 +108,39 @@ async fn main() {
     // 1. The collect function: page view and answer for every response, comments for some.
     let (mut http_requests, mut collect_ms, mut enqueued) = (0usize, 0f64, 0usize);
     for i in 0..responses {
-        let claims = LinkClaims { survey: DEMO_SURVEY.into(), touchpoint: "post-purchase".into(), respondent: format!("r{i}@example.com"), issued_at: now, expires_at: now + 3600 };
+        let claims = LinkClaims {
+            survey: DEMO_SURVEY.into(),
+            touchpoint: "post-purchase".into(),
+            respondent: format!("r{i}@example.com"),
+            issued_at: now,
+            expires_at: now + 3600,
+        };
         let token = stack.keyring.sign(&claims).expect("sign");
-        let mut calls = vec![request("GET", format!("/r/{token}?score=9"), ""), request("POST", format!("/r/{token}"), "score=9")];
+        let mut calls = vec![
+            request("GET", format!("/r/{token}?score=9"), ""),
+            request("POST", format!("/r/{token}"), "score=9"),
+        ];
         if (i as f64) < responses as f64 * COMMENT_SHARE {
-            calls.push(request("POST", format!("/r/{token}"), "score=9&comment=Fast+delivery"));
+            calls.push(request(
+                "POST",
+                format!("/r/{token}"),
+                "score=9&comment=Fast+delivery",
+            ));
         }
         for req in calls {
             let posts = req.method() == http::Method::POST;
             let started = Instant::now();
             let resp = dispatch(&stack, req).await;
             let local_ms = started.elapsed().as_secs_f64() * 1000.0;
-            assert!(resp.status().is_success(), "{}", String::from_utf8_lossy(resp.body()));
+            assert!(
+                resp.status().is_success(),
+                "{}",
+                String::from_utf8_lossy(resp.body())
+            );
             http_requests += 1;
-            let billed = (local_ms + if posts { SQS_SEND_MS } else { 0.0 }).ceil().max(1.0);
+            let billed = (local_ms + if posts { SQS_SEND_MS } else { 0.0 })
+                .ceil()
+                .max(1.0);
             collect_ms += billed;
             enqueued += usize::from(posts);
         }
@@ -119,16 +154,25 @@ async fn main() {
         if batch.is_empty() {
             break;
         }
-        let ids_before = (ledger.reads.load(Ordering::Relaxed), ledger.transactions.load(Ordering::Relaxed));
+        let ids_before = (
+            ledger.reads.load(Ordering::Relaxed),
+            ledger.transactions.load(Ordering::Relaxed),
+        );
         let started = Instant::now();
         let outcome = apply_batch(&ledger, batch).await;
         let local_ms = started.elapsed().as_secs_f64() * 1000.0;
         assert!(outcome.failed.is_empty());
-        let ids: Vec<String> = outcome.applied.iter().chain(&outcome.superseded).cloned().collect();
+        let ids: Vec<String> = outcome
+            .applied
+            .iter()
+            .chain(&outcome.superseded)
+            .cloned()
+            .collect();
         stack.store.ack(&ids).expect("ack");
         let reads = ledger.reads.load(Ordering::Relaxed) - ids_before.0;
         let txs = ledger.transactions.load(Ordering::Relaxed) - ids_before.1;
-        aggregate_ms += (local_ms + reads as f64 * DDB_BATCH_GET_MS + txs as f64 * DDB_TRANSACT_MS).ceil();
+        aggregate_ms +=
+            (local_ms + reads as f64 * DDB_BATCH_GET_MS + txs as f64 * DDB_TRANSACT_MS).ceil();
         batches += 1;
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -139,28 +183,77 @@ async fn main() {
     let invocations = (http_requests + batches) as f64;
     // SQS: one SendMessage per answer; the event source mapping's ReceiveMessage and DeleteMessageBatch per batch.
     let sqs_requests = enqueued as f64 + 2.0 * batches as f64;
-    let gbs = collect_ms / 1000.0 * collect_mb / 1024.0 + aggregate_ms / 1000.0 * aggregate_mb / 1024.0;
-    let log_gb = (invocations * PLATFORM_LOG_BYTES + http_requests as f64 * ACCESS_LOG_BYTES + enqueued as f64 * ANSWER_LOG_BYTES + batches as f64 * BATCH_LOG_BYTES) / 1e9;
+    let gbs =
+        collect_ms / 1000.0 * collect_mb / 1024.0 + aggregate_ms / 1000.0 * aggregate_mb / 1024.0;
+    let log_gb = (invocations * PLATFORM_LOG_BYTES
+        + http_requests as f64 * ACCESS_LOG_BYTES
+        + enqueued as f64 * ANSWER_LOG_BYTES
+        + batches as f64 * BATCH_LOG_BYTES)
+        / 1e9;
 
     let lines = [
-        ("HTTP API requests", http_requests as f64 * per_m, "requests", http_requests as f64 * per_m / 1e6 * price::HTTP_API_PER_M),
-        ("Lambda invocations", invocations * per_m, "invocations", invocations * per_m / 1e6 * price::LAMBDA_PER_M),
-        ("Lambda compute (arm64)", gbs * per_m, "GB-s", gbs * per_m * price::LAMBDA_ARM_GBS),
-        ("SQS requests", sqs_requests * per_m, "requests", sqs_requests * per_m / 1e6 * price::SQS_PER_M),
-        ("DynamoDB writes", wru * per_m, "WRU", wru * per_m / 1e6 * price::DDB_WRU_PER_M),
-        ("DynamoDB reads", rru * per_m, "RRU", rru * per_m / 1e6 * price::DDB_RRU_PER_M),
-        ("CloudWatch Logs ingestion", log_gb * per_m, "GB", log_gb * per_m * price::LOGS_PER_GB),
+        (
+            "HTTP API requests",
+            http_requests as f64 * per_m,
+            "requests",
+            http_requests as f64 * per_m / 1e6 * price::HTTP_API_PER_M,
+        ),
+        (
+            "Lambda invocations",
+            invocations * per_m,
+            "invocations",
+            invocations * per_m / 1e6 * price::LAMBDA_PER_M,
+        ),
+        (
+            "Lambda compute (arm64)",
+            gbs * per_m,
+            "GB-s",
+            gbs * per_m * price::LAMBDA_ARM_GBS,
+        ),
+        (
+            "SQS requests",
+            sqs_requests * per_m,
+            "requests",
+            sqs_requests * per_m / 1e6 * price::SQS_PER_M,
+        ),
+        (
+            "DynamoDB writes",
+            wru * per_m,
+            "WRU",
+            wru * per_m / 1e6 * price::DDB_WRU_PER_M,
+        ),
+        (
+            "DynamoDB reads",
+            rru * per_m,
+            "RRU",
+            rru * per_m / 1e6 * price::DDB_RRU_PER_M,
+        ),
+        (
+            "CloudWatch Logs ingestion",
+            log_gb * per_m,
+            "GB",
+            log_gb * per_m * price::LOGS_PER_GB,
+        ),
     ];
     println!("Cost of one million responses, us-east-1 list prices (checked 2025-11), template defaults:");
     println!("  measured on {responses} local responses: {http_requests} HTTP requests, {enqueued} answers enqueued, {batches} aggregator batches of up to {batch_size}");
     println!("  collect {collect_mb} MB, aggregate {aggregate_mb} MB; billed ms = measured handler time + AWS call allowance");
-    println!("{:<28} {:>16} {:<12} {:>10}", "item", "quantity", "unit", "US$");
+    println!(
+        "{:<28} {:>16} {:<12} {:>10}",
+        "item", "quantity", "unit", "US$"
+    );
     let mut total = 0.0;
     for (name, qty, unit, usd) in lines {
         total += usd;
         println!("{name:<28} {qty:>16.1} {unit:<12} {usd:>10.3}");
     }
-    println!("{:<28} {:>16} {:<12} {total:>10.3}", "total per million responses", "", "");
+    println!(
+        "{:<28} {:>16} {:<12} {total:>10.3}",
+        "total per million responses", "", ""
+    );
     println!("not per response: Secrets Manager US$0.80/month (2 secrets), the event source mapping's idle polling, alarms; free tiers not deducted");
-    println!("goal (issue 4): <= US$3.00 per million responses: {}", if total <= 3.0 { "met" } else { "NOT met" });
+    println!(
+        "goal (issue 4): <= US$3.00 per million responses: {}",
+        if total <= 3.0 { "met" } else { "NOT met" }
+    );
 }

@@ -55,7 +55,9 @@ pub fn function_for(method: &Method, path: &str) -> Option<Function> {
             && loop {
                 match (parts.next(), segments.next()) {
                     (None, None) => break true,
-                    (Some(p), Some(s)) if (p.starts_with('{') && !s.is_empty()) || p == s => continue,
+                    (Some(p), Some(s)) if (p.starts_with('{') && !s.is_empty()) || p == s => {
+                        continue
+                    }
                     _ => break false,
                 }
             };
