@@ -1,6 +1,12 @@
-"""Start moto's server for the tests, with one performance fix for DynamoDB transactions.
+"""Start moto's server for the tests, with two fixes to its DynamoDB backend.
 
-moto's `transact_write_items` snapshots a table for rollback once per action, so a 100-action
+Isolation: moto's server answers requests on many threads, and its DynamoDB backend has no
+locking, so two concurrent transactions can interleave (one checks a condition, the other writes,
+the first writes on stale state). Real DynamoDB runs each request atomically and transactions
+serializably; this wrapper gives moto the same guarantee by running every DynamoDB backend call
+under one lock.
+
+Speed: moto's `transact_write_items` snapshots a table for rollback once per action, so a 100-action
 transaction deep-copies the whole table 100 times: with the 10,000-response exactness proof that
 is minutes per batch. All those snapshots are taken before any action runs, so they are
 identical; this wrapper makes the repeated copies of one table within one transaction return the
@@ -44,6 +50,37 @@ def _transact_write_items(self, transact_items):
 
 
 dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items
+
+_lock = threading.RLock()
+
+
+def _serialized(method):
+    def call(self, *args, **kwargs):
+        with _lock:
+            return method(self, *args, **kwargs)
+
+    call.__name__ = method.__name__
+    return call
+
+
+for _name in [
+    "transact_write_items",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "get_item",
+    "batch_get_item",
+    "query",
+    "scan",
+    "batch_write_item",
+    "transact_get_items",
+]:
+    if hasattr(dynamodb_models.DynamoDBBackend, _name):
+        setattr(
+            dynamodb_models.DynamoDBBackend,
+            _name,
+            _serialized(getattr(dynamodb_models.DynamoDBBackend, _name)),
+        )
 
 if __name__ == "__main__":
     main(sys.argv[1:])

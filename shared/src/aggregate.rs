@@ -138,6 +138,8 @@ pub struct BatchOutcome {
     pub items_written: usize,
     /// Transactions committed.
     pub transactions: usize,
+    /// Chunks that found a record changed since it was read, and were re-planned.
+    pub conflicts: usize,
 }
 
 /// Decodes and checks a queue message body; the error says why it can never be applied.
@@ -311,13 +313,12 @@ pub async fn apply_batch<L: ResponseLedger + ?Sized>(
                 Ok(CommitOutcome::Committed) => {
                     out.transactions += 1;
                     out.items_written += chunk.action_count();
-                    for t in chunk.transitions {
-                        let mut ids = t.message_ids.into_iter();
-                        // The first id carried the winning event or shares its key; all are done.
-                        out.applied.extend(ids.by_ref());
-                    }
+                    // Every message of a committed key is done: its event won or is older.
+                    out.applied
+                        .extend(chunk.transitions.into_iter().flat_map(|t| t.message_ids));
                 }
                 Ok(CommitOutcome::Conflicted(indexes)) => {
+                    out.conflicts += 1;
                     tracing::info!(
                         conflicts = indexes.len(),
                         round,

@@ -216,14 +216,15 @@ pub async fn deliver_in_order<L: ResponseLedger + ?Sized>(
 }
 
 /// Delivers every event `copies` times, shuffled, in batches of random size up to `max_batch`;
-/// failed messages go back into the queue at a random place. Returns the batches applied.
+/// failed messages go back into the queue at a random place. Returns the batches applied and the
+/// conflicts met (chunks re-planned because a record changed since it was read).
 pub async fn deliver_shuffled<L: ResponseLedger + ?Sized>(
     ledger: &L,
     events: &[ResponseEvent],
     copies: usize,
     max_batch: usize,
     seed: u64,
-) -> usize {
+) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut queue: Vec<(String, String)> = Vec::with_capacity(events.len() * copies);
     for copy in 0..copies {
@@ -235,7 +236,7 @@ pub async fn deliver_shuffled<L: ResponseLedger + ?Sized>(
         }
     }
     queue.shuffle(&mut rng);
-    let mut batches = 0;
+    let (mut batches, mut conflicts) = (0, 0);
     let mut rounds_without_progress = 0;
     while !queue.is_empty() {
         let size = rng.gen_range(1..=max_batch).min(queue.len());
@@ -243,6 +244,7 @@ pub async fn deliver_shuffled<L: ResponseLedger + ?Sized>(
         let bodies: HashMap<String, String> = batch.iter().cloned().collect();
         let outcome = apply_batch(ledger, batch).await;
         batches += 1;
+        conflicts += outcome.conflicts;
         assert!(
             outcome.rejected.is_empty(),
             "valid events were rejected: {:?}",
@@ -263,7 +265,7 @@ pub async fn deliver_shuffled<L: ResponseLedger + ?Sized>(
             queue.insert(at, (id, body));
         }
     }
-    batches
+    (batches, conflicts)
 }
 
 /// Where a flaky ledger failed.

@@ -1,7 +1,9 @@
 //! `infra/template.yaml` must describe the code in this workspace: every deployed function is a
-//! binary crate under `functions/` (and every such crate is deployed), every route of
-//! `sondeo::web::ROUTES` reaches the function that serves it (and no other route exists), and
-//! every environment variable a function's code reads is set in its environment.
+//! binary crate under `functions/` (and every such crate is deployed), every function that
+//! serves routes of `sondeo::web::ROUTES` has one public Lambda function URL (the function's own
+//! router dispatches every path, so no API Gateway route table is kept in step), the outputs and
+//! `SONDEO_BASE_URL` point at the URL of the function that serves them, and every environment
+//! variable a function's code reads is set in its environment.
 //!
 //! The checks return a list of problems so the drift tests at the bottom can prove, on
 //! deliberately broken copies of the template, that each check really fails.
@@ -9,15 +11,15 @@
 use serde_json::Value as Json;
 use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::Value;
-use sondeo::web::{Function, ROUTES};
+use sondeo::web::{function_for, Function, ROUTES};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
-const API_ROUTE: &str = "AWS::ApiGatewayV2::Route";
-const API_INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
+const FUNCTION_URL: &str = "AWS::Lambda::Url";
+const LAMBDA_PERMISSION: &str = "AWS::Lambda::Permission";
 
 /// Variables the code reads only as a local-mode alternative to a Secrets Manager secret: on
 /// Lambda the secret's ARN variable is read instead, and the secret itself must never be a
@@ -370,137 +372,275 @@ fn function_problems(template: &Value, ws: &Workspace) -> Vec<String> {
     problems
 }
 
-/// The binary of the function a value refers to (through a Ref, GetAtt or Sub), if any.
-fn referenced_function_binary(template: &Value, value: &Value) -> Option<String> {
+/// The logical id of the template function a value refers to (through a Ref, GetAtt or Sub), if any.
+fn referenced_function(template: &Value, value: &Value) -> Option<String> {
     let functions = template_functions(template);
-    references(value).into_iter().find_map(|id| {
-        functions.iter().find(|f| f.logical_id == id).map(|f| {
-            f.binary
-                .clone()
-                .unwrap_or_else(|| format!("<{id} without Binary>"))
-        })
-    })
+    references(value)
+        .into_iter()
+        .find(|id| functions.iter().any(|f| &f.logical_id == id))
 }
 
-/// Every route key the template exposes, with the binary of the function it invokes (or a
-/// description of why it invokes none).
-fn template_routes(template: &Value) -> Result<BTreeMap<String, String>, Vec<String>> {
-    let mut routes = BTreeMap::new();
+/// The binary a template function builds (or a placeholder naming the function without one).
+fn binary_of(template: &Value, function_id: &str) -> String {
+    template_functions(template)
+        .into_iter()
+        .find(|f| f.logical_id == function_id)
+        .and_then(|f| f.binary)
+        .unwrap_or_else(|| format!("<{function_id} without Binary>"))
+}
+
+/// A function URL of the template: an `AWS::Lambda::Url` resource, or SAM's `FunctionUrlConfig`
+/// on a function (SAM then creates `<Function>Url` and the public-access permissions itself).
+#[derive(Debug)]
+struct FunctionUrl {
+    logical_id: String,
+    function_id: String,
+    binary: String,
+    auth_type: Option<String>,
+    cors: bool,
+    /// The resource-policy statements come from SAM (FunctionUrlConfig), not from the template.
+    permissions_by_sam: bool,
+}
+
+/// Every function URL of the template, and the URL resources that invoke no function of it.
+fn function_urls(template: &Value) -> (Vec<FunctionUrl>, Vec<String>) {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let mut urls = Vec::new();
     let mut problems = Vec::new();
-    for (id, route) in resources_of_type(template, API_ROUTE) {
-        let props = &route["Properties"];
-        let Some(key) = props["RouteKey"].as_str() else {
-            problems.push(format!("{id}: RouteKey is not a plain string"));
+    for (id, resource) in resources_of_type(template, FUNCTION_URL) {
+        let props = &resource["Properties"];
+        let Some(function_id) = referenced_function(template, &props["TargetFunctionArn"]) else {
+            problems.push(format!(
+                "{id}: TargetFunctionArn does not refer to a function of this template"
+            ));
             continue;
         };
-        let integration = references(&props["Target"]).into_iter().find(|r| {
-            resources_of_type(template, API_INTEGRATION).any(|(integration, _)| integration == r)
+        urls.push(FunctionUrl {
+            logical_id: id.to_string(),
+            binary: binary_of(template, &function_id),
+            function_id,
+            auth_type: text(&props["AuthType"]),
+            cors: !props["Cors"].is_null(),
+            permissions_by_sam: false,
         });
-        let target = match integration {
-            None => Err(format!(
-                "{id}: Target does not refer to an AWS::ApiGatewayV2::Integration"
-            )),
-            Some(integration) => {
-                let uri =
-                    &template["Resources"][integration.as_str()]["Properties"]["IntegrationUri"];
-                referenced_function_binary(template, uri).ok_or_else(|| {
-                    format!("{id}: integration {integration} does not invoke a function of this template")
-                })
-            }
-        };
-        add_route(&mut routes, &mut problems, key, target, id);
     }
-    // Routes declared as SAM HttpApi events on the function itself.
     for f in template_functions(template) {
-        let events = &template["Resources"][f.logical_id.as_str()]["Properties"]["Events"];
-        for (_, event) in events.as_mapping().into_iter().flatten() {
-            if event["Type"].as_str() != Some("HttpApi") {
-                continue;
-            }
-            let props = &event["Properties"];
-            let key = match (props["Method"].as_str(), props["Path"].as_str()) {
-                (Some(method), Some(path)) => format!("{method} {path}"),
-                _ => "$default".to_string(),
-            };
-            let binary = f
-                .binary
-                .clone()
-                .ok_or_else(|| format!("{} has no Binary", f.logical_id));
-            add_route(&mut routes, &mut problems, &key, binary, &f.logical_id);
+        let config =
+            &template["Resources"][f.logical_id.as_str()]["Properties"]["FunctionUrlConfig"];
+        if config.is_null() {
+            continue;
         }
+        urls.push(FunctionUrl {
+            logical_id: format!("{}Url", f.logical_id),
+            binary: binary_of(template, &f.logical_id),
+            function_id: f.logical_id.clone(),
+            auth_type: text(&config["AuthType"]),
+            cors: !config["Cors"].is_null(),
+            permissions_by_sam: true,
+        });
     }
-    if problems.is_empty() {
-        Ok(routes)
-    } else {
-        Err(problems)
-    }
+    (urls, problems)
 }
 
-fn add_route(
-    routes: &mut BTreeMap<String, String>,
-    problems: &mut Vec<String>,
-    key: &str,
-    target: Result<String, String>,
-    origin: &str,
-) {
-    let key = normalise_route_key(key);
-    match target {
-        Err(why) => problems.push(format!("route `{key}` ({origin}): {why}")),
-        Ok(binary) => {
-            if let Some(previous) = routes.insert(key.clone(), binary) {
+/// API Gateway resources or events: the HTTP front is function URLs, so any of these is a
+/// leftover that charges per request and whose routes nothing keeps in step with the router.
+fn api_gateway_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, resource) in resources(template) {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        if kind.starts_with("AWS::ApiGateway")
+            || kind == "AWS::Serverless::HttpApi"
+            || kind == "AWS::Serverless::Api"
+        {
+            problems.push(format!(
+                "{id} ({kind}): the HTTP front is Lambda function URLs; an API Gateway would charge per request and route apart from sondeo::web::ROUTES"
+            ));
+        }
+    }
+    for f in template_functions(template) {
+        let events = &template["Resources"][f.logical_id.as_str()]["Properties"]["Events"];
+        for (name, event) in events.as_mapping().into_iter().flatten() {
+            let kind = event["Type"].as_str().unwrap_or_default();
+            if kind == "HttpApi" || kind == "Api" {
                 problems.push(format!(
-                    "route `{key}` is defined twice (also for `{previous}`)"
+                    "{}: event {} is an API Gateway ({kind}) event; the HTTP front is Lambda function URLs",
+                    f.logical_id,
+                    name.as_str().unwrap_or("?")
                 ));
             }
         }
     }
+    problems
 }
 
-fn normalise_route_key(key: &str) -> String {
-    match key.split_once(' ') {
-        Some((method, path)) => format!("{} {}", method.to_ascii_uppercase(), path.trim()),
-        None => key.to_string(),
+/// A scalar as text (`true` and `"true"` alike), lower-cased.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_ascii_lowercase()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
-/// Problems between the router's routes and the template's.
-fn route_problems(template: &Value) -> Vec<String> {
-    let routes = match template_routes(template) {
-        Ok(routes) => routes,
-        Err(problems) => return problems,
+/// The two resource-policy statements a public (AuthType NONE) function URL needs: since
+/// October 2025, `lambda:InvokeFunctionUrl` for anyone when the URL's AuthType is NONE, and
+/// `lambda:InvokeFunction` for anyone through a function URL only.
+fn public_permission_problems(template: &Value, url: &FunctionUrl) -> Vec<String> {
+    let statements: Vec<&Value> = resources_of_type(template, LAMBDA_PERMISSION)
+        .map(|(_, p)| &p["Properties"])
+        .filter(|p| p["Principal"].as_str() == Some("*"))
+        .filter(|p| {
+            referenced_function(template, &p["FunctionName"]).as_deref()
+                == Some(url.function_id.as_str())
+        })
+        .collect();
+    let has = |action: &str, key: &str, want: &str| {
+        statements.iter().any(|p| {
+            p["Action"].as_str() == Some(action) && scalar_text(&p[key]).as_deref() == Some(want)
+        })
     };
     let mut problems = Vec::new();
-    let mut known = BTreeSet::new();
-    for (method, path, function) in ROUTES {
-        let key = format!("{method} {path}");
-        let want = binary_for(*function);
-        match routes.get(&key) {
-            None => problems.push(format!(
-                "router route `{key}` ({function:?}) has no AWS::ApiGatewayV2::Route with RouteKey `{key}` in infra/template.yaml"
-            )),
-            Some(got) if got != want => problems.push(format!(
-                "route `{key}` is integrated with `{got}`, but the router serves it from {function:?} (binary `{want}`)"
-            )),
-            Some(_) => {}
-        }
-        known.insert(key);
+    if !has("lambda:InvokeFunctionUrl", "FunctionUrlAuthType", "none") {
+        problems.push(format!(
+            "{}: no AWS::Lambda::Permission lets Principal \"*\" call lambda:InvokeFunctionUrl on {} with FunctionUrlAuthType NONE, so the public URL answers 403",
+            url.logical_id, url.function_id
+        ));
     }
-    for (key, binary) in &routes {
-        if !known.contains(key) {
+    if !has("lambda:InvokeFunction", "InvokedViaFunctionUrl", "true") {
+        problems.push(format!(
+            "{}: no AWS::Lambda::Permission lets Principal \"*\" call lambda:InvokeFunction on {} with InvokedViaFunctionUrl true; function URLs created since October 2025 answer 403 without it",
+            url.logical_id, url.function_id
+        ));
+    }
+    problems
+}
+
+/// Problems between the router's functions and the template's function URLs: every function
+/// of `sondeo::web::ROUTES` has exactly one public URL (the function routes every path itself),
+/// no other function has one, no API Gateway is left, and each URL is public, without CORS
+/// settings, and allowed by the function's resource policy.
+fn url_problems(template: &Value) -> Vec<String> {
+    let mut problems = api_gateway_problems(template);
+    let (urls, unresolved) = function_urls(template);
+    problems.extend(unresolved);
+    let mut served: BTreeMap<&str, (Function, Vec<String>)> = BTreeMap::new();
+    for (method, path, function) in ROUTES {
+        served
+            .entry(binary_for(*function))
+            .or_insert((*function, Vec::new()))
+            .1
+            .push(format!("{method} {path}"));
+    }
+    for (binary, (function, routes)) in &served {
+        let count = urls.iter().filter(|u| u.binary == *binary).count();
+        if count == 0 {
             problems.push(format!(
-                "template route `{key}` (to `{binary}`) is not in sondeo::web::ROUTES, so the function would answer it with 404"
+                "{function:?} (binary `{binary}`) serves {}, but no function URL (AWS::Lambda::Url or FunctionUrlConfig) invokes a function building `{binary}`",
+                routes.join(", ")
+            ));
+        } else if count > 1 {
+            problems.push(format!(
+                "`{binary}` has {count} function URLs; it needs exactly one public address"
             ));
         }
     }
-    // Every integrated function must let API Gateway invoke it.
-    let invokable: BTreeSet<String> = resources_of_type(template, "AWS::Lambda::Permission")
-        .filter(|(_, p)| p["Properties"]["Principal"].as_str() == Some("apigateway.amazonaws.com"))
-        .filter_map(|(_, p)| referenced_function_binary(template, &p["Properties"]["FunctionName"]))
-        .collect();
-    for binary in routes.values().collect::<BTreeSet<_>>() {
-        if !invokable.contains(binary) {
+    for url in &urls {
+        let id = &url.logical_id;
+        if !served.contains_key(url.binary.as_str()) {
             problems.push(format!(
-                "function `{binary}` serves routes but no AWS::Lambda::Permission lets apigateway.amazonaws.com invoke it"
+                "{id} makes {} (binary `{}`) public, but it serves no route of sondeo::web::ROUTES",
+                url.function_id, url.binary
+            ));
+        }
+        if url.auth_type.as_deref() != Some("NONE") {
+            problems.push(format!(
+                "{id}: AuthType is {:?}; email clicks, browsers and API clients carry no AWS signature (the code checks tokens and API keys itself), so AuthType must be NONE",
+                url.auth_type
+            ));
+        } else if !url.permissions_by_sam {
+            problems.extend(public_permission_problems(template, url));
+        }
+        if url.cors {
+            problems.push(format!(
+                "{id}: Cors is configured; a function URL's CORS settings replace the headers the code sets for SONDEO_ALLOWED_ORIGINS, so leave Cors out"
+            ));
+        }
+    }
+    problems
+}
+
+/// The function serving a route of the router.
+fn router_function(method: http::Method, path: &str) -> Function {
+    function_for(&method, path)
+        .unwrap_or_else(|| panic!("sondeo::web::ROUTES has no route for {method} {path}"))
+}
+
+/// Problems with the addresses users and the code are given: the outputs (`BaseUrl` for survey
+/// links, `ApiUrl` and `MetricsUrl` for the API) and `SONDEO_BASE_URL`, the base of the links
+/// the code mints, must be the function URL of the function that serves them; a function must not
+/// refer to its own URL (a circular dependency CloudFormation rejects).
+fn address_problems(template: &Value) -> Vec<String> {
+    let (urls, _) = function_urls(template);
+    let links = router_function(http::Method::GET, "/r/token");
+    let api = router_function(http::Method::GET, "/v1/metrics");
+    let url_of = |function: Function| {
+        urls.iter()
+            .find(|u| u.binary == binary_for(function))
+            .map(|u| u.logical_id.clone())
+    };
+    let url_refs = |value: &Value| -> BTreeSet<String> {
+        references(value)
+            .into_iter()
+            .filter(|r| urls.iter().any(|u| &u.logical_id == r))
+            .collect()
+    };
+    let mut problems = Vec::new();
+    for (output, function, what) in [
+        ("BaseUrl", links, "survey links"),
+        ("ApiUrl", api, "sondeo --api"),
+        ("MetricsUrl", api, "GET /v1/metrics"),
+    ] {
+        let value = &template["Outputs"][output]["Value"];
+        if value.is_null() {
+            problems.push(format!("output {output} ({what}) is missing"));
+            continue;
+        }
+        let Some(want) = url_of(function) else {
+            continue; // reported by url_problems
+        };
+        let got = url_refs(value);
+        if got != BTreeSet::from([want.clone()]) {
+            problems.push(format!(
+                "output {output} ({what}) must be the function URL {want} of {function:?}, but it refers to {got:?}"
+            ));
+        }
+    }
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"]["SONDEO_BASE_URL"];
+    for f in template_functions(template) {
+        let own = &template["Resources"][f.logical_id.as_str()]["Properties"]["Environment"]
+            ["Variables"]["SONDEO_BASE_URL"];
+        let value = if own.is_null() { globals } else { own };
+        let got = url_refs(value);
+        let own_url = urls
+            .iter()
+            .find(|u| u.function_id == f.logical_id)
+            .map(|u| u.logical_id.clone());
+        if let Some(own_url) = own_url.filter(|u| got.contains(u)) {
+            problems.push(format!(
+                "{}: SONDEO_BASE_URL refers to its own function URL {own_url}, a circular dependency; leave it unset there (the code derives the base URL from the request's Host header)",
+                f.logical_id
+            ));
+        }
+        if value.is_null() || f.binary.as_deref() == Some(binary_for(links)) {
+            continue; // unset where read: environment check; the link function itself: above
+        }
+        let Some(want) = url_of(links) else {
+            continue; // reported by url_problems
+        };
+        if got != BTreeSet::from([want.clone()]) {
+            problems.push(format!(
+                "{}: SONDEO_BASE_URL (the base of the links it mints) must be the function URL {want} of {links:?}, which serves GET /r/{{token}}, but it refers to {got:?}",
+                f.logical_id
             ));
         }
     }
@@ -752,8 +892,13 @@ fn every_template_function_builds_a_workspace_function_binary_and_every_function
 }
 
 #[test]
-fn every_router_route_is_an_api_gateway_route_integrated_with_the_function_that_serves_it() {
-    assert_no_problems("routes", route_problems(&load_template()));
+fn every_router_function_has_one_public_function_url_and_no_api_gateway_is_left() {
+    assert_no_problems("function URLs", url_problems(&load_template()));
+}
+
+#[test]
+fn links_outputs_and_base_urls_point_at_the_function_url_that_serves_them() {
+    assert_no_problems("addresses", address_problems(&load_template()));
 }
 
 #[test]
@@ -802,11 +947,23 @@ fn the_code_scan_finds_the_variables_each_function_reads() {
 
 // ------------------------------------------------- drift: each check fails on a broken template
 
-fn sub(text: &str) -> Value {
+fn tagged(tag: &str, text: &str) -> Value {
     Value::Tagged(Box::new(TaggedValue {
-        tag: Tag::new("Sub"),
+        tag: Tag::new(tag),
         value: Value::String(text.to_string()),
     }))
+}
+
+fn sub(text: &str) -> Value {
+    tagged("Sub", text)
+}
+
+fn get_att(path: &str) -> Value {
+    tagged("GetAtt", path)
+}
+
+fn reference(id: &str) -> Value {
+    tagged("Ref", id)
 }
 
 fn resource_mut<'a>(template: &'a mut Value, id: &str) -> &'a mut Value {
@@ -848,39 +1005,219 @@ fn a_code_uri_outside_the_workspace_is_reported() {
 }
 
 #[test]
-fn a_router_route_missing_from_the_template_is_reported() {
+fn a_router_function_without_a_function_url_is_reported() {
     let mut template = load_template();
     let removed = template["Resources"]
         .as_mapping_mut()
-        .and_then(|m| m.remove("MetricsGetRoute"));
-    assert!(removed.is_some(), "the template has a MetricsGetRoute");
-    let problems = route_problems(&template);
-    assert!(mentions(&problems, &["GET /v1/metrics"]), "{problems:?}");
-}
-
-#[test]
-fn a_route_integrated_with_the_wrong_function_is_reported() {
-    let mut template = load_template();
-    resource_mut(&mut template, "MetricsGetRoute")["Properties"]["Target"] =
-        sub("integrations/${CollectIntegration}");
-    let problems = route_problems(&template);
+        .and_then(|m| m.remove("MetricsFunctionUrl"));
+    assert!(removed.is_some(), "the template has a MetricsFunctionUrl");
+    let problems = url_problems(&template);
     assert!(
-        mentions(&problems, &["GET /v1/metrics", "`collect`", "Metrics"]),
+        mentions(
+            &problems,
+            &["Metrics", "`metrics`", "GET /v1/metrics", "no function URL"]
+        ),
         "{problems:?}"
     );
 }
 
 #[test]
-fn a_template_route_the_router_does_not_know_is_reported() {
+fn a_function_url_on_the_wrong_function_is_reported() {
     let mut template = load_template();
-    resource_mut(&mut template, "LinksCreateRoute")["Properties"]["RouteKey"] =
-        Value::String("POST /v1/link".into());
-    let problems = route_problems(&template);
+    resource_mut(&mut template, "CollectFunctionUrl")["Properties"]["TargetFunctionArn"] =
+        get_att("AggregateFunction.Arn");
+    let problems = url_problems(&template);
     assert!(
-        mentions(&problems, &["POST /v1/link`", "not in"]),
+        mentions(
+            &problems,
+            &["CollectFunctionUrl", "`aggregate`", "serves no route"]
+        ),
         "{problems:?}"
     );
-    assert!(mentions(&problems, &["POST /v1/links"]), "{problems:?}");
+    assert!(
+        mentions(&problems, &["Collect", "GET /r/{token}", "no function URL"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_function_url_with_iam_auth_or_cors_settings_is_reported() {
+    let mut template = load_template();
+    let props = &mut resource_mut(&mut template, "CollectFunctionUrl")["Properties"];
+    props["AuthType"] = Value::String("AWS_IAM".into());
+    if let Some(map) = props.as_mapping_mut() {
+        map.insert(
+            Value::String("Cors".into()),
+            serde_yaml::from_str("{AllowOrigins: ['*']}").unwrap(),
+        );
+    }
+    let problems = url_problems(&template);
+    assert!(
+        mentions(&problems, &["CollectFunctionUrl", "AWS_IAM", "NONE"]),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(&problems, &["CollectFunctionUrl", "Cors"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_public_url_missing_either_resource_policy_statement_is_reported() {
+    for (removed_id, words) in [
+        (
+            "CollectUrlPublicAccess",
+            ["CollectFunctionUrl", "lambda:InvokeFunctionUrl"],
+        ),
+        (
+            "CollectUrlInvokeAccess",
+            ["CollectFunctionUrl", "InvokedViaFunctionUrl"],
+        ),
+    ] {
+        let mut template = load_template();
+        let removed = template["Resources"]
+            .as_mapping_mut()
+            .and_then(|m| m.remove(removed_id));
+        assert!(removed.is_some(), "the template has a {removed_id}");
+        let problems = url_problems(&template);
+        assert!(mentions(&problems, &words), "{removed_id}: {problems:?}");
+    }
+    // A statement for the wrong function does not count.
+    let mut template = load_template();
+    resource_mut(&mut template, "MetricsUrlInvokeAccess")["Properties"]["FunctionName"] =
+        reference("AggregateFunction");
+    let problems = url_problems(&template);
+    assert!(
+        mentions(&problems, &["MetricsFunctionUrl", "InvokedViaFunctionUrl"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn an_api_gateway_left_in_the_template_is_reported() {
+    let mut template = load_template();
+    if let Some(resources) = template["Resources"].as_mapping_mut() {
+        resources.insert(
+            Value::String("HttpApi".into()),
+            serde_yaml::from_str(
+                "{Type: 'AWS::ApiGatewayV2::Api', Properties: {ProtocolType: HTTP}}",
+            )
+            .unwrap(),
+        );
+    }
+    if let Some(props) =
+        resource_mut(&mut template, "MetricsFunction")["Properties"].as_mapping_mut()
+    {
+        props.insert(
+            Value::String("Events".into()),
+            serde_yaml::from_str(
+                "{Metrics: {Type: HttpApi, Properties: {Method: GET, Path: /v1/metrics}}}",
+            )
+            .unwrap(),
+        );
+    }
+    let problems = url_problems(&template);
+    assert!(
+        mentions(&problems, &["HttpApi", "AWS::ApiGatewayV2::Api"]),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(&problems, &["MetricsFunction", "Metrics", "HttpApi"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn sam_function_url_config_counts_as_a_function_url_with_its_own_permissions() {
+    // SAM's FunctionUrlConfig creates `<Function>Url` and both public-access statements itself.
+    let mut template = load_template();
+    if let Some(resources) = template["Resources"].as_mapping_mut() {
+        for id in [
+            "CollectFunctionUrl",
+            "CollectUrlPublicAccess",
+            "CollectUrlInvokeAccess",
+        ] {
+            assert!(resources.remove(id).is_some(), "the template has a {id}");
+        }
+    }
+    if let Some(map) = resource_mut(&mut template, "CollectFunction")["Properties"].as_mapping_mut()
+    {
+        map.insert(
+            Value::String("FunctionUrlConfig".into()),
+            serde_yaml::from_str("{AuthType: NONE}").unwrap(),
+        );
+    }
+    assert_no_problems("SAM function URL", url_problems(&template));
+    assert_no_problems("SAM function URL", address_problems(&template));
+    resource_mut(&mut template, "CollectFunction")["Properties"]["FunctionUrlConfig"]["Cors"] =
+        serde_yaml::from_str("{AllowOrigins: ['*']}").unwrap();
+    let problems = url_problems(&template);
+    assert!(
+        mentions(&problems, &["CollectFunctionUrl", "Cors"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_minted_link_base_on_the_wrong_url_is_reported() {
+    // Links minted by the metrics function on its own URL would answer 404.
+    let mut template = load_template();
+    resource_mut(&mut template, "MetricsFunction")["Properties"]["Environment"]["Variables"]
+        ["SONDEO_BASE_URL"] = get_att("MetricsFunctionUrl.FunctionUrl");
+    let problems = address_problems(&template);
+    assert!(
+        mentions(
+            &problems,
+            &[
+                "MetricsFunction",
+                "SONDEO_BASE_URL",
+                "CollectFunctionUrl",
+                "MetricsFunctionUrl"
+            ]
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(&problems, &["MetricsFunction", "circular"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_function_referring_to_its_own_url_is_reported_as_circular() {
+    let mut template = load_template();
+    resource_mut(&mut template, "CollectFunction")["Properties"]["Environment"]["Variables"]
+        ["SONDEO_BASE_URL"] = get_att("CollectFunctionUrl.FunctionUrl");
+    let problems = address_problems(&template);
+    assert!(
+        mentions(
+            &problems,
+            &["CollectFunction", "CollectFunctionUrl", "circular"]
+        ),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn an_output_on_the_wrong_function_url_is_reported() {
+    let mut template = load_template();
+    template["Outputs"]["BaseUrl"]["Value"] = sub("${MetricsFunctionUrl.FunctionUrl}");
+    template["Outputs"]["ApiUrl"]["Value"] = sub("${CollectFunctionUrl.FunctionUrl}");
+    let problems = address_problems(&template);
+    assert!(
+        mentions(
+            &problems,
+            &["BaseUrl", "CollectFunctionUrl", "MetricsFunctionUrl"]
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(
+            &problems,
+            &["ApiUrl", "MetricsFunctionUrl", "CollectFunctionUrl"]
+        ),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -939,11 +1276,11 @@ fn a_secret_set_as_a_plain_environment_variable_is_reported() {
 #[test]
 fn short_and_long_form_intrinsics_name_the_same_resources() {
     let short: Value = serde_yaml::from_str(
-        "a: !GetAtt CollectFunction.Arn\nb: !Sub 'integrations/${CollectIntegration}'\nc: !Ref Table\nd: !Sub ['x${Q}', {Q: !GetAtt ResponseQueue.Arn}]\ne: !Sub 'arn:${AWS::Partition}:x'",
+        "a: !GetAtt CollectFunction.Arn\nb: !Sub '${CollectFunctionUrl.FunctionUrl}v1/metrics'\nc: !Ref Table\nd: !Sub ['x${Q}', {Q: !GetAtt ResponseQueue.Arn}]\ne: !Sub 'arn:${AWS::Partition}:x'",
     )
     .unwrap();
     let long: Value = serde_yaml::from_str(
-        "a: {'Fn::GetAtt': [CollectFunction, Arn]}\nb: {'Fn::Sub': 'integrations/${CollectIntegration}'}\nc: {Ref: Table}\nd: {'Fn::Sub': ['x${Q}', {Q: {'Fn::GetAtt': [ResponseQueue, Arn]}}]}\ne: {Ref: 'AWS::Region'}",
+        "a: {'Fn::GetAtt': [CollectFunction, Arn]}\nb: {'Fn::Sub': '${CollectFunctionUrl.FunctionUrl}v1/metrics'}\nc: {Ref: Table}\nd: {'Fn::Sub': ['x${Q}', {Q: {'Fn::GetAtt': [ResponseQueue, Arn]}}]}\ne: {Ref: 'AWS::Region'}",
     )
     .unwrap();
     for v in [&short, &long] {
@@ -951,7 +1288,7 @@ fn short_and_long_form_intrinsics_name_the_same_resources() {
             references(v),
             [
                 "CollectFunction",
-                "CollectIntegration",
+                "CollectFunctionUrl",
                 "Table",
                 "ResponseQueue"
             ]

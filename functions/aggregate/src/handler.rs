@@ -32,10 +32,10 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
         serde_json::json!({
             "_aws": {"Timestamp": sondeo::time::now_ms(), "CloudWatchMetrics": [{"Namespace": "Sondeo", "Dimensions": [["service"]],
                 "Metrics": [{"Name": "applied", "Unit": "Count"}, {"Name": "superseded", "Unit": "Count"}, {"Name": "rejected", "Unit": "Count"},
-                            {"Name": "failed", "Unit": "Count"}, {"Name": "items_written", "Unit": "Count"}]}]},
+                            {"Name": "failed", "Unit": "Count"}, {"Name": "items_written", "Unit": "Count"}, {"Name": "conflicts", "Unit": "Count"}]}]},
             "service": "aggregate",
             "applied": outcome.applied.len(), "superseded": outcome.superseded.len(), "rejected": outcome.rejected.len(),
-            "failed": outcome.failed.len(), "items_written": outcome.items_written,
+            "failed": outcome.failed.len(), "items_written": outcome.items_written, "conflicts": outcome.conflicts,
         })
     );
     if without_id > 0 {
