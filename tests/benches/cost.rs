@@ -185,18 +185,56 @@ async fn main() {
     let sqs_requests = enqueued as f64 + 2.0 * batches as f64;
     let gbs =
         collect_ms / 1000.0 * collect_mb / 1024.0 + aggregate_ms / 1000.0 * aggregate_mb / 1024.0;
-    let log_gb = (invocations * PLATFORM_LOG_BYTES
-        + http_requests as f64 * ACCESS_LOG_BYTES
-        + enqueued as f64 * ANSWER_LOG_BYTES
-        + batches as f64 * BATCH_LOG_BYTES)
+    // What the template deploys decides which lines cost: an API Gateway front (per request, with
+    // an access log) or function URLs (free); Lambda's START/REPORT lines unless system logs are
+    // at WARN; the per-answer log line only at debug level.
+    let resources = template.get("Resources").and_then(|r| r.as_mapping());
+    let http_api = resources.is_some_and(|m| {
+        m.values()
+            .any(|r| r.get("Type").and_then(|t| t.as_str()) == Some("AWS::ApiGatewayV2::Api"))
+    });
+    let parameter_default = |name: &str| {
+        template
+            .get("Parameters")
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get("Default"))
+            .and_then(|d| d.as_str())
+            .map(str::to_string)
+    };
+    let platform_lines = parameter_default("SystemLogLevel").as_deref() != Some("WARN");
+    let answer_lines = matches!(
+        parameter_default("LogLevel").as_deref(),
+        Some("debug" | "trace")
+    );
+    let log_gb = (if platform_lines {
+        invocations * PLATFORM_LOG_BYTES
+    } else {
+        0.0
+    } + if http_api {
+        http_requests as f64 * ACCESS_LOG_BYTES
+    } else {
+        0.0
+    } + if answer_lines {
+        enqueued as f64 * ANSWER_LOG_BYTES
+    } else {
+        0.0
+    } + batches as f64 * BATCH_LOG_BYTES)
         / 1e9;
 
     let lines = [
         (
-            "HTTP API requests",
+            if http_api {
+                "HTTP API requests"
+            } else {
+                "function URL requests (free)"
+            },
             http_requests as f64 * per_m,
             "requests",
-            http_requests as f64 * per_m / 1e6 * price::HTTP_API_PER_M,
+            if http_api {
+                http_requests as f64 * per_m / 1e6 * price::HTTP_API_PER_M
+            } else {
+                0.0
+            },
         ),
         (
             "Lambda invocations",
