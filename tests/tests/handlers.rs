@@ -440,3 +440,44 @@ async fn metrics_fixture_needs_the_api_key_and_reports_per_touchpoint_and_stage(
         );
     }
 }
+
+const URL_POST_LINK: &str = include_str!("../fixtures/function_url_post_link_answer.json");
+
+#[tokio::test]
+async fn function_url_events_reach_the_same_handler() {
+    let f = fixture().await;
+    let t = token(&f.keyring, "post-purchase", 3600);
+    let resp = f
+        .collect
+        .handle(event(&URL_POST_LINK.replace("{{TOKEN}}", &t)))
+        .await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    let q = queued(&f.store);
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].score, 6);
+    // Links minted behind a function URL point at the host the request came to, over https.
+    let mint = serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": "luis"});
+    let mut ev: serde_json::Value = serde_json::from_str(URL_POST_LINK).unwrap();
+    ev["rawPath"] = "/v1/links".into();
+    ev["requestContext"]["http"]["path"] = "/v1/links".into();
+    ev["headers"]["content-type"] = "application/json".into();
+    ev["headers"]["authorization"] = format!("Bearer {API_KEY}").into();
+    ev["body"] = mint.to_string().into();
+    let resp = f.admin.handle(event(&ev.to_string())).await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    let page = body_json(&resp)["page"].as_str().unwrap().to_string();
+    assert!(
+        page.starts_with("https://a1b2c3d4e5f6g7h8i9j0klmnopqrstuv.lambda-url.us-east-1.on.aws/r/"),
+        "{page}"
+    );
+}
