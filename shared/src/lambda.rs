@@ -16,7 +16,7 @@ pub fn init_tracing() {
 
 /// The AWS configuration, loaded once per process (endpoints from the SDK's environment variables).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    crate::aws::sdk_config().await
 }
 
 /// Opens the DynamoDB connection at init (a GetItem of a key no item has), so the first request skips the TCP and TLS handshakes; bounded by [`WARM_UP_TIMEOUT`], logs instead of failing.
@@ -116,6 +116,7 @@ mod tests {
         let conf = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
+            .http_client(crate::aws::https_client())
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .build();

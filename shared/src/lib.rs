@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod dynamo;

@@ -371,7 +371,7 @@ struct Backend {
 impl Backend {
     async fn create(moto: &Moto, secrets_manager: bool, tls: Option<&TlsMaterial>) -> Backend {
         let endpoint = moto.endpoint.as_str();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let sdk = sondeo::aws::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

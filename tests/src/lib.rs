@@ -29,7 +29,7 @@ pub async fn moto_config() -> aws_config::SdkConfig {
         endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
         "tests only talk to a local moto server, not {endpoint}"
     );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    sondeo::aws::config_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "tests",
