@@ -62,7 +62,8 @@ pub enum TokenError {
 #[derive(Clone)]
 pub struct LinkKeyring {
     active: String,
-    keys: BTreeMap<String, Vec<u8>>,
+    /// Each key's HMAC state with the key already absorbed, cloned per token.
+    keys: BTreeMap<String, HmacSha256>,
 }
 
 /// A keyring definition that cannot be used.
@@ -112,6 +113,14 @@ impl LinkKeyring {
                 crate::survey::clip(active, 32)
             )));
         }
+        let keys = keys
+            .into_iter()
+            .map(|(kid, key)| {
+                HmacSha256::new_from_slice(&key)
+                    .map(|mac| (kid, mac))
+                    .map_err(|_| KeyringError("unusable key".into()))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(LinkKeyring {
             active: active.to_string(),
             keys,
@@ -179,8 +188,13 @@ impl LinkKeyring {
                 .map_err(|_| TokenError::Unmintable(format!("{what} {t} is outside 1970–2106")))?;
             payload.extend_from_slice(&t.to_be_bytes());
         }
-        let key = self.keys.get(&self.active).ok_or(TokenError::UnknownKey)?;
-        let tag = mac(key, &payload);
+        let mut mac = self
+            .keys
+            .get(&self.active)
+            .ok_or(TokenError::UnknownKey)?
+            .clone();
+        mac.update(&payload);
+        let tag = mac.finalize().into_bytes();
         Ok(format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),
@@ -211,8 +225,7 @@ impl LinkKeyring {
             return Err(TokenError::Malformed);
         }
         let kid = reader.field()?;
-        let key = self.keys.get(kid).ok_or(TokenError::UnknownKey)?;
-        let mut m = HmacSha256::new_from_slice(key).map_err(|_| TokenError::UnknownKey)?;
+        let mut m = self.keys.get(kid).ok_or(TokenError::UnknownKey)?.clone();
         m.update(&payload);
         // Constant-time comparison of the truncated tag.
         m.verify_truncated_left(&tag)
@@ -236,16 +249,6 @@ impl LinkKeyring {
             expires_at,
         })
     }
-}
-
-fn mac(key: &[u8], payload: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut m = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return Vec::new(),
-    };
-    m.update(payload);
-    m.finalize().into_bytes().to_vec()
 }
 
 struct Reader<'a> {

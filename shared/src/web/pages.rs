@@ -64,6 +64,16 @@ fn text(locale: Locale) -> &'static Text {
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out`, escaped for HTML.
+fn escape_into(out: &mut String, s: &str) {
+    if !s.contains(['&', '<', '>', '"', '\'']) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -74,7 +84,6 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}\
@@ -103,64 +112,81 @@ fn layout(lang: &str, title: &str, body: &str) -> String {
 pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     let t = text(survey.locale);
     let (min, max) = survey.kind.range();
-    let mut scale = String::with_capacity(1024);
+    // Built with appends into one buffer: this page is served on every click.
+    let mut out = String::with_capacity(6 * 1024);
+    out.push_str("<!doctype html><html lang=\"");
+    out.push_str(t.lang);
+    out.push_str("\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>");
+    escape_into(&mut out, &survey.question);
+    out.push_str("</title><style>");
+    out.push_str(STYLE);
+    out.push_str("</style></head><body><main><h1>");
+    escape_into(&mut out, &survey.question);
+    out.push_str("</h1><p>");
+    out.push_str(if score.is_some() { t.you_chose } else { t.pick });
+    out.push_str("</p><form id=\"answer\" method=\"post\" action=\"/r/");
+    escape_into(&mut out, token);
+    out.push_str("\"><fieldset><legend class=\"ends\">");
+    escape_into(&mut out, &survey.question);
+    out.push_str("</legend><div class=\"scale\">");
     if survey.kind.is_discrete() {
         for s in min..=max {
-            let checked = if score == Some(s) { " checked" } else { "" };
-            let label = match (survey.kind, s) {
-                (SurveyKind::YesNo, 1) => if survey.locale == Locale::Es {
-                    "Sí"
-                } else {
-                    "Yes"
-                }
-                .to_string(),
-                (SurveyKind::YesNo, _) => "No".to_string(),
-                _ => s.to_string(),
+            let number = s.to_string();
+            let label = match (survey.kind, s, survey.locale) {
+                (SurveyKind::YesNo, 1, Locale::Es) => "Sí",
+                (SurveyKind::YesNo, 1, _) => "Yes",
+                (SurveyKind::YesNo, _, _) => "No",
+                _ => number.as_str(),
             };
-            scale.push_str(&format!("<label><input type=\"radio\" name=\"score\" value=\"{s}\"{checked} required><span>{label}</span></label>"));
+            out.push_str("<label><input type=\"radio\" name=\"score\" value=\"");
+            out.push_str(&number);
+            out.push('"');
+            if score == Some(s) {
+                out.push_str(" checked");
+            }
+            out.push_str(" required><span>");
+            out.push_str(label);
+            out.push_str("</span></label>");
         }
     } else {
-        let v = score.map(|s| s.to_string()).unwrap_or_default();
-        scale.push_str(&format!("<label><input type=\"number\" name=\"score\" min=\"0\" step=\"1\" value=\"{v}\" required style=\"position:static;opacity:1\"></label>"));
+        out.push_str("<label><input type=\"number\" name=\"score\" min=\"0\" step=\"1\" value=\"");
+        if let Some(s) = score {
+            out.push_str(&s.to_string());
+        }
+        out.push_str("\" required style=\"position:static;opacity:1\"></label>");
     }
-    let ends = if survey.kind == SurveyKind::Nps {
-        format!(
-            "<div class=\"ends\"><span>{}</span><span>{}</span></div>",
-            t.not_likely, t.very_likely
-        )
+    out.push_str("</div>");
+    if survey.kind == SurveyKind::Nps {
+        out.push_str("<div class=\"ends\"><span>");
+        out.push_str(t.not_likely);
+        out.push_str("</span><span>");
+        out.push_str(t.very_likely);
+        out.push_str("</span></div>");
+    }
+    out.push_str("</fieldset>");
+    if score.is_some() {
+        out.push_str("<p class=\"ends\">");
+        out.push_str(t.change);
+        out.push_str("</p>");
+    }
+    out.push_str("<p><label for=\"comment\">");
+    if survey.follow_up.trim().is_empty() {
+        out.push_str(t.default_follow_up);
     } else {
-        String::new()
-    };
-    let lead = if score.is_some() {
-        format!("<p>{}</p>", t.you_chose)
-    } else {
-        format!("<p>{}</p>", t.pick)
-    };
-    let change = if score.is_some() {
-        format!("<p class=\"ends\">{}</p>", t.change)
-    } else {
-        String::new()
-    };
-    let follow_up = if survey.follow_up.trim().is_empty() {
-        t.default_follow_up.to_string()
-    } else {
-        survey.follow_up.clone()
-    };
-    let action = format!("/r/{}", escape(token));
-    let body = format!(
-        "<main><h1>{question}</h1>{lead}<form id=\"answer\" method=\"post\" action=\"{action}\">\
-<fieldset><legend class=\"ends\">{question}</legend><div class=\"scale\">{scale}</div>{ends}</fieldset>{change}\
-<p><label for=\"comment\">{follow_up}</label></p><textarea id=\"comment\" name=\"comment\" maxlength=\"2000\"></textarea>\
-<button type=\"submit\">{send}</button></form><p id=\"status\" role=\"status\" data-recorded=\"{recorded}\" data-failed=\"{failed}\"></p>\
-<noscript><p>{noscript}</p></noscript></main><script>{SCRIPT}</script>",
-        question = escape(&survey.question),
-        follow_up = escape(&follow_up),
-        send = t.send,
-        recorded = escape(t.recorded),
-        failed = escape(t.not_recorded),
-        noscript = t.noscript,
-    );
-    layout(t.lang, &survey.question, &body)
+        escape_into(&mut out, &survey.follow_up);
+    }
+    out.push_str("</label></p><textarea id=\"comment\" name=\"comment\" maxlength=\"2000\"></textarea><button type=\"submit\">");
+    out.push_str(t.send);
+    out.push_str("</button></form><p id=\"status\" role=\"status\" data-recorded=\"");
+    escape_into(&mut out, t.recorded);
+    out.push_str("\" data-failed=\"");
+    escape_into(&mut out, t.not_recorded);
+    out.push_str("\"></p><noscript><p>");
+    out.push_str(t.noscript);
+    out.push_str("</p></noscript></main><script>");
+    out.push_str(SCRIPT);
+    out.push_str("</script></body></html>");
+    out
 }
 
 /// Records the chosen score when a person sees the page, and on every change of score.
@@ -207,6 +233,28 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::survey::{Locale, Survey, SurveyKind};
+
+    #[test]
+    fn answer_page_escapes_survey_text_and_checks_the_clicked_score() {
+        let survey = Survey {
+            id: "s".into(),
+            kind: SurveyKind::Csat,
+            question: "Was it <b>good</b> & \"fast\"?".into(),
+            follow_up: "<script>alert(1)</script>".into(),
+            locale: Locale::Es,
+            touchpoints: vec![],
+            public_key: None,
+        };
+        let page = answer_page(&survey, "tok.en", Some(4));
+        assert!(page.contains("Was it &lt;b&gt;good&lt;/b&gt; &amp; &quot;fast&quot;?"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.contains("<script>alert"));
+        assert!(page.contains("value=\"4\" checked"));
+        assert_eq!(page.matches("type=\"radio\"").count(), 5, "CSAT is 1 to 5");
+        assert!(page.contains("lang=\"es\"") && page.contains("Enviar"));
+        assert!(page.contains("action=\"/r/tok.en\""));
+    }
 
     #[test]
     fn escape_neutralises_markup() {
