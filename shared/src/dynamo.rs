@@ -82,6 +82,15 @@ fn attr_str<'a>(
         .ok_or_else(|| StoreError::Permanent(format!("item lacks string attribute '{name}'")))
 }
 
+/// Parses an item's JSON `doc` attribute.
+fn parse_doc<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(attr_str(item, "doc")?)
+        .map_err(|e| StoreError::Permanent(format!("stored {what} is corrupt: {e}")))
+}
+
 fn attr_num<T: std::str::FromStr>(
     item: &HashMap<String, AttributeValue>,
     name: &str,
@@ -108,29 +117,43 @@ impl DynamoStore {
 
     /// Every stored response record of a survey (for export and recounts).
     pub async fn all_responses(&self, survey: &str) -> Result<Vec<ResponseEvent>, StoreError> {
-        let mut out = Vec::new();
+        let items = self
+            .query_all("query responses", format!("R#{survey}"), None)
+            .await?;
+        items
+            .iter()
+            .map(|item| parse_doc(item, "response"))
+            .collect()
+    }
+
+    /// Every item of a partition, optionally with a sort key in `from..=to`, across pages.
+    async fn query_all(
+        &self,
+        what: &str,
+        pk: String,
+        sk_between: Option<(String, String)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("R#{survey}")))
-                .projection_expression("doc")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("query responses", e))?;
-            for item in page.items() {
-                let doc = attr_str(item, "doc")?;
-                out.push(serde_json::from_str(doc).map_err(|e| {
-                    StoreError::Permanent(format!("stored response is corrupt: {e}"))
-                })?);
-            }
+                .expression_attribute_values(":pk", s(&pk))
+                .set_exclusive_start_key(start);
+            query = match &sk_between {
+                None => query.key_condition_expression("pk = :pk"),
+                Some((from, to)) => query
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":from", s(from))
+                    .expression_attribute_values(":to", s(to)),
+            };
+            let page = query.send().await.map_err(|e| classify(what, e))?;
+            items.extend(page.items().iter().cloned());
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
-                return Ok(out);
+                return Ok(items);
             }
         }
     }
@@ -226,9 +249,7 @@ impl SurveyStore for DynamoStore {
             .map_err(|e| classify("get survey", e))?;
         match out.item() {
             None => Ok(None),
-            Some(item) => serde_json::from_str(attr_str(item, "doc")?)
-                .map(Some)
-                .map_err(|e| StoreError::Permanent(format!("stored survey is corrupt: {e}"))),
+            Some(item) => parse_doc(item, "survey").map(Some),
         }
     }
 
@@ -258,29 +279,10 @@ impl SurveyStore for DynamoStore {
     }
 
     async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s("SURVEY"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("list surveys", e))?;
-            for item in page.items() {
-                out.push(serde_json::from_str(attr_str(item, "doc")?).map_err(|e| {
-                    StoreError::Permanent(format!("stored survey is corrupt: {e}"))
-                })?);
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let items = self
+            .query_all("list surveys", "SURVEY".into(), None)
+            .await?;
+        items.iter().map(|item| parse_doc(item, "survey")).collect()
     }
 }
 
@@ -434,53 +436,39 @@ impl CounterReader for DynamoStore {
         from: Day,
         to: Day,
     ) -> Result<Vec<CounterRow>, StoreError> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(format!("C#{survey}")))
-                .expression_attribute_values(":from", s(from.to_string()))
-                // '~' sorts after every character a touchpoint slug may contain.
-                .expression_attribute_values(":to", s(format!("{to}#~")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("read counters", e))?;
-            for item in page.items() {
-                let sk = attr_str(item, "sk")?;
-                let (day, touchpoint) = sk
-                    .split_once('#')
-                    .ok_or_else(|| StoreError::Permanent(format!("bad counter key '{sk}'")))?;
-                let day: Day = day.parse().map_err(|e: crate::time::DayParseError| {
-                    StoreError::Permanent(e.to_string())
-                })?;
-                let mut h = Histogram {
-                    n: attr_num(item, "n")?,
-                    sum: attr_num(item, "sum")?,
-                    slots: Default::default(),
-                };
-                for (name, v) in item {
-                    if let Some(slot) = name.strip_prefix('s').and_then(|x| x.parse::<u16>().ok()) {
-                        let count: i64 = v.as_n().ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-                        if count != 0 {
-                            h.slots.insert(slot, count);
-                        }
+        // '~' sorts after every character a touchpoint slug may contain.
+        let range = (from.to_string(), format!("{to}#~"));
+        let items = self
+            .query_all("read counters", format!("C#{survey}"), Some(range))
+            .await?;
+        let mut rows = Vec::with_capacity(items.len());
+        for item in &items {
+            let sk = attr_str(item, "sk")?;
+            let (day, touchpoint) = sk
+                .split_once('#')
+                .ok_or_else(|| StoreError::Permanent(format!("bad counter key '{sk}'")))?;
+            let day: Day = day
+                .parse()
+                .map_err(|e: crate::time::DayParseError| StoreError::Permanent(e.to_string()))?;
+            let mut h = Histogram {
+                n: attr_num(item, "n")?,
+                sum: attr_num(item, "sum")?,
+                slots: Default::default(),
+            };
+            for (name, v) in item {
+                if let Some(slot) = name.strip_prefix('s').and_then(|x| x.parse::<u16>().ok()) {
+                    let count: i64 = v.as_n().ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+                    if count != 0 {
+                        h.slots.insert(slot, count);
                     }
                 }
-                rows.push(CounterRow {
-                    touchpoint: touchpoint.to_string(),
-                    day,
-                    histogram: h,
-                });
             }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(rows);
-            }
+            rows.push(CounterRow {
+                touchpoint: touchpoint.to_string(),
+                day,
+                histogram: h,
+            });
         }
+        Ok(rows)
     }
 }
