@@ -481,3 +481,44 @@ async fn function_url_events_reach_the_same_handler() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn admin_routes_explain_bad_surveys_and_link_requests() {
+    let f = fixture().await;
+    let call = |method: &str, path: &str, body: String| {
+        let mut ev: serde_json::Value = serde_json::from_str(GET_METRICS).unwrap();
+        ev["rawPath"] = path.into();
+        ev["rawQueryString"] = "".into();
+        ev.as_object_mut().unwrap().remove("queryStringParameters");
+        ev["requestContext"]["http"]["method"] = method.into();
+        ev["requestContext"]["http"]["path"] = path.into();
+        ev["headers"]["content-type"] = "application/json".into();
+        ev["body"] = body.into();
+        event(&ev.to_string())
+    };
+    let survey = |id: &str, kind: &str, touchpoints: serde_json::Value| {
+        serde_json::json!({"id": id, "kind": kind, "question": "Q?", "touchpoints": touchpoints})
+            .to_string()
+    };
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("POST", "/v1/surveys", survey("Bad Id", "nps", serde_json::json!([{"slug": "a"}])), 422, "lowercase letters"),
+        ("POST", "/v1/surveys", survey("ok", "nps", serde_json::json!([])), 422, "1 to 100 touchpoints"),
+        ("POST", "/v1/surveys", survey("ok", "stars", serde_json::json!([{"slug": "a"}])), 400, "could not be read"),
+        ("POST", "/v1/surveys", survey("nps-2026", "nps", serde_json::json!([{"slug": "a"}])), 409, "already exists"),
+        ("GET", "/v1/surveys/nope", String::new(), 404, "there is no survey 'nope'"),
+        ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "checkout", "respondent": "a"}).to_string(), 422, "not part of survey"),
+        ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": "a", "expires_in_days": 400}).to_string(), 422, "1 to 365"),
+        ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": ""}).to_string(), 422, "respondent must be"),
+        ("DELETE", "/v1/surveys", String::new(), 404, "no route"),
+    ];
+    for (method, path, body, status, message) in cases {
+        let resp = f.admin.handle(call(method, path, body)).await;
+        let json = body_json(&resp);
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}: {json}");
+        let msg = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(message),
+            "{method} {path}: '{msg}' should mention '{message}'"
+        );
+    }
+}
