@@ -229,10 +229,7 @@ fn request_token(chunk: &Chunk) -> String {
             h.update(eid.as_bytes());
         }
     }
-    h.finalize()[..18]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::response::to_hex(&h.finalize()[..18])
 }
 
 #[async_trait]

@@ -148,27 +148,22 @@ impl EmbeddedStore {
 
     /// Deletes messages that were applied (or kept as rejected).
     pub fn ack(&self, ids: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_err)?;
-        for id in ids {
-            tx.execute("DELETE FROM queue WHERE id = ?1", params![id])
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        self.lock()
+            .prepare_cached("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?1))")
+            .and_then(|mut s| s.execute(params![id_list(ids)]))
+            .map_err(db_err)?;
+        Ok(())
     }
 
     /// Makes failed messages visible again after `delay_ms`.
     pub fn retry_later(&self, ids: &[String], delay_ms: i64) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_err)?;
-        for id in ids {
-            tx.execute(
-                "UPDATE queue SET visible_at = ?1 WHERE id = ?2",
-                params![now_ms() + delay_ms, id],
+        self.lock()
+            .prepare_cached(
+                "UPDATE queue SET visible_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
             )
+            .and_then(|mut s| s.execute(params![now_ms() + delay_ms, id_list(ids)]))
             .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        Ok(())
     }
 
     /// Messages waiting in the queue, and messages moved to the dead-letter table.
@@ -201,6 +196,12 @@ impl EmbeddedStore {
             })
             .collect()
     }
+}
+
+/// Queue message ids as a JSON array of numbers, for `json_each` (ids that are not numbers match nothing).
+fn id_list(ids: &[String]) -> String {
+    let numbers: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+    serde_json::to_string(&numbers).unwrap_or_else(|_| "[]".into())
 }
 
 #[async_trait]
@@ -491,5 +492,52 @@ impl CounterReader for EmbeddedStore {
             }
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::Source;
+    use crate::survey::SurveyKind;
+
+    fn event(i: usize) -> ResponseEvent {
+        ResponseEvent {
+            event_id: format!("e{i}"),
+            survey: "s".into(),
+            touchpoint: "t".into(),
+            respondent: format!("r{i}"),
+            kind: SurveyKind::Nps,
+            score: 9,
+            comment: None,
+            properties: Default::default(),
+            answered_at: 1_000,
+            source: Source::Api,
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_hides_received_messages_acks_retries_and_dead_letters() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        for i in 0..3 {
+            store.enqueue(&event(i)).await.unwrap();
+        }
+        let first = store.receive(2, 60_000).unwrap();
+        assert_eq!(first.len(), 2);
+        // Received messages are hidden; the third is still visible.
+        let second = store.receive(10, 60_000).unwrap();
+        assert_eq!(second.len(), 1);
+        store.ack(&[first[0].0.clone()]).unwrap();
+        store
+            .retry_later(&[first[1].0.clone(), second[0].0.clone()], 0)
+            .unwrap();
+        assert_eq!(store.queue_depth().unwrap(), (2, 0));
+        // A message received MAX_RECEIVES times moves to the dead-letter table on the next receive.
+        for _ in 0..MAX_RECEIVES - 1 {
+            let got = store.receive(10, 0).unwrap();
+            assert_eq!(got.len(), 2);
+        }
+        assert!(store.receive(10, 0).unwrap().is_empty());
+        assert_eq!(store.queue_depth().unwrap(), (0, 2));
     }
 }

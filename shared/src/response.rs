@@ -175,17 +175,28 @@ pub fn response_key(survey: &str, touchpoint: &str, respondent: &str) -> Respons
         h.update(part.as_bytes());
     }
     let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = to_hex(&digest[..16]);
     ResponseKey {
         survey: survey.to_string(),
         digest: hex,
     }
 }
 
+/// Lowercase hexadecimal of some bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
 /// A new random event id (128 bits, hex).
 pub fn new_event_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    to_hex(&bytes)
 }
 
 /// A respondent id shortened for logs: the first two characters and a digest, never the whole id.
@@ -209,6 +220,12 @@ mod tests {
         // Length-prefixing keeps "ab"+"c" apart from "a"+"bc".
         assert_ne!(response_key("s", "ab", "c"), response_key("s", "a", "bc"));
         assert_eq!(response_key("s", "t", "r").digest.len(), 32);
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(new_event_id().len(), 32);
     }
 
     #[test]
