@@ -52,14 +52,23 @@ fn load_page(url: &str, extra: &[&str], screenshot: Option<&str>) -> String {
 
 async fn counted(stack: &LocalStack) -> i64 {
     let today = sondeo::time::Day::from_unix_ms(sondeo::time::now_ms());
-    // The local queue drains every 50 ms; give it a moment.
-    tokio::time::sleep(Duration::from_millis(400)).await;
     let rows = stack
         .store
         .read_counters(DEMO_SURVEY, today.plus(-1), today.plus(1))
         .await
         .unwrap();
     rows.iter().map(|r| r.histogram.n).sum()
+}
+
+/// Waits until the local queue is drained (it is polled every 50 ms), then counts.
+async fn counted_after_drain(stack: &LocalStack) -> i64 {
+    for _ in 0..400 {
+        if stack.store.queue_depth().unwrap().0 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    counted(stack).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,8 +102,9 @@ async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
         !dom.contains("\">Your answer has been recorded.</p>"),
         "{dom}"
     );
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        counted(&stack).await,
+        counted_after_drain(&stack).await,
         0,
         "an automated browser's visit is not an answer"
     );
@@ -105,7 +115,11 @@ async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
         dom.contains("\">Your answer has been recorded.</p>"),
         "{dom}"
     );
-    assert_eq!(counted(&stack).await, 1, "one click, one answer");
+    assert_eq!(
+        counted_after_drain(&stack).await,
+        1,
+        "one click, one answer"
+    );
 
     if let Ok(path) = std::env::var("SONDEO_SCREENSHOT") {
         load_page(&link("screenshot@example.com"), &[], Some(&path));

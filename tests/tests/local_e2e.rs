@@ -55,7 +55,7 @@ async fn boot(dir: &std::path::Path) -> (Arc<LocalStack>, RunningServer, Http) {
 /// Polls the metrics route until `n` responses are counted (the local queue drains every 50 ms).
 async fn metrics_when(http: &Http, key: &str, n: i64) -> serde_json::Value {
     let auth = format!("Bearer {key}");
-    for _ in 0..200 {
+    for _ in 0..800 {
         let (status, body) = http
             .send(
                 "GET",
@@ -142,7 +142,7 @@ async fn click_a_minted_link_and_see_the_metric_then_restart_and_keep_it() {
 
     // The respondent changes their mind: still one response, now a promoter.
     assert_eq!(click(&http, &link_for(9)).await, 202);
-    for _ in 0..200 {
+    for _ in 0..800 {
         let m = metrics_when(&http, &key, 1).await;
         if m["overall"]["total"]["promoters"] == 1 {
             assert_eq!(m["overall"]["total"]["detractors"], 0);
