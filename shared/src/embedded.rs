@@ -316,9 +316,11 @@ impl ResponseLedger for EmbeddedStore {
     ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT answered_at, event_id, slot, score, day FROM responses WHERE survey = ?1 AND digest = ?2")
+            .prepare_cached(
+                "SELECT answered_at, event_id, slot, score, day FROM responses WHERE survey = ?1 AND digest = ?2",
+            )
             .map_err(db_err)?;
-        let mut out = HashMap::new();
+        let mut out = HashMap::with_capacity(keys.len());
         for key in keys {
             let row = stmt
                 .query_row(params![key.survey, key.digest], |r| {
@@ -342,22 +344,59 @@ impl ResponseLedger for EmbeddedStore {
     async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db_err)?;
-        // Check every condition first: the transaction is all or nothing, like DynamoDB's.
+        // Each record is written only if it still has the version it was planned from; if any is
+        // not, the transaction is dropped (rolled back): all or nothing, like DynamoDB's.
         let mut conflicts = Vec::new();
         {
-            let mut get = tx
+            let mut insert_new = tx
                 .prepare_cached(
-                    "SELECT answered_at, event_id FROM responses WHERE survey = ?1 AND digest = ?2",
+                    "INSERT INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (survey, digest) DO NOTHING",
+                )
+                .map_err(db_err)?;
+            let mut update_if = tx
+                .prepare_cached(
+                    "UPDATE responses SET touchpoint = ?3, respondent = ?4, score = ?5, slot = ?6, day = ?7,
+                     answered_at = ?8, event_id = ?9, doc = ?10
+                     WHERE survey = ?1 AND digest = ?2 AND answered_at = ?11 AND event_id = ?12",
                 )
                 .map_err(db_err)?;
             for (i, t) in chunk.transitions.iter().enumerate() {
-                let stored: Option<(i64, String)> = get
-                    .query_row(params![t.key.survey, t.key.digest], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()
-                    .map_err(db_err)?;
-                if stored != t.expected {
+                let e = &t.event;
+                let state = RecordState::of(e);
+                let doc = serde_json::to_string(e)
+                    .map_err(|err| StoreError::Permanent(err.to_string()))?;
+                let (survey, digest, day) = (&t.key.survey, &t.key.digest, state.day.days());
+                let changed = match &t.expected {
+                    None => insert_new.execute(params![
+                        survey,
+                        digest,
+                        e.touchpoint,
+                        e.respondent,
+                        e.score,
+                        state.slot,
+                        day,
+                        e.answered_at,
+                        e.event_id,
+                        doc
+                    ]),
+                    Some((at, eid)) => update_if.execute(params![
+                        survey,
+                        digest,
+                        e.touchpoint,
+                        e.respondent,
+                        e.score,
+                        state.slot,
+                        day,
+                        e.answered_at,
+                        e.event_id,
+                        doc,
+                        at,
+                        eid
+                    ]),
+                }
+                .map_err(db_err)?;
+                if changed == 0 {
                     conflicts.push(i);
                 }
             }
@@ -366,31 +405,6 @@ impl ResponseLedger for EmbeddedStore {
             return Ok(CommitOutcome::Conflicted(conflicts));
         }
         {
-            let mut put = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(db_err)?;
-            for t in &chunk.transitions {
-                let e = &t.event;
-                let state = RecordState::of(e);
-                let doc = serde_json::to_string(e)
-                    .map_err(|err| StoreError::Permanent(err.to_string()))?;
-                put.execute(params![
-                    t.key.survey,
-                    t.key.digest,
-                    e.touchpoint,
-                    e.respondent,
-                    e.score,
-                    state.slot,
-                    state.day.days(),
-                    e.answered_at,
-                    e.event_id,
-                    doc
-                ])
-                .map_err(db_err)?;
-            }
             let mut add = tx
                 .prepare_cached(
                     "INSERT INTO counters (survey, day, touchpoint, n, sum) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -514,6 +528,60 @@ mod tests {
             answered_at: 1_000,
             source: Source::Api,
         }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_planned_from_a_stale_read_is_a_conflict_and_writes_nothing() {
+        use crate::aggregate::{chunk, latest_per_key, plan, Delivery, MAX_TRANSACTION_ACTIONS};
+        let store = EmbeddedStore::in_memory().unwrap();
+        let (first, mut second) = (event(1), event(1));
+        second.event_id = "later".into();
+        second.answered_at = 2_000;
+        let planned = |e: &ResponseEvent| {
+            let d = vec![Delivery {
+                message_id: "m".into(),
+                event: e.clone(),
+            }];
+            chunk(
+                plan(latest_per_key(d), &HashMap::new()).transitions,
+                MAX_TRANSACTION_ACTIONS,
+            )
+        };
+        // Both planned against "no record yet"; the first commits, the second must not.
+        let (fresh, stale) = (planned(&first), planned(&second));
+        assert_eq!(
+            store.commit(&fresh[0]).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            store.commit(&stale[0]).await.unwrap(),
+            CommitOutcome::Conflicted(vec![0])
+        );
+        let loaded = store.load_records(&[first.key()]).await.unwrap();
+        assert_eq!(loaded[&first.key()].event_id, "e1");
+        let day = Day::from_unix_ms(1_000);
+        let rows = store.read_counters("s", day, day).await.unwrap();
+        assert_eq!(
+            rows[0].histogram.n, 1,
+            "the conflicting transaction added nothing"
+        );
+        // Re-planned from a fresh read, the later answer replaces the first.
+        let d = vec![Delivery {
+            message_id: "m".into(),
+            event: second.clone(),
+        }];
+        let replan = chunk(
+            plan(latest_per_key(d), &loaded).transitions,
+            MAX_TRANSACTION_ACTIONS,
+        );
+        assert_eq!(
+            store.commit(&replan[0]).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            store.load_records(&[first.key()]).await.unwrap()[&first.key()].event_id,
+            "later"
+        );
     }
 
     #[tokio::test]
