@@ -367,33 +367,27 @@ impl ResponseLedger for EmbeddedStore {
                 let doc = serde_json::to_string(e)
                     .map_err(|err| StoreError::Permanent(err.to_string()))?;
                 let (survey, digest, day) = (&t.key.survey, &t.key.digest, state.day.days());
+                // The columns written either way; an update also names the version it expects.
+                let written: [&dyn rusqlite::ToSql; 10] = [
+                    survey,
+                    digest,
+                    &e.touchpoint,
+                    &e.respondent,
+                    &e.score,
+                    &state.slot,
+                    &day,
+                    &e.answered_at,
+                    &e.event_id,
+                    &doc,
+                ];
                 let changed = match &t.expected {
-                    None => insert_new.execute(params![
-                        survey,
-                        digest,
-                        e.touchpoint,
-                        e.respondent,
-                        e.score,
-                        state.slot,
-                        day,
-                        e.answered_at,
-                        e.event_id,
-                        doc
-                    ]),
-                    Some((at, eid)) => update_if.execute(params![
-                        survey,
-                        digest,
-                        e.touchpoint,
-                        e.respondent,
-                        e.score,
-                        state.slot,
-                        day,
-                        e.answered_at,
-                        e.event_id,
-                        doc,
-                        at,
-                        eid
-                    ]),
+                    None => insert_new.execute(&written[..]),
+                    Some((at, eid)) => update_if.execute(rusqlite::params_from_iter(
+                        written
+                            .iter()
+                            .copied()
+                            .chain([at as &dyn rusqlite::ToSql, eid]),
+                    )),
                 }
                 .map_err(db_err)?;
                 if changed == 0 {
