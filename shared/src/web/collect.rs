@@ -34,8 +34,8 @@ impl CollectApp {
         {
             let locale = accept_locale(&req);
             let result = match method {
-                Method::GET | Method::HEAD => self.link_page(token, &req).await,
-                Method::POST => self.link_answer(token, &req).await,
+                Method::GET | Method::HEAD => self.link_page(token, &req, locale).await,
+                Method::POST => self.link_answer(token, &req, locale).await,
                 _ => Err((
                     HttpError::new(
                         StatusCode::METHOD_NOT_ALLOWED,
@@ -112,8 +112,13 @@ impl CollectApp {
         Ok((claims, survey))
     }
 
-    async fn link_page(&self, token: &str, req: &Request) -> Result<Response, (HttpError, Locale)> {
-        let (_, survey) = self.verified(token, accept_locale(req)).await?;
+    async fn link_page(
+        &self,
+        token: &str,
+        req: &Request,
+        locale: Locale,
+    ) -> Result<Response, (HttpError, Locale)> {
+        let (_, survey) = self.verified(token, locale).await?;
         let params = super::query_params(req).map_err(|e| (e, survey.locale))?;
         let score = match params.get("score") {
             None => None,
@@ -140,8 +145,9 @@ impl CollectApp {
         &self,
         token: &str,
         req: &Request,
+        locale: Locale,
     ) -> Result<Response, (HttpError, Locale)> {
-        let (claims, survey) = self.verified(token, accept_locale(req)).await?;
+        let (claims, survey) = self.verified(token, locale).await?;
         let locale = survey.locale;
         if is_prefetch(req) {
             return Err((
