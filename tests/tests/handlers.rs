@@ -522,3 +522,35 @@ async fn admin_routes_explain_bad_surveys_and_link_requests() {
         );
     }
 }
+
+/// A queue that is down: every enqueue fails as SQS does under throttling or an outage.
+struct DownQueue;
+
+#[async_trait::async_trait]
+impl sondeo::ports::ResponseQueue for DownQueue {
+    async fn enqueue(&self, _: &ResponseEvent) -> Result<(), sondeo::ports::StoreError> {
+        Err(sondeo::ports::StoreError::Transient("throttled".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_queue_outage_answers_503_so_the_client_retries_and_says_nothing_internal() {
+    let mut f = fixture().await;
+    f.collect.queue = Arc::new(DownQueue);
+    let resp = f.collect.handle(event(POST_RESPONSE)).await;
+    assert_eq!(resp.status(), 503);
+    let json = body_json(&resp);
+    assert_eq!(json["error"]["code"], "unavailable");
+    assert!(
+        !json.to_string().contains("throttled"),
+        "storage details stay in the logs: {json}"
+    );
+    // The link page's answer gets the same status, as JSON for the page's script.
+    let t = token(&f.keyring, "post-purchase", 3600);
+    let resp = f
+        .collect
+        .handle(event(&POST_LINK.replace("{{TOKEN}}", &t)))
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(body_json(&resp)["error"]["code"], "unavailable");
+}
