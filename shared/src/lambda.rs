@@ -42,10 +42,19 @@ pub async fn warm_up_sqs(client: &aws_sdk_sqs::Client, queue_url: &str) {
     warm_up("sqs", call).await;
 }
 
+/// Whether init opens connections: yes unless `SONDEO_WARM_UP` is `off` (to measure init without them).
+pub fn warm_up_enabled() -> bool {
+    !crate::config::optional("SONDEO_WARM_UP").is_some_and(|v| v.eq_ignore_ascii_case("off"))
+}
+
 async fn warm_up<T, E: std::error::Error>(
     service: &'static str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) {
+    if !warm_up_enabled() {
+        tracing::debug!(service, "warm-up skipped (SONDEO_WARM_UP=off)");
+        return;
+    }
     let started = Instant::now();
     match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
         Ok(Ok(_)) => tracing::debug!(

@@ -26,6 +26,8 @@
 //! - `COLD_START_TLS=0` talks plain HTTP to moto;
 //! - `COLD_START_SECRETS=manager` gives collect and metrics their keys through Secrets Manager
 //!   (in moto), as on Lambda, instead of `SONDEO_LINK_KEYS` / `SONDEO_API_KEYS`;
+//! - `COLD_START_WRAPPER="valgrind --tool=callgrind"` starts each binary under that command
+//!   (instruction profiles of init; the times it prints are then the wrapper's);
 //! - `MOTO_SERVER` the moto_server executable (default `.venv/bin/moto_server`, from
 //!   `bash scripts/install-tools.sh`).
 //!
@@ -85,13 +87,17 @@ fn main() {
         build_release(&root);
     }
     let release = bin_dir.unwrap_or_else(|| target.join("release"));
+    // (binary, kind, whether its init warm-up calls run): collect and metrics also start once
+    // with `SONDEO_WARM_UP=off`, which shows the binary's own init apart from those calls.
     let functions = [
-        ("hello-lambda", Kind::Hello),
-        ("collect", Kind::Collect),
-        ("aggregate", Kind::Aggregate),
-        ("metrics", Kind::Metrics),
+        ("hello-lambda", Kind::Hello, true),
+        ("collect", Kind::Collect, true),
+        ("collect", Kind::Collect, false),
+        ("aggregate", Kind::Aggregate, true),
+        ("metrics", Kind::Metrics, true),
+        ("metrics", Kind::Metrics, false),
     ];
-    for (binary, _) in &functions {
+    for (binary, _, _) in &functions {
         let path = release.join(binary);
         assert!(
             path.is_file(),
@@ -104,7 +110,7 @@ fn main() {
     // and the variable must be set before any other thread exists.
     let tls_bundle = tls.then(|| make_tls_material(&out_dir));
     if let Some(material) = &tls_bundle {
-        std::env::set_var("SSL_CERT_FILE", &material.bundle);
+        std::env::set_var("SSL_CERT_FILE", &material.ca);
         std::env::remove_var("SSL_CERT_DIR");
     }
 
@@ -131,10 +137,10 @@ fn main() {
 
         let mut results: Vec<Measured> = functions
             .iter()
-            .map(|(binary, kind)| Measured::new(binary, *kind))
+            .map(|(binary, kind, warm_up)| Measured::new(binary, *kind, *warm_up))
             .collect();
         for m in &results {
-            let _ = std::fs::remove_file(out_dir.join(format!("{}.log", m.name)));
+            let _ = std::fs::remove_file(out_dir.join(format!("{}.log", m.binary)));
         }
         // One untimed start each, so every binary is in the page cache before timing.
         for m in &results {
@@ -217,8 +223,8 @@ fn build_release(root: &Path) {
 struct TlsMaterial {
     cert: PathBuf,
     key: PathBuf,
-    /// The system's CA bundle plus the bench CA: the functions load as many roots as on Lambda.
-    bundle: PathBuf,
+    /// The bench CA, the one root the functions trust here (on Lambda: the five Amazon roots).
+    ca: PathBuf,
 }
 
 /// A CA and a certificate for localhost/127.0.0.1 signed by it (RSA 2048, like AWS endpoints').
@@ -287,14 +293,10 @@ fn make_tls_material(out_dir: &Path) -> TlsMaterial {
         "-extfile",
         "leaf.ext",
     ]);
-    let mut bundle =
-        std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-    bundle.push_str(&std::fs::read_to_string(dir.join("ca.pem")).expect("read ca.pem"));
-    std::fs::write(dir.join("bundle.pem"), bundle).expect("write bundle.pem");
     TlsMaterial {
         cert: dir.join("leaf.pem"),
         key: dir.join("leaf.key"),
-        bundle: dir.join("bundle.pem"),
+        ca: dir.join("ca.pem"),
     }
 }
 
@@ -468,7 +470,7 @@ c = boto3.client('secretsmanager', endpoint_url=sys.argv[1], region_name='us-eas
     aws_access_key_id='test', aws_secret_access_key='test', verify=sys.argv[2] or None)\n\
 print(c.create_secret(Name=sys.argv[3], SecretString=sys.argv[4])['ARN'])\n";
     let verify = tls
-        .map(|t| t.bundle.to_string_lossy().into_owned())
+        .map(|t| t.ca.to_string_lossy().into_owned())
         .unwrap_or_default();
     let out = std::process::Command::new(&moto.python)
         .args(["-c", script, &moto.endpoint, &verify, name, value])
@@ -511,7 +513,7 @@ impl RunSpec {
         run: usize,
     ) -> RunSpec {
         let mut env: Vec<(String, String)> = [
-            ("AWS_LAMBDA_FUNCTION_NAME", m.name.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", m.binary.as_str()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", MEMORY_MB),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
             ("AWS_LAMBDA_LOG_GROUP_NAME", "/sondeo/bench"),
@@ -532,10 +534,14 @@ impl RunSpec {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         if let Some(tls) = tls {
+            // Only the bench CA, as on Lambda the functions trust only the Amazon roots.
             env.push((
                 "SSL_CERT_FILE".into(),
-                tls.bundle.to_string_lossy().into_owned(),
+                tls.ca.to_string_lossy().into_owned(),
             ));
+        }
+        if !m.warm_up {
+            env.push(("SONDEO_WARM_UP".into(), "off".into()));
         }
         let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
         let event = match m.kind {
@@ -598,8 +604,8 @@ impl RunSpec {
             }
         };
         RunSpec {
-            binary: release.join(&m.name),
-            name: m.name.clone(),
+            binary: release.join(&m.binary),
+            name: m.binary.clone(),
             env,
             event,
             kind: m.kind,
@@ -800,7 +806,16 @@ impl Emulator {
             .append(true)
             .open(out_dir.join(format!("{}.log", spec.name)))
             .expect("open the function log");
-        let mut cmd = tokio::process::Command::new(&spec.binary);
+        let wrapper = std::env::var("COLD_START_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut cmd = match wrapper.next() {
+            Some(program) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(wrapper).arg(&spec.binary);
+                cmd
+            }
+            None => tokio::process::Command::new(&spec.binary),
+        };
         cmd.env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
@@ -818,6 +833,13 @@ impl Emulator {
         // The process now waits on its second /next: its counters are those of init + one event.
         let total_cpu = pid.and_then(cpu_time);
         let peak_rss_kb = pid.and_then(peak_rss_kb);
+        if let (Some(pid), true) = (pid, std::env::var_os("COLD_START_WRAPPER").is_some()) {
+            // A wrapper such as valgrind writes its report on SIGTERM, not on SIGKILL.
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        }
         let _ = child.start_kill();
         let _ = child.wait().await;
         self.generation.send_modify(|g| *g += 1);
@@ -984,17 +1006,29 @@ async fn runtime_api(
 // ---------------------------------------------------------------------------- report
 
 struct Measured {
-    name: String,
+    binary: String,
     kind: Kind,
+    /// Whether the function's init warm-up calls run (`SONDEO_WARM_UP` unset) or not (`off`).
+    warm_up: bool,
     samples: Vec<Sample>,
 }
 
 impl Measured {
-    fn new(name: &str, kind: Kind) -> Measured {
+    fn new(binary: &str, kind: Kind, warm_up: bool) -> Measured {
         Measured {
-            name: name.to_string(),
+            binary: binary.to_string(),
             kind,
+            warm_up,
             samples: Vec::new(),
+        }
+    }
+
+    /// The row's name: the binary, marked when its warm-up is off.
+    fn label(&self) -> String {
+        if self.warm_up || self.kind == Kind::Hello || self.kind == Kind::Aggregate {
+            self.binary.clone()
+        } else {
+            format!("{} (no warm-up)", self.binary)
         }
     }
 
@@ -1102,7 +1136,7 @@ fn report(results: &[Measured], release: &Path, runs: usize) {
     println!();
     for row in [header, units] {
         println!(
-            "{:<13} {:>9} {:>9} {:>8} {:>9} {:>9} {:>11} {:>11} {:>9} {:>9} {:>10} {:>10}",
+            "{:<24} {:>9} {:>9} {:>8} {:>9} {:>9} {:>11} {:>11} {:>9} {:>9} {:>10} {:>10}",
             row[0],
             row[1],
             row[2],
@@ -1130,12 +1164,12 @@ fn report(results: &[Measured], release: &Path, runs: usize) {
             .max()
             .map(|kb| format!("{:.1}", kb as f64 / 1024.0))
             .unwrap_or_else(|| "?".into());
-        let binary = release.join(&m.name);
+        let binary = release.join(&m.binary);
         let raw = std::fs::metadata(&binary).map(|md| md.len()).ok();
         let zipped = zipped_size(&binary);
         println!(
-            "{:<13} {:>9.2} {:>9.2} {:>8.2} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>9.2} {:>9} {:>10} {:>10}",
-            m.name,
+            "{:<24} {:>9.2} {:>9.2} {:>8.2} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>9.2} {:>9} {:>10} {:>10}",
+            m.label(),
             median(&init),
             quantile(&init, 0.9),
             ratio,
@@ -1151,11 +1185,14 @@ fn report(results: &[Measured], release: &Path, runs: usize) {
         if m.kind != Kind::Hello && ratio > INIT_RATIO_GOAL {
             misses.push(format!(
                 "{} init is {ratio:.2}x hello-lambda's (goal <= {INIT_RATIO_GOAL}x)",
-                m.name
+                m.label()
             ));
         }
         if zipped.is_some_and(|z| z > ZIP_GOAL_BYTES) {
-            misses.push(format!("{} zipped is over {ZIP_GOAL_BYTES} bytes", m.name));
+            misses.push(format!(
+                "{} zipped is over {ZIP_GOAL_BYTES} bytes",
+                m.binary
+            ));
         }
     }
     println!();

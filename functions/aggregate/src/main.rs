@@ -10,10 +10,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     sondeo::lambda::init_tracing();
     let sdk = sondeo::lambda::sdk_config().await;
     let table = config::required("SONDEO_TABLE")?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    // The first batch then finds its DynamoDB connection open.
-    sondeo::lambda::warm_up_dynamodb(&dynamodb, &table).await;
-    let store = DynamoStore::new(dynamodb, table);
+    // No warm-up call here: nobody waits on the first batch (it sat up to 5 s in the batching
+    // window already), so its connection is opened by that batch and init stays lean.
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     lambda_runtime::run(lambda_runtime::service_fn(|event| {
         handler::handle(&store, event)
     }))
