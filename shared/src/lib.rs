@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod aws;
+pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod dynamo;

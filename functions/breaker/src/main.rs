@@ -1,0 +1,46 @@
+//! `breaker`: the flood breaker, invoked by the flood alarms of `collect` and `metrics`. On
+//! ALARM it reserves 0 concurrency for the function (Lambda answers 429, nothing is billed); on
+//! OK it restores the `MaxConcurrency` cap or removes the reservation. See `sondeo::breaker`.
+
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{json, Value};
+use sondeo::breaker::aws::{CloudWatchAlarms, LambdaConcurrency};
+use sondeo::breaker::{handle, BreakerConfig};
+use sondeo::config;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    sondeo::lambda::init_tracing();
+    let sdk = sondeo::lambda::sdk_config().await;
+    let settings = BreakerConfig::parse(
+        &config::required("SONDEO_GUARDED_FUNCTIONS")?,
+        config::optional("SONDEO_MAX_CONCURRENCY").as_deref(),
+    )?;
+    let alarms = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let concurrency = LambdaConcurrency::new(aws_sdk_lambda::Client::new(&sdk));
+    let (settings, alarms, concurrency) = (&settings, &alarms, &concurrency);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| async move {
+            match handle(&event.payload, settings, alarms, concurrency).await {
+                Ok(outcome) => {
+                    tracing::warn!(
+                        alarm = %outcome.alarm,
+                        state = ?outcome.state,
+                        event_state = ?outcome.event_state,
+                        steps = ?outcome.steps,
+                        "flood breaker applied the alarm's state"
+                    );
+                    Ok(json!({ "alarm": outcome.alarm, "steps": outcome.steps.len() }))
+                }
+                // A failed AWS call: fail the invocation so Lambda retries the event.
+                Err(e) if e.is_retryable() => Err(Error::from(e.to_string())),
+                // A bad event or setting: retrying cannot help; say so and finish.
+                Err(e) => {
+                    tracing::error!(error = %e, "flood breaker ignored an event");
+                    Ok(json!({ "ignored": e.to_string() }))
+                }
+            }
+        },
+    ))
+    .await
+}
