@@ -2,9 +2,9 @@
 //! reserved concurrency goes to 0, so Lambda answers every request 429 without running (or
 //! billing) it; when the alarm is back to OK, the configured cap (or none) is restored.
 //!
-//! The breaker acts on the alarm's current state, read from CloudWatch, not on the state the
-//! event carries: a retried delivery of an old ALARM event must not throttle a function after
-//! the flood has ended.
+//! Alarm events can arrive late or twice (retries). Each function records the alarm-state time
+//! it last applied (a tag on the function), and an event no newer than that is skipped, so a
+//! late ALARM cannot switch a function off after a later OK, nor a late OK switch it back on.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -39,6 +39,8 @@ pub struct AlarmChange {
     pub alarm_name: String,
     /// The state the alarm entered when the event was sent.
     pub state: AlarmState,
+    /// When the alarm entered that state, in Unix milliseconds.
+    pub at_ms: i64,
     /// The `FunctionName` dimensions of the alarm's metrics, in order, without repeats.
     pub functions: Vec<String>,
 }
@@ -50,7 +52,9 @@ pub enum BreakerError {
     #[error("not a CloudWatch alarm event: {0}")]
     NotAnAlarm(String),
     /// The alarm's metrics name none of the functions the breaker may throttle.
-    #[error("alarm {alarm} names no guarded function (its functions: {found:?}; guarded: {guarded:?})")]
+    #[error(
+        "alarm {alarm} names no guarded function (its functions: {found:?}; guarded: {guarded:?})"
+    )]
     NoGuardedFunction {
         /// The alarm's name.
         alarm: String,
@@ -92,6 +96,12 @@ pub fn parse_alarm_event(event: &Value) -> Result<AlarmChange, BreakerError> {
         .ok_or_else(|| BreakerError::NotAnAlarm("no alarmData.state.value".into()))?;
     let state = AlarmState::parse(raw_state)
         .ok_or_else(|| BreakerError::NotAnAlarm(format!("unknown alarm state {raw_state:?}")))?;
+    let raw_time = data["state"]["timestamp"]
+        .as_str()
+        .ok_or_else(|| BreakerError::NotAnAlarm("no alarmData.state.timestamp".into()))?;
+    let at_ms = parse_timestamp(raw_time).ok_or_else(|| {
+        BreakerError::NotAnAlarm(format!("unreadable state timestamp {raw_time:?}"))
+    })?;
     let mut functions = Vec::new();
     for metric in data["configuration"]["metrics"]
         .as_array()
@@ -107,21 +117,63 @@ pub fn parse_alarm_event(event: &Value) -> Result<AlarmChange, BreakerError> {
     Ok(AlarmChange {
         alarm_name,
         state,
+        at_ms,
         functions,
     })
+}
+
+/// Parses CloudWatch's alarm timestamps (`2026-11-23T17:00:00.490+0000`) into Unix milliseconds.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let (date, rest) = s.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<u32>().ok());
+    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let day = crate::time::Day::from_ymd(i32::try_from(year).ok()?, month, day)?;
+    let split = rest.find(['+', '-', 'Z'])?;
+    let (clock, zone) = rest.split_at(split);
+    let mut hms = clock.splitn(3, ':');
+    let hours: i64 = hms.next()?.parse().ok()?;
+    let minutes: i64 = hms.next()?.parse().ok()?;
+    let (secs, millis) = match hms.next()?.split_once('.') {
+        Some((s, frac)) => {
+            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+            (s.parse::<i64>().ok()?, digits.parse::<i64>().ok()?)
+        }
+        None => (hms_last(clock)?, 0),
+    };
+    if hours > 23 || minutes > 59 || secs > 60 {
+        return None;
+    }
+    let offset_min = match zone {
+        "Z" => 0,
+        z if z.len() == 5 && z[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            let value = z[1..3].parse::<i64>().ok()? * 60 + z[3..5].parse::<i64>().ok()?;
+            if z.starts_with('-') {
+                -value
+            } else {
+                value
+            }
+        }
+        _ => return None,
+    };
+    let local = ((i64::from(day.days()) * 24 + hours) * 60 + minutes) * 60 + secs;
+    Some((local - offset_min * 60) * 1000 + millis)
+}
+
+fn hms_last(clock: &str) -> Option<i64> {
+    clock.rsplit(':').next()?.parse().ok()
 }
 
 /// The breaker's settings: the functions it may throttle and the cap to restore afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerConfig {
-    /// Names of the functions the breaker may throttle.
+    /// ARNs of the functions the breaker may throttle.
     pub guarded: Vec<String>,
     /// The reserved concurrency to restore on OK; `None` removes the reservation.
     pub cap: Option<u32>,
 }
 
 impl BreakerConfig {
-    /// Parses a comma-separated list of function names and the cap (`0` or empty = no cap).
+    /// Parses a comma-separated list of function ARNs and the cap (`0` or empty = no cap).
     pub fn parse(guarded: &str, cap: Option<&str>) -> Result<BreakerConfig, BreakerError> {
         let guarded: Vec<String> = guarded
             .split(',')
@@ -131,8 +183,13 @@ impl BreakerConfig {
             .collect();
         if guarded.is_empty() {
             return Err(BreakerError::Config(
-                "no guarded function names (a comma-separated list)".into(),
+                "no guarded function ARNs (a comma-separated list)".into(),
             ));
+        }
+        if let Some(bad) = guarded.iter().find(|a| function_name(a).is_none()) {
+            return Err(BreakerError::Config(format!(
+                "{bad:?} is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)"
+            )));
         }
         let cap = match cap.map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
@@ -148,6 +205,12 @@ impl BreakerConfig {
         };
         Ok(BreakerConfig { guarded, cap })
     }
+}
+
+/// The function name at the end of a Lambda function ARN (`arn:…:function:<name>`).
+pub fn function_name(arn: &str) -> Option<&str> {
+    let (head, name) = arn.rsplit_once(":function:")?;
+    (head.starts_with("arn:") && !name.is_empty() && !name.contains(':')).then_some(name)
 }
 
 /// One change to a function's reserved concurrency.
@@ -185,20 +248,18 @@ pub fn plan(state: AlarmState, functions: &[String], config: &BreakerConfig) -> 
         .collect()
 }
 
-/// Reads an alarm's current state.
+/// The functions the breaker switches: their reserved concurrency, and the alarm-state time
+/// each last had applied.
 #[async_trait]
-pub trait AlarmStates: Send + Sync {
-    /// The alarm's state now; `None` when no alarm has that name.
-    async fn state(&self, alarm: &str) -> Result<Option<AlarmState>, BreakerError>;
-}
-
-/// Changes a function's reserved concurrency.
-#[async_trait]
-pub trait FunctionConcurrency: Send + Sync {
+pub trait GuardedFunctions: Send + Sync {
     /// Reserves `n` concurrent executions for the function (0 = turn every request away).
-    async fn reserve(&self, function: &str, n: u32) -> Result<(), BreakerError>;
+    async fn reserve(&self, function_arn: &str, n: u32) -> Result<(), BreakerError>;
     /// Removes the function's reservation (it then shares the account's unreserved pool).
-    async fn unreserve(&self, function: &str) -> Result<(), BreakerError>;
+    async fn unreserve(&self, function_arn: &str) -> Result<(), BreakerError>;
+    /// The alarm-state time (Unix ms) last applied to the function, if any.
+    async fn last_applied(&self, function_arn: &str) -> Result<Option<i64>, BreakerError>;
+    /// Records that the alarm state of `at_ms` has been applied to the function.
+    async fn record_applied(&self, function_arn: &str, at_ms: i64) -> Result<(), BreakerError>;
 }
 
 /// What the breaker did for one event.
@@ -206,65 +267,81 @@ pub trait FunctionConcurrency: Send + Sync {
 pub struct Outcome {
     /// The alarm's name.
     pub alarm: String,
-    /// The state acted on (the alarm's current state).
+    /// The state the event carried.
     pub state: AlarmState,
-    /// The state the event carried (differs from `state` for a late delivery).
-    pub event_state: AlarmState,
     /// The steps applied, in order.
     pub steps: Vec<Step>,
+    /// Functions skipped because a newer (or the same) alarm state was already applied to them.
+    pub stale: Vec<String>,
 }
 
-/// Handles one alarm event: reads the alarm's current state and applies [`plan`] to the
-/// guarded functions the alarm watches. Every step is idempotent, so a retry is safe.
+/// Handles one alarm event: applies [`plan`] to each guarded function the alarm watches, unless
+/// that function already had this or a newer alarm state applied. Every step is idempotent, and
+/// the time is recorded after the step, so a retry after a failure is safe.
 pub async fn handle(
     event: &Value,
     config: &BreakerConfig,
-    alarms: &dyn AlarmStates,
-    concurrency: &dyn FunctionConcurrency,
+    functions: &dyn GuardedFunctions,
 ) -> Result<Outcome, BreakerError> {
     let change = parse_alarm_event(event)?;
-    let functions: Vec<String> = change
-        .functions
+    let targets: Vec<String> = config
+        .guarded
         .iter()
-        .filter(|f| config.guarded.contains(f))
+        .filter(|arn| function_name(arn).is_some_and(|n| change.functions.iter().any(|f| f == n)))
         .cloned()
         .collect();
-    if functions.is_empty() {
+    if targets.is_empty() {
         return Err(BreakerError::NoGuardedFunction {
             alarm: change.alarm_name,
             found: change.functions,
             guarded: config.guarded.clone(),
         });
     }
-    // A deleted alarm cannot hold a function throttled: treat it as OK.
-    let state = alarms
-        .state(&change.alarm_name)
-        .await?
-        .unwrap_or(AlarmState::Ok);
-    let steps = plan(state, &functions, config);
-    for step in &steps {
-        match step {
-            Step::Throttle { function } => concurrency.reserve(function, 0).await?,
-            Step::Restore {
-                function,
-                cap: Some(n),
-            } => concurrency.reserve(function, *n).await?,
-            Step::Restore { function, cap: None } => concurrency.unreserve(function).await?,
+    let mut steps = Vec::new();
+    let mut stale = Vec::new();
+    for arn in targets {
+        if functions
+            .last_applied(&arn)
+            .await?
+            .is_some_and(|last| last >= change.at_ms)
+        {
+            stale.push(arn);
+            continue;
+        }
+        for step in plan(change.state, std::slice::from_ref(&arn), config) {
+            match &step {
+                Step::Throttle { function } => functions.reserve(function, 0).await?,
+                Step::Restore {
+                    function,
+                    cap: Some(n),
+                } => functions.reserve(function, *n).await?,
+                Step::Restore {
+                    function,
+                    cap: None,
+                } => functions.unreserve(function).await?,
+            }
+            steps.push(step);
+        }
+        if change.state != AlarmState::InsufficientData {
+            functions.record_applied(&arn, change.at_ms).await?;
         }
     }
     Ok(Outcome {
         alarm: change.alarm_name,
-        state,
-        event_state: change.state,
+        state: change.state,
         steps,
+        stale,
     })
 }
 
-/// The AWS adapters: CloudWatch for alarm states, Lambda for reserved concurrency.
+/// The AWS adapter: reserved concurrency and a tag on each function, through the Lambda API.
 #[cfg(feature = "breaker")]
 pub mod aws {
-    use super::{AlarmState, AlarmStates, BreakerError, FunctionConcurrency};
+    use super::{BreakerError, GuardedFunctions};
     use async_trait::async_trait;
+
+    /// The tag holding the alarm-state time (Unix ms) last applied to a function.
+    pub const APPLIED_TAG: &str = "sondeo:breaker-applied-ms";
 
     fn aws_error(action: String, e: impl std::error::Error) -> BreakerError {
         BreakerError::Aws {
@@ -273,71 +350,66 @@ pub mod aws {
         }
     }
 
-    /// Alarm states from CloudWatch `DescribeAlarms`.
-    pub struct CloudWatchAlarms {
-        client: aws_sdk_cloudwatch::Client,
-    }
-
-    impl CloudWatchAlarms {
-        /// Alarm states read with this client.
-        pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
-            CloudWatchAlarms { client }
-        }
-    }
-
-    #[async_trait]
-    impl AlarmStates for CloudWatchAlarms {
-        async fn state(&self, alarm: &str) -> Result<Option<AlarmState>, BreakerError> {
-            let out = self
-                .client
-                .describe_alarms()
-                .alarm_names(alarm)
-                .send()
-                .await
-                .map_err(|e| aws_error(format!("reading alarm {alarm}"), e))?;
-            let metric = out.metric_alarms().iter().find_map(|a| a.state_value());
-            let composite = out.composite_alarms().iter().find_map(|a| a.state_value());
-            Ok(metric
-                .or(composite)
-                .and_then(|s| AlarmState::parse(s.as_str())))
-        }
-    }
-
-    /// Reserved concurrency through the Lambda API.
-    pub struct LambdaConcurrency {
+    /// Guarded functions switched through the Lambda API.
+    pub struct LambdaFunctions {
         client: aws_sdk_lambda::Client,
     }
 
-    impl LambdaConcurrency {
-        /// Reserved concurrency changed with this client.
+    impl LambdaFunctions {
+        /// Functions switched with this client.
         pub fn new(client: aws_sdk_lambda::Client) -> Self {
-            LambdaConcurrency { client }
+            LambdaFunctions { client }
         }
     }
 
     #[async_trait]
-    impl FunctionConcurrency for LambdaConcurrency {
-        async fn reserve(&self, function: &str, n: u32) -> Result<(), BreakerError> {
+    impl GuardedFunctions for LambdaFunctions {
+        async fn reserve(&self, function_arn: &str, n: u32) -> Result<(), BreakerError> {
             let n = i32::try_from(n).map_err(|_| {
                 BreakerError::Config(format!("reserved concurrency {n} is out of range"))
             })?;
             self.client
                 .put_function_concurrency()
-                .function_name(function)
+                .function_name(function_arn)
                 .reserved_concurrent_executions(n)
                 .send()
                 .await
-                .map_err(|e| aws_error(format!("reserving {n} for {function}"), e))?;
+                .map_err(|e| aws_error(format!("reserving {n} for {function_arn}"), e))?;
             Ok(())
         }
 
-        async fn unreserve(&self, function: &str) -> Result<(), BreakerError> {
+        async fn unreserve(&self, function_arn: &str) -> Result<(), BreakerError> {
             self.client
                 .delete_function_concurrency()
-                .function_name(function)
+                .function_name(function_arn)
                 .send()
                 .await
-                .map_err(|e| aws_error(format!("removing {function}'s reservation"), e))?;
+                .map_err(|e| aws_error(format!("removing {function_arn}'s reservation"), e))?;
+            Ok(())
+        }
+
+        async fn last_applied(&self, function_arn: &str) -> Result<Option<i64>, BreakerError> {
+            let out = self
+                .client
+                .list_tags()
+                .resource(function_arn)
+                .send()
+                .await
+                .map_err(|e| aws_error(format!("reading {function_arn}'s tags"), e))?;
+            Ok(out
+                .tags()
+                .and_then(|t| t.get(APPLIED_TAG))
+                .and_then(|v| v.parse().ok()))
+        }
+
+        async fn record_applied(&self, function_arn: &str, at_ms: i64) -> Result<(), BreakerError> {
+            self.client
+                .tag_resource()
+                .resource(function_arn)
+                .tags(APPLIED_TAG, at_ms.to_string())
+                .send()
+                .await
+                .map_err(|e| aws_error(format!("tagging {function_arn}"), e))?;
             Ok(())
         }
     }

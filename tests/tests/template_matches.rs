@@ -870,6 +870,105 @@ fn environment_problems(template: &Value, ws: &Workspace) -> Vec<String> {
     problems
 }
 
+/// The flood breaker's wiring: every public function (one with a function URL) has a flood
+/// alarm over its Invocations and Throttles whose ALARM and OK actions invoke the breaker, a
+/// permission lets that alarm invoke it, and the breaker may switch exactly those functions
+/// (its `SONDEO_GUARDED_FUNCTIONS` and its concurrency policy). Miswired, a flood goes unchecked.
+fn flood_breaker_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let functions = template_functions(template);
+    let Some(breaker) = functions
+        .iter()
+        .find(|f| f.binary.as_deref() == Some("breaker"))
+    else {
+        return vec!["no function builds the `breaker` binary".into()];
+    };
+    let breaker_id = breaker.logical_id.as_str();
+    let (urls, _) = function_urls(template);
+    let public: BTreeSet<String> = urls.iter().map(|u| u.function_id.clone()).collect();
+    let props = &template["Resources"][breaker_id]["Properties"];
+    let guarded: BTreeSet<String> =
+        references(&props["Environment"]["Variables"]["SONDEO_GUARDED_FUNCTIONS"])
+            .into_iter()
+            .collect();
+    if guarded != public {
+        problems.push(format!(
+            "{breaker_id}: SONDEO_GUARDED_FUNCTIONS names {guarded:?}, the public functions are {public:?}"
+        ));
+    }
+    for action in [
+        "lambda:PutFunctionConcurrency",
+        "lambda:DeleteFunctionConcurrency",
+        "lambda:ListTags",
+        "lambda:TagResource",
+    ] {
+        let mut allowed = BTreeSet::new();
+        for policy in props["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let actions = &statement["Action"];
+                let grants = actions.as_str() == Some(action)
+                    || actions
+                        .as_sequence()
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(action)));
+                if grants && statement["Effect"].as_str() == Some("Allow") {
+                    allowed.extend(references(&statement["Resource"]));
+                }
+            }
+        }
+        if allowed != public {
+            problems.push(format!(
+                "{breaker_id}: {action} is allowed on {allowed:?}, the public functions are {public:?}"
+            ));
+        }
+    }
+    for function in &public {
+        let alarm = resources_of_type(template, "AWS::CloudWatch::Alarm").find(|(_, a)| {
+            a["Properties"]["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|m| references(&m["MetricStat"]).contains(function))
+        });
+        let Some((alarm_id, alarm)) = alarm else {
+            problems.push(format!("{function}: no flood alarm watches it"));
+            continue;
+        };
+        let aprops = &alarm["Properties"];
+        let metric_names: BTreeSet<&str> = aprops["Metrics"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|m| references(&m["MetricStat"]).contains(function))
+            .filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str())
+            .collect();
+        if !metric_names.contains("Invocations") || !metric_names.contains("Throttles") {
+            problems.push(format!(
+                "{alarm_id}: watches {metric_names:?} of {function}; it needs Invocations and Throttles, or it returns to OK while the breaker turns the flood away"
+            ));
+        }
+        for key in ["AlarmActions", "OKActions"] {
+            if !references(&aprops[key]).iter().any(|r| r == breaker_id) {
+                problems.push(format!("{alarm_id}: {key} do not invoke {breaker_id}"));
+            }
+        }
+        let permitted = resources_of_type(template, LAMBDA_PERMISSION).any(|(_, p)| {
+            let p = &p["Properties"];
+            references(&p["FunctionName"])
+                .iter()
+                .any(|r| r == breaker_id)
+                && p["Principal"].as_str() == Some("lambda.alarms.cloudwatch.amazonaws.com")
+                && p["Action"].as_str() == Some("lambda:InvokeFunction")
+                && references(&p["SourceArn"]).iter().any(|r| r == alarm_id)
+        });
+        if !permitted {
+            problems.push(format!(
+                "{alarm_id}: no AWS::Lambda::Permission lets it invoke {breaker_id} (principal lambda.alarms.cloudwatch.amazonaws.com, SourceArn the alarm)"
+            ));
+        }
+    }
+    problems
+}
+
 fn assert_no_problems(what: &str, problems: Vec<String>) {
     assert!(
         problems.is_empty(),
@@ -1335,4 +1434,79 @@ fn the_scanner_follows_shared_config_functions_and_ignores_lookalikes() {
     .map(String::from)
     .collect();
     assert_eq!(read, want);
+}
+
+#[test]
+fn every_public_function_has_a_flood_alarm_that_trips_the_breaker() {
+    assert_no_problems("flood breaker", flood_breaker_problems(&load_template()));
+}
+
+#[test]
+fn a_miswired_flood_breaker_is_reported() {
+    let mut t = load_template();
+    resources_of_type(&load_template(), LAMBDA_PERMISSION)
+        .filter(|(_, p)| {
+            p["Properties"]["Principal"].as_str() == Some("lambda.alarms.cloudwatch.amazonaws.com")
+        })
+        .map(|(id, _)| id.to_string())
+        .collect::<Vec<_>>()
+        .iter()
+        .for_each(|id| {
+            t["Resources"]
+                .as_mapping_mut()
+                .expect("resources")
+                .remove(id.as_str());
+        });
+    let problems = flood_breaker_problems(&t);
+    assert!(
+        mentions(&problems, &["CollectFloodAlarm", "Permission"]),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(&problems, &["MetricsFloodAlarm", "Permission"]),
+        "{problems:?}"
+    );
+
+    let mut t = load_template();
+    resource_mut(&mut t, "CollectFloodAlarm")["Properties"]["OKActions"] = Value::Sequence(vec![]);
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["CollectFloodAlarm", "OKActions"]
+    ));
+
+    let mut t = load_template();
+    let metrics = resource_mut(&mut t, "MetricsFloodAlarm")["Properties"]["Metrics"]
+        .as_sequence_mut()
+        .expect("metrics");
+    metrics.retain(|m| m["MetricStat"]["Metric"]["MetricName"].as_str() != Some("Throttles"));
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["MetricsFloodAlarm", "Throttles"]
+    ));
+
+    let mut t = load_template();
+    resource_mut(&mut t, "FloodBreakerFunction")["Properties"]["Environment"]["Variables"]
+        ["SONDEO_GUARDED_FUNCTIONS"] = sub("${CollectFunction}");
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["SONDEO_GUARDED_FUNCTIONS", "MetricsFunction"]
+    ));
+
+    let mut t = load_template();
+    resource_mut(&mut t, "FloodBreakerFunction")["Properties"]["Policies"][0]["Statement"][0]
+        ["Resource"] = Value::Sequence(vec![get_att("CollectFunction.Arn")]);
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["PutFunctionConcurrency", "MetricsFunction"]
+    ));
+
+    let mut t = load_template();
+    t["Resources"]
+        .as_mapping_mut()
+        .expect("resources")
+        .remove("MetricsFloodAlarm");
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["MetricsFunction", "no flood alarm"]
+    ));
 }

@@ -4,7 +4,7 @@
 
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{json, Value};
-use sondeo::breaker::aws::{CloudWatchAlarms, LambdaConcurrency};
+use sondeo::breaker::aws::LambdaFunctions;
 use sondeo::breaker::{handle, BreakerConfig};
 use sondeo::config;
 
@@ -16,18 +16,17 @@ async fn main() -> Result<(), Error> {
         &config::required("SONDEO_GUARDED_FUNCTIONS")?,
         config::optional("SONDEO_MAX_CONCURRENCY").as_deref(),
     )?;
-    let alarms = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&sdk));
-    let concurrency = LambdaConcurrency::new(aws_sdk_lambda::Client::new(&sdk));
-    let (settings, alarms, concurrency) = (&settings, &alarms, &concurrency);
+    let functions = LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk));
+    let (settings, functions) = (&settings, &functions);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| async move {
-            match handle(&event.payload, settings, alarms, concurrency).await {
+            match handle(&event.payload, settings, functions).await {
                 Ok(outcome) => {
                     tracing::warn!(
                         alarm = %outcome.alarm,
                         state = ?outcome.state,
-                        event_state = ?outcome.event_state,
                         steps = ?outcome.steps,
+                        stale = ?outcome.stale,
                         "flood breaker applied the alarm's state"
                     );
                     Ok(json!({ "alarm": outcome.alarm, "steps": outcome.steps.len() }))
