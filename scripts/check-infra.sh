@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment: lint and validate infra/template.yaml, then
-# `sam build` the three functions (x86_64) and check each zipped bootstrap stays
+# `sam build` the four functions (x86_64) and check each zipped bootstrap stays
 # small. Needs no AWS account, credentials or Docker.
 #
 #   bash scripts/check-infra.sh            # everything
@@ -15,7 +15,7 @@ cd "$repo_root"
 
 template="infra/template.yaml"
 max_zip_bytes="${MAX_ZIP_BYTES:-5242880}"
-functions=(CollectFunction AggregateFunction MetricsFunction)
+functions=(CollectFunction AggregateFunction MetricsFunction FloodBreakerFunction)
 
 # cargo-lambda finds zig through the first python3 on PATH: the venv's comes first.
 if [ ! -x .venv/bin/sam ] || [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/cargo-lambda ]; then
