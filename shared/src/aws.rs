@@ -25,8 +25,7 @@ pub enum Roots {
 impl Roots {
     /// The roots this process uses: [`Roots::System`] when `SSL_CERT_FILE` or `SSL_CERT_DIR` is set.
     pub fn from_env() -> Roots {
-        let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-        if set("SSL_CERT_FILE") || set("SSL_CERT_DIR") {
+        if env_set("SSL_CERT_FILE") || env_set("SSL_CERT_DIR") {
             Roots::System
         } else {
             Roots::Amazon
@@ -67,12 +66,15 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 pub fn config_loader() -> aws_config::ConfigLoader {
     let loader =
         aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
-    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+    if env_set("AWS_ACCESS_KEY_ID") && env_set("AWS_SECRET_ACCESS_KEY") {
         loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
     } else {
         loader
     }
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
 #[cfg(test)]

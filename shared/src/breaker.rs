@@ -133,12 +133,13 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let mut hms = clock.splitn(3, ':');
     let hours: i64 = hms.next()?.parse().ok()?;
     let minutes: i64 = hms.next()?.parse().ok()?;
-    let (secs, millis) = match hms.next()?.split_once('.') {
+    let seconds = hms.next()?;
+    let (secs, millis) = match seconds.split_once('.') {
         Some((s, frac)) => {
             let digits: String = frac.chars().chain("000".chars()).take(3).collect();
             (s.parse::<i64>().ok()?, digits.parse::<i64>().ok()?)
         }
-        None => (hms_last(clock)?, 0),
+        None => (seconds.parse::<i64>().ok()?, 0),
     };
     if hours > 23 || minutes > 59 || secs > 60 {
         return None;
@@ -157,10 +158,6 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     };
     let local = ((i64::from(day.days()) * 24 + hours) * 60 + minutes) * 60 + secs;
     Some((local - offset_min * 60) * 1000 + millis)
-}
-
-fn hms_last(clock: &str) -> Option<i64> {
-    clock.rsplit(':').next()?.parse().ok()
 }
 
 /// The breaker's settings: the functions it may throttle and the cap to restore afterwards.
