@@ -3,13 +3,15 @@
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sondeo::cache::CachedSurveys;
-use sondeo::config::{self, ApiKeys};
-use sondeo::embedded::EmbeddedStore;
-use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
-use sondeo::token::LinkKeyring;
-use sondeo::web::admin::AdminApp;
-use sondeo::web::collect::CollectApp;
+use sondeo_domain::cache::CachedSurveys;
+use sondeo_domain::keys::{ApiKeys, InvalidApiKeys};
+use sondeo_domain::settings::{optional, parse_origins};
+use sondeo_domain::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo_domain::token::KeyringError;
+use sondeo_domain::token::LinkKeyring;
+use sondeo_embedded::EmbeddedStore;
+use sondeo_http::admin::AdminApp;
+use sondeo_http::collect::CollectApp;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +30,15 @@ pub enum LocalError {
         /// The failure.
         source: std::io::Error,
     },
-    /// The secrets file or environment is unusable.
+    /// The link-signing keys are unusable.
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Keyring(#[from] KeyringError),
+    /// The API keys are unusable.
+    #[error(transparent)]
+    ApiKeys(#[from] InvalidApiKeys),
     /// Storage failed.
     #[error(transparent)]
-    Store(#[from] sondeo::ports::StoreError),
+    Store(#[from] sondeo_domain::ports::StoreError),
     /// The secrets file is not valid JSON.
     #[error("{0}")]
     Corrupt(String),
@@ -95,9 +100,9 @@ impl LocalStack {
             Err(e) => return Err(io(&secrets_path)(e)),
         };
         // The environment overrides the generated secrets, as on Lambda.
-        let link_spec = config::optional("SONDEO_LINK_KEYS").unwrap_or(secrets.link_keys);
-        let api_key_list = config::optional("SONDEO_API_KEYS").unwrap_or(secrets.api_key);
-        let keyring = LinkKeyring::from_spec(&link_spec).map_err(config::ConfigError::from)?;
+        let link_spec = optional("SONDEO_LINK_KEYS").unwrap_or(secrets.link_keys);
+        let api_key_list = optional("SONDEO_API_KEYS").unwrap_or(secrets.api_key);
+        let keyring = LinkKeyring::from_spec(&link_spec)?;
         let api_keys = ApiKeys::from_list(&api_key_list)?;
         let api_key = api_key_list
             .split(',')
@@ -112,7 +117,9 @@ impl LocalStack {
             surveys: Arc::new(CachedSurveys::new(shared.clone(), Duration::from_secs(5))),
             queue: shared.clone(),
             keyring: keyring.clone(),
-            allowed_origins: config::allowed_origins(),
+            allowed_origins: optional("SONDEO_ALLOWED_ORIGINS")
+                .map(|v| parse_origins(&v))
+                .unwrap_or_default(),
         };
         let admin = AdminApp {
             surveys: shared.clone(),
@@ -133,7 +140,7 @@ impl LocalStack {
 
     /// Creates the demo survey unless it exists; returns it.
     pub async fn ensure_demo_survey(&self) -> Result<Survey, LocalError> {
-        use sondeo::ports::SurveyStore;
+        use sondeo_domain::ports::SurveyStore;
         if let Some(s) = self.store.get_survey(DEMO_SURVEY).await? {
             return Ok(s);
         }

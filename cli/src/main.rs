@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use http::Method;
-use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo_domain::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
 use sondeo_local::client::ApiClient;
 use sondeo_local::local::{LocalStack, DEMO_SURVEY};
 use std::net::SocketAddr;
@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     "{:<24} {:<9} {:<40} {}",
                     s.id,
                     s.kind.to_string(),
-                    sondeo::survey::clip(&s.question, 38),
+                    sondeo_domain::survey::clip(&s.question, 38),
                     tps.join(", ")
                 );
             }
@@ -250,8 +250,8 @@ async fn serve(
     let server = sondeo_local::server::start(stack.clone(), addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let now = sondeo::time::now_ms() / 1000;
-    let claims = sondeo::token::LinkClaims {
+    let now = sondeo_domain::time::now_ms() / 1000;
+    let claims = sondeo_domain::token::LinkClaims {
         survey: DEMO_SURVEY.into(),
         touchpoint: "post-purchase".into(),
         respondent: "demo@example.com".into(),

@@ -42,10 +42,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use sondeo::dynamo::DynamoStore;
-use sondeo::ports::SurveyStore;
-use sondeo::survey::{Survey, SurveyKind, Touchpoint};
-use sondeo::token::{LinkClaims, LinkKeyring};
+use sondeo_aws::dynamo::DynamoStore;
+use sondeo_domain::ports::SurveyStore;
+use sondeo_domain::survey::{Survey, SurveyKind, Touchpoint};
+use sondeo_domain::token::{LinkClaims, LinkKeyring};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -373,7 +373,7 @@ struct Backend {
 impl Backend {
     async fn create(moto: &Moto, secrets_manager: bool, tls: Option<&TlsMaterial>) -> Backend {
         let endpoint = moto.endpoint.as_str();
-        let sdk = sondeo::aws::config_loader()
+        let sdk = sondeo_aws::tls::config_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -553,7 +553,7 @@ impl RunSpec {
                     Some(arn) => set("SONDEO_LINK_KEYS_SECRET_ARN", arn),
                     None => set("SONDEO_LINK_KEYS", LINK_KEYS),
                 }
-                let now = sondeo::time::now_ms() / 1000;
+                let now = sondeo_domain::time::now_ms() / 1000;
                 let token = backend
                     .keyring
                     .sign(&LinkClaims {
@@ -939,7 +939,7 @@ async fn runtime_api(
         };
         return Ok(match handed {
             Some((event, request_id)) => {
-                let deadline = sondeo::time::now_ms() + 30_000;
+                let deadline = sondeo_domain::time::now_ms() + 30_000;
                 let mut r = reply(StatusCode::OK, event);
                 let h = r.headers_mut();
                 let mut set = |k: &'static str, v: String| {

@@ -12,8 +12,8 @@
 //! Run: `cargo bench -p sondeo-tests --bench cost` (env RESPONSES to change the sample size)
 
 use bytes::Bytes;
-use sondeo::aggregate::apply_batch;
-use sondeo::token::LinkClaims;
+use sondeo_domain::aggregate::apply_batch;
+use sondeo_domain::token::LinkClaims;
 use sondeo_local::local::{LocalStack, DEMO_SURVEY};
 use sondeo_local::server::dispatch;
 use sondeo_tests::CountingLedger;
@@ -59,7 +59,7 @@ fn template_value(template: &serde_yaml::Value, path: &[&str]) -> Option<f64> {
     v.as_f64().or_else(|| v.as_i64().map(|i| i as f64))
 }
 
-fn request(method: &str, uri: String, body: &'static str) -> sondeo::web::Request {
+fn request(method: &str, uri: String, body: &'static str) -> sondeo_http::Request {
     http::Request::builder()
         .method(method)
         .uri(uri)
@@ -103,7 +103,7 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("sondeo-cost-{:08x}", rand::random::<u32>()));
     let stack = LocalStack::open(&dir, None).await.expect("local stack");
     stack.ensure_demo_survey().await.expect("demo survey");
-    let now = sondeo::time::now_ms() / 1000;
+    let now = sondeo_domain::time::now_ms() / 1000;
 
     // 1. The collect function: page view and answer for every response, comments for some.
     let (mut http_requests, mut collect_ms, mut enqueued) = (0usize, 0f64, 0usize);

@@ -10,7 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sondeo::token::LinkClaims;
+use sondeo_domain::token::LinkClaims;
 use sondeo_local::local::{LocalStack, DEMO_SURVEY};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -121,7 +121,7 @@ async fn main() {
         .await
         .unwrap();
     let hello = hello_server().await;
-    let now = sondeo::time::now_ms() / 1000;
+    let now = sondeo_domain::time::now_ms() / 1000;
     // One token per respondent, so every accepted click is a distinct response to count.
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..requests)
@@ -180,8 +180,8 @@ async fn main() {
     // Every accepted click must be counted once the local queue drains.
     let deadline = Instant::now() + Duration::from_secs(120);
     let counted = loop {
-        use sondeo::ports::CounterReader;
-        let today = sondeo::time::Day::from_unix_ms(sondeo::time::now_ms());
+        use sondeo_domain::ports::CounterReader;
+        let today = sondeo_domain::time::Day::from_unix_ms(sondeo_domain::time::now_ms());
         let rows = stack
             .store
             .read_counters(DEMO_SURVEY, today.plus(-1), today)

@@ -8,8 +8,8 @@
 //!
 //! Run: `cargo bench -p sondeo-tests --bench write_units`
 
-use sondeo::embedded::EmbeddedStore;
-use sondeo::response::ResponseEvent;
+use sondeo_domain::response::ResponseEvent;
+use sondeo_embedded::EmbeddedStore;
 use sondeo_tests::{
     burst_events, deliver_in_order, deliver_shuffled, generate_events, CountingLedger,
 };

@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sondeo::aggregate::{apply_batch, Chunk, RecordState};
-use sondeo::metrics::Histogram;
-use sondeo::ports::{CommitOutcome, CounterReader, ResponseLedger, StoreError};
-use sondeo::response::{ResponseEvent, ResponseKey, Source};
-use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
-use sondeo::time::Day;
+use sondeo_domain::aggregate::{apply_batch, Chunk, RecordState};
+use sondeo_domain::metrics::Histogram;
+use sondeo_domain::ports::{CommitOutcome, CounterReader, ResponseLedger, StoreError};
+use sondeo_domain::response::{ResponseEvent, ResponseKey, Source};
+use sondeo_domain::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo_domain::time::Day;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -29,7 +29,7 @@ pub async fn moto_config() -> aws_config::SdkConfig {
         endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
         "tests only talk to a local moto server, not {endpoint}"
     );
-    sondeo::aws::config_loader()
+    sondeo_aws::tls::config_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "tests",

@@ -1,12 +1,12 @@
 //! The DynamoDB and SQS adapters against a moto server on 127.0.0.1, with the real SDK clients.
 
-use sondeo::aggregate::{chunk, latest_per_key, plan, Delivery, MAX_TRANSACTION_ACTIONS};
-use sondeo::dynamo::DynamoStore;
-use sondeo::ports::{
+use sondeo_aws::dynamo::DynamoStore;
+use sondeo_aws::sqs::SqsQueue;
+use sondeo_domain::aggregate::{chunk, latest_per_key, plan, Delivery, MAX_TRANSACTION_ACTIONS};
+use sondeo_domain::ports::{
     CommitOutcome, CounterReader, ResponseLedger, ResponseQueue, StoreError, SurveyStore,
 };
-use sondeo::sqs::SqsQueue;
-use sondeo::time::Day;
+use sondeo_domain::time::Day;
 use sondeo_tests::*;
 use std::collections::HashMap;
 
@@ -47,7 +47,7 @@ async fn a_chunk_planned_from_a_stale_read_is_a_conflict_and_writes_nothing() {
     let s = store().await;
     let events = generate_events("stale", 2, 1, 1, 1, 21);
     let (first, second) = (events[0].clone(), events[1].clone());
-    let deliver = |e: &sondeo::response::ResponseEvent| {
+    let deliver = |e: &sondeo_domain::response::ResponseEvent| {
         vec![Delivery {
             message_id: "m".into(),
             event: e.clone(),
@@ -162,7 +162,7 @@ async fn sqs_queue_delivers_the_event_as_the_message_body() {
         .unwrap();
     let bodies: Vec<&str> = got.messages().iter().filter_map(|m| m.body()).collect();
     assert_eq!(bodies.len(), 1);
-    let decoded = sondeo::aggregate::decode_message("id", bodies[0]).unwrap();
+    let decoded = sondeo_domain::aggregate::decode_message("id", bodies[0]).unwrap();
     assert_eq!(decoded.event, event);
     let missing = SqsQueue::new(client, format!("{url}-missing"));
     assert!(missing.enqueue(&event).await.is_err());

@@ -6,8 +6,8 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
-use sondeo::breaker::aws::{LambdaFunctions, APPLIED_TAG};
-use sondeo::breaker::{handle, BreakerConfig, GuardedFunctions};
+use sondeo_aws::breaker::{LambdaFunctions, APPLIED_TAG};
+use sondeo_domain::breaker::{handle, BreakerConfig, GuardedFunctions};
 use sondeo_tests::{moto_config, moto_endpoint, unique};
 
 /// Creates an IAM role in moto (which checks a function's role exists) with a plain Query API

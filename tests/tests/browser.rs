@@ -1,8 +1,8 @@
 //! The one-click page in a real browser (Debian's headless Chromium): a person's click is counted
 //! through the page's script; a browser under automation (as link scanners run) records nothing.
 
-use sondeo::ports::CounterReader;
-use sondeo::token::LinkClaims;
+use sondeo_domain::ports::CounterReader;
+use sondeo_domain::token::LinkClaims;
 use sondeo_local::local::{LocalStack, DEMO_SURVEY};
 use std::process::Command;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ fn load_page(url: &str, extra: &[&str], screenshot: Option<&str>) -> String {
 }
 
 async fn counted(stack: &LocalStack) -> i64 {
-    let today = sondeo::time::Day::from_unix_ms(sondeo::time::now_ms());
+    let today = sondeo_domain::time::Day::from_unix_ms(sondeo_domain::time::now_ms());
     let rows = stack
         .store
         .read_counters(DEMO_SURVEY, today.plus(-1), today.plus(1))
@@ -79,7 +79,7 @@ async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
     let server = sondeo_local::server::start(stack.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let now = sondeo::time::now_ms() / 1000;
+    let now = sondeo_domain::time::now_ms() / 1000;
     let link = |who: &str| {
         let claims = LinkClaims {
             survey: DEMO_SURVEY.into(),

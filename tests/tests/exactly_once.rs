@@ -3,8 +3,8 @@
 //! of random size; counters must equal a recount from the ground truth — on the embedded store and
 //! on DynamoDB (moto), and again when the apply step fails at random points and is retried.
 
-use sondeo::dynamo::DynamoStore;
-use sondeo::embedded::EmbeddedStore;
+use sondeo_aws::dynamo::DynamoStore;
+use sondeo_embedded::EmbeddedStore;
 use sondeo_tests::*;
 use std::sync::atomic::Ordering;
 

@@ -1,15 +1,15 @@
 //! The HTTP functions' handlers driven by real API Gateway HTTP API (payload 2.0) events, through
 //! the same conversion the Lambda functions use; enqueued events land in an embedded queue.
 
-use sondeo::config::ApiKeys;
-use sondeo::embedded::EmbeddedStore;
-use sondeo::ports::SurveyStore;
-use sondeo::response::ResponseEvent;
-use sondeo::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
-use sondeo::time::now_ms;
-use sondeo::token::{LinkClaims, LinkKeyring};
-use sondeo::web::admin::AdminApp;
-use sondeo::web::collect::CollectApp;
+use sondeo_domain::keys::ApiKeys;
+use sondeo_domain::ports::SurveyStore;
+use sondeo_domain::response::ResponseEvent;
+use sondeo_domain::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
+use sondeo_domain::time::now_ms;
+use sondeo_domain::token::{LinkClaims, LinkKeyring};
+use sondeo_embedded::EmbeddedStore;
+use sondeo_http::admin::AdminApp;
+use sondeo_http::collect::CollectApp;
 use std::sync::Arc;
 
 const KEYS: &str = "k1:0123456789abcdef0123456789abcdef-handlers";
@@ -77,10 +77,10 @@ fn token(keyring: &LinkKeyring, touchpoint: &str, expires_in: i64) -> String {
         .unwrap()
 }
 
-fn event(fixture_json: &str) -> sondeo::web::Request {
+fn event(fixture_json: &str) -> sondeo_http::Request {
     let req =
         lambda_http::request::from_str(fixture_json).expect("fixture is an API Gateway v2 event");
-    sondeo::lambda::to_web(req)
+    sondeo_aws::lambda::to_web(req)
 }
 
 fn queued(store: &EmbeddedStore) -> Vec<ResponseEvent> {
@@ -92,7 +92,7 @@ fn queued(store: &EmbeddedStore) -> Vec<ResponseEvent> {
         .collect()
 }
 
-fn body_json(resp: &sondeo::web::Response) -> serde_json::Value {
+fn body_json(resp: &sondeo_http::Response) -> serde_json::Value {
     serde_json::from_slice(resp.body())
         .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(resp.body())))
 }
@@ -111,7 +111,7 @@ async fn link_click_shows_the_answer_page_and_records_nothing_by_itself() {
         .handle(event(&GET_LINK.replace("{{TOKEN}}", &t)))
         .await;
     assert_eq!(resp.status(), 200);
-    let lambda_resp = sondeo::lambda::from_web(resp);
+    let lambda_resp = sondeo_aws::lambda::from_web(resp);
     let html = match lambda_resp.body() {
         lambda_http::Body::Text(t) => t.clone(),
         other => panic!("expected a text body, got {other:?}"),
@@ -170,7 +170,7 @@ async fn submission_api_fixture_is_accepted_with_properties() {
     let q = queued(&f.store);
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].properties.get("plan").map(String::as_str), Some("pro"));
-    assert_eq!(q[0].source, sondeo::response::Source::Api);
+    assert_eq!(q[0].source, sondeo_domain::response::Source::Api);
     assert_eq!(body_json(&resp)["event_id"], q[0].event_id.as_str());
 }
 
@@ -527,9 +527,11 @@ async fn admin_routes_explain_bad_surveys_and_link_requests() {
 struct DownQueue;
 
 #[async_trait::async_trait]
-impl sondeo::ports::ResponseQueue for DownQueue {
-    async fn enqueue(&self, _: &ResponseEvent) -> Result<(), sondeo::ports::StoreError> {
-        Err(sondeo::ports::StoreError::Transient("throttled".into()))
+impl sondeo_domain::ports::ResponseQueue for DownQueue {
+    async fn enqueue(&self, _: &ResponseEvent) -> Result<(), sondeo_domain::ports::StoreError> {
+        Err(sondeo_domain::ports::StoreError::Transient(
+            "throttled".into(),
+        ))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `infra/template.yaml` must describe the code in this workspace: every deployed function is a
 //! binary crate under `functions/` (and every such crate is deployed), every function that
-//! serves routes of `sondeo::web::ROUTES` has one public Lambda function URL (the function's own
+//! serves routes of `sondeo_http::ROUTES` has one public Lambda function URL (the function's own
 //! router dispatches every path, so no API Gateway route table is kept in step), the outputs and
 //! `SONDEO_BASE_URL` point at the URL of the function that serves them, and every environment
 //! variable a function's code reads is set in its environment.
@@ -11,7 +11,7 @@
 use serde_json::Value as Json;
 use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::Value;
-use sondeo::web::{function_for, Function, ROUTES};
+use sondeo_http::{function_for, Function, ROUTES};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -453,7 +453,7 @@ fn api_gateway_problems(template: &Value) -> Vec<String> {
             || kind == "AWS::Serverless::Api"
         {
             problems.push(format!(
-                "{id} ({kind}): the HTTP front is Lambda function URLs; an API Gateway would charge per request and route apart from sondeo::web::ROUTES"
+                "{id} ({kind}): the HTTP front is Lambda function URLs; an API Gateway would charge per request and route apart from sondeo_http::ROUTES"
             ));
         }
     }
@@ -516,7 +516,7 @@ fn public_permission_problems(template: &Value, url: &FunctionUrl) -> Vec<String
 }
 
 /// Problems between the router's functions and the template's function URLs: every function
-/// of `sondeo::web::ROUTES` has exactly one public URL (the function routes every path itself),
+/// of `sondeo_http::ROUTES` has exactly one public URL (the function routes every path itself),
 /// no other function has one, no API Gateway is left, and each URL is public, without CORS
 /// settings, and allowed by the function's resource policy.
 fn url_problems(template: &Value) -> Vec<String> {
@@ -548,7 +548,7 @@ fn url_problems(template: &Value) -> Vec<String> {
         let id = &url.logical_id;
         if !served.contains_key(url.binary.as_str()) {
             problems.push(format!(
-                "{id} makes {} (binary `{}`) public, but it serves no route of sondeo::web::ROUTES",
+                "{id} makes {} (binary `{}`) public, but it serves no route of sondeo_http::ROUTES",
                 url.function_id, url.binary
             ));
         }
@@ -572,7 +572,7 @@ fn url_problems(template: &Value) -> Vec<String> {
 /// The function serving a route of the router.
 fn router_function(method: http::Method, path: &str) -> Function {
     function_for(&method, path)
-        .unwrap_or_else(|| panic!("sondeo::web::ROUTES has no route for {method} {path}"))
+        .unwrap_or_else(|| panic!("sondeo_http::ROUTES has no route for {method} {path}"))
 }
 
 /// Problems with the addresses users and the code are given: the outputs (`BaseUrl` for survey
@@ -795,7 +795,7 @@ fn reads_through(module_src: &str, name: &str, seen: &mut BTreeSet<String>) -> B
 }
 
 /// Environment variables a function's code reads: directly in its own sources, and through the
-/// functions of `sondeo::config` and `sondeo::lambda` it calls.
+/// functions of `sondeo::config` and `sondeo_aws::lambda` it calls.
 fn variables_read(code: &str, shared_modules: &[(&str, String)]) -> BTreeSet<String> {
     let mut vars = direct_reads(code);
     for (module, module_src) in shared_modules {
@@ -1413,10 +1413,10 @@ fn the_scanner_follows_shared_config_functions_and_ignores_lookalikes() {
         pub fn other() { required("NOT_CALLED"); }
     "#;
     let main = r#"
-        use sondeo::config::{imported, other};
+        use sondeo_aws::secrets::{imported, other};
         let i = imported().await;
         let t = config::required("TABLE")?;
-        let k = sondeo::config::keyring().await;
+        let k = sondeo_aws::secrets::keyring().await;
         let b = config::base();
         let x = myconfig::unused();
         let y = std::env::var("DIRECT");

@@ -2,8 +2,8 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
-use sondeo::aggregate::apply_batch;
-use sondeo::ports::ResponseLedger;
+use sondeo_domain::aggregate::apply_batch;
+use sondeo_domain::ports::ResponseLedger;
 
 /// Applies one SQS batch; failed messages are reported alone, and the invocation fails only
 /// when every message failed (so Lambda backs off instead of spinning).
@@ -30,7 +30,7 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
     println!(
         "{}",
         serde_json::json!({
-            "_aws": {"Timestamp": sondeo::time::now_ms(), "CloudWatchMetrics": [{"Namespace": "Sondeo", "Dimensions": [["service"]],
+            "_aws": {"Timestamp": sondeo_domain::time::now_ms(), "CloudWatchMetrics": [{"Namespace": "Sondeo", "Dimensions": [["service"]],
                 "Metrics": [{"Name": "applied", "Unit": "Count"}, {"Name": "superseded", "Unit": "Count"}, {"Name": "rejected", "Unit": "Count"},
                             {"Name": "failed", "Unit": "Count"}, {"Name": "items_written", "Unit": "Count"}, {"Name": "conflicts", "Unit": "Count"}]}]},
             "service": "aggregate",

@@ -1,8 +1,8 @@
 //! The aggregator handler driven by a real SQS event fixture.
 
 use super::*;
-use sondeo::embedded::EmbeddedStore;
-use sondeo::ports::CounterReader;
+use sondeo_domain::ports::CounterReader;
+use sondeo_embedded::EmbeddedStore;
 
 fn event(fixture: &str) -> LambdaEvent<SqsEvent> {
     let payload: SqsEvent = serde_json::from_str(fixture).expect("fixture is an SQS event");

@@ -2,14 +2,14 @@
 
 mod handler;
 
-use sondeo::config;
-use sondeo::dynamo::DynamoStore;
+use sondeo_aws::dynamo::DynamoStore;
+use sondeo_domain::settings::required;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    sondeo::lambda::init_tracing();
-    let sdk = sondeo::lambda::sdk_config().await;
-    let table = config::required("SONDEO_TABLE")?;
+    sondeo_aws::lambda::init_tracing();
+    let sdk = sondeo_aws::lambda::sdk_config().await;
+    let table = required("SONDEO_TABLE")?;
     // No warm-up call here: nobody waits on the first batch (it sat up to 5 s in the batching
     // window already), so its connection is opened by that batch and init stays lean.
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);

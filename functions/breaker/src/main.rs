@@ -1,20 +1,20 @@
 //! `breaker`: the flood breaker, invoked by the flood alarms of `collect` and `metrics`. On
 //! ALARM it reserves 0 concurrency for the function (Lambda answers 429, nothing is billed); on
-//! OK it restores the `MaxConcurrency` cap or removes the reservation. See `sondeo::breaker`.
+//! OK it restores the `MaxConcurrency` cap or removes the reservation. See `sondeo_domain::breaker`.
 
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{json, Value};
-use sondeo::breaker::aws::LambdaFunctions;
-use sondeo::breaker::{handle, BreakerConfig};
-use sondeo::config;
+use sondeo_aws::breaker::LambdaFunctions;
+use sondeo_domain::breaker::{handle, BreakerConfig};
+use sondeo_domain::settings::{optional, required};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    sondeo::lambda::init_tracing();
-    let sdk = sondeo::lambda::sdk_config().await;
+    sondeo_aws::lambda::init_tracing();
+    let sdk = sondeo_aws::lambda::sdk_config().await;
     let settings = BreakerConfig::parse(
-        &config::required("SONDEO_GUARDED_FUNCTIONS")?,
-        config::optional("SONDEO_MAX_CONCURRENCY").as_deref(),
+        &required("SONDEO_GUARDED_FUNCTIONS")?,
+        optional("SONDEO_MAX_CONCURRENCY").as_deref(),
     )?;
     let functions = LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk));
     let (settings, functions) = (&settings, &functions);

@@ -2,11 +2,21 @@
 //! date range, in day, week or month buckets.
 
 use crate::metrics::{summarize, Histogram, Summary};
-use crate::ports::CounterRow;
 use crate::survey::{JourneyStage, Survey, SurveyKind};
 use crate::time::{Bucket, Day};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// One counter item: the histogram of a touchpoint on a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    /// Touchpoint slug.
+    pub touchpoint: String,
+    /// UTC day the answers were given.
+    pub day: Day,
+    /// Score histogram.
+    pub histogram: Histogram,
+}
 
 /// Longest range a report may span, in days (ten years).
 pub const MAX_RANGE_DAYS: i32 = 3660;

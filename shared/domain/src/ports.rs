@@ -1,7 +1,7 @@
 //! Ports: the small async traits the domain talks to storage and queues through.
 
-use crate::aggregate::{Chunk, RecordState};
-use crate::metrics::Histogram;
+use crate::changes::{Chunk, RecordState};
+pub use crate::report::CounterRow;
 use crate::response::{ResponseEvent, ResponseKey};
 use crate::survey::Survey;
 use crate::time::Day;
@@ -75,17 +75,6 @@ pub trait ResponseLedger: Send + Sync {
         body: &str,
         reason: &str,
     ) -> Result<(), StoreError>;
-}
-
-/// One counter item: the histogram of a touchpoint on a day.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CounterRow {
-    /// Touchpoint slug.
-    pub touchpoint: String,
-    /// UTC day the answers were given.
-    pub day: Day,
-    /// Score histogram.
-    pub histogram: Histogram,
 }
 
 /// Reads counters for metrics.

@@ -1,17 +1,19 @@
 //! Embedded storage for local mode: SQLite (bundled) holding surveys, records, counters and a
 //! durable queue, implementing the same ports as the DynamoDB and SQS adapters.
 
-use crate::aggregate::{Chunk, RecordState};
-use crate::metrics::Histogram;
-use crate::ports::{
+#![warn(missing_docs)]
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use sondeo_domain::changes::{Chunk, RecordState};
+use sondeo_domain::metrics::Histogram;
+use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, ResponseQueue, StoreError,
     SurveyStore,
 };
-use crate::response::{ResponseEvent, ResponseKey};
-use crate::survey::Survey;
-use crate::time::{now_ms, Day};
-use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use sondeo_domain::response::{ResponseEvent, ResponseKey};
+use sondeo_domain::survey::Survey;
+use sondeo_domain::time::{now_ms, Day};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -506,8 +508,8 @@ impl CounterReader for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::Source;
-    use crate::survey::SurveyKind;
+    use sondeo_domain::response::Source;
+    use sondeo_domain::survey::SurveyKind;
 
     fn event(i: usize) -> ResponseEvent {
         ResponseEvent {
@@ -526,7 +528,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_chunk_planned_from_a_stale_read_is_a_conflict_and_writes_nothing() {
-        use crate::aggregate::{chunk, latest_per_key, plan, Delivery, MAX_TRANSACTION_ACTIONS};
+        use sondeo_domain::aggregate::{
+            chunk, latest_per_key, plan, Delivery, MAX_TRANSACTION_ACTIONS,
+        };
         let store = EmbeddedStore::in_memory().unwrap();
         let (first, mut second) = (event(1), event(1));
         second.event_id = "later".into();

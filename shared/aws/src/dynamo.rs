@@ -4,20 +4,19 @@
 //! Items: survey `SURVEY`/`<id>`; record `R#<survey>`/`<digest>`; counter `C#<survey>`/`<day>#<touchpoint>`
 //! with attributes `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`.
 
-use crate::aggregate::{Chunk, RecordState};
-use crate::metrics::Histogram;
-use crate::ports::{
-    CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SurveyStore,
-};
-use crate::response::{ResponseEvent, ResponseKey};
-use crate::survey::Survey;
-use crate::time::{now_ms, Day};
+use crate::sdk_error::classify;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
+use sondeo_domain::changes::{Chunk, RecordState};
+use sondeo_domain::metrics::Histogram;
+use sondeo_domain::ports::{
+    CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SurveyStore,
+};
+use sondeo_domain::response::{ResponseEvent, ResponseKey};
+use sondeo_domain::survey::Survey;
+use sondeo_domain::time::{now_ms, Day};
 use std::collections::HashMap;
 
 /// How long rejected messages are kept, in seconds (90 days).
@@ -38,38 +37,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-/// Maps an SDK error to a storage error, retryable for throttling, timeouts and server faults.
-pub fn classify<E>(what: &str, err: SdkError<E, HttpResponse>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let code = err.code().unwrap_or_default().to_string();
-    let text = format!("{what}: {}", DisplayErrorContext(&err));
-    let transient_codes = [
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionInProgressException",
-        "TransactionConflictException",
-        "RequestThrottled",
-        "ThrottlingError",
-    ];
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Transient(text)
-        }
-        SdkError::ServiceError(_) if transient_codes.contains(&code.as_str()) => {
-            StoreError::Transient(text)
-        }
-        SdkError::ServiceError(ctx) if ctx.raw().status().is_server_error() => {
-            StoreError::Transient(text)
-        }
-        _ => StoreError::Permanent(text),
-    }
 }
 
 fn attr_str<'a>(
@@ -160,7 +127,7 @@ impl DynamoStore {
 
     fn record_put(
         &self,
-        t: &crate::aggregate::Transition,
+        t: &sondeo_domain::changes::Transition,
     ) -> Result<TransactWriteItem, StoreError> {
         let e = &t.event;
         let state = RecordState::of(e);
@@ -192,7 +159,7 @@ impl DynamoStore {
 
     fn counter_update(
         &self,
-        key: &crate::aggregate::CounterKey,
+        key: &sondeo_domain::changes::CounterKey,
         h: &Histogram,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut parts = vec!["#n :n".to_string(), "#sum :sum".to_string()];
@@ -229,7 +196,7 @@ fn request_token(chunk: &Chunk) -> String {
             h.update(eid.as_bytes());
         }
     }
-    crate::response::to_hex(&h.finalize()[..18])
+    sondeo_domain::response::to_hex(&h.finalize()[..18])
 }
 
 #[async_trait]
@@ -446,7 +413,9 @@ impl CounterReader for DynamoStore {
                 .ok_or_else(|| StoreError::Permanent(format!("bad counter key '{sk}'")))?;
             let day: Day = day
                 .parse()
-                .map_err(|e: crate::time::DayParseError| StoreError::Permanent(e.to_string()))?;
+                .map_err(|e: sondeo_domain::time::DayParseError| {
+                    StoreError::Permanent(e.to_string())
+                })?;
             let mut h = Histogram {
                 n: attr_num(item, "n")?,
                 sum: attr_num(item, "sum")?,

@@ -1,7 +1,6 @@
 //! Lambda glue: tracing setup, AWS configuration, and API Gateway requests to and from the
 //! shared HTTP handlers (compiled with the `lambda` feature).
 
-use crate::web;
 use bytes::Bytes;
 use lambda_http::{Body, Request};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ pub fn init_tracing() {
 
 /// The AWS configuration, loaded once per process (endpoints from the SDK's environment variables).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    crate::aws::sdk_config().await
+    crate::tls::sdk_config().await
 }
 
 /// Opens the DynamoDB connection at init (a GetItem of a key no item has), so the first request skips the TCP and TLS handshakes; bounded by [`WARM_UP_TIMEOUT`], logs instead of failing.
@@ -44,7 +43,8 @@ pub async fn warm_up_sqs(client: &aws_sdk_sqs::Client, queue_url: &str) {
 
 /// Whether init opens connections: yes unless `SONDEO_WARM_UP` is `off` (to measure init without them).
 pub fn warm_up_enabled() -> bool {
-    !crate::config::optional("SONDEO_WARM_UP").is_some_and(|v| v.eq_ignore_ascii_case("off"))
+    !sondeo_domain::settings::optional("SONDEO_WARM_UP")
+        .is_some_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
 async fn warm_up<T, E: std::error::Error>(
@@ -77,7 +77,7 @@ async fn warm_up<T, E: std::error::Error>(
 }
 
 /// An API Gateway request as a shared handler request.
-pub fn to_web(req: Request) -> web::Request {
+pub fn to_web(req: Request) -> http::Request<Bytes> {
     let (parts, body) = req.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -89,7 +89,7 @@ pub fn to_web(req: Request) -> web::Request {
 }
 
 /// A shared handler response as an API Gateway response (text bodies stay text).
-pub fn from_web(resp: web::Response) -> http::Response<Body> {
+pub fn from_web(resp: http::Response<Bytes>) -> http::Response<Body> {
     let (parts, bytes) = resp.into_parts();
     let body = if bytes.is_empty() {
         Body::Empty
@@ -105,8 +105,8 @@ pub fn from_web(resp: web::Response) -> http::Response<Body> {
 /// Runs an HTTP function: every API Gateway request goes to `handle`.
 pub async fn run_http<F, Fut>(handle: F) -> Result<(), lambda_http::Error>
 where
-    F: Fn(web::Request) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = web::Response> + Send,
+    F: Fn(http::Request<Bytes>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = http::Response<Bytes>> + Send,
 {
     let handle = &handle;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
@@ -125,7 +125,7 @@ mod tests {
         let conf = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .http_client(crate::aws::https_client())
+            .http_client(crate::tls::https_client())
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .build();

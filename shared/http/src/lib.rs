@@ -1,18 +1,20 @@
-//! The HTTP edge shared by the Lambda functions and local mode: routing, request parsing,
+//! Sondeo's HTTP edge, shared by the Lambda functions and local mode: routing, request parsing,
 //! errors mapped to status codes with JSON (API) or HTML (respondent pages) bodies.
 //!
 //! Handlers take an `http::Request<Bytes>` and return an `http::Response<Bytes>`, so the same
 //! code serves API Gateway events (through `lambda_http`) and the local hyper server.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod collect;
 pub mod pages;
 
-use crate::ports::StoreError;
-use crate::survey::Locale;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use serde::Serialize;
+use sondeo_domain::ports::StoreError;
+use sondeo_domain::survey::Locale;
 use std::collections::BTreeMap;
 
 /// An HTTP request with its whole body.
@@ -258,7 +260,7 @@ pub fn parse_score(raw: &str) -> Result<i64, HttpError> {
             "invalid_score",
             format!(
                 "score must be a whole number, not '{}'",
-                crate::survey::clip(raw, 20)
+                sondeo_domain::survey::clip(raw, 20)
             ),
         )
     })

@@ -1,10 +1,10 @@
 //! SQS adapter for the response queue.
 
-use crate::dynamo::classify;
-use crate::ports::{ResponseQueue, StoreError};
-use crate::response::ResponseEvent;
+use crate::sdk_error::classify;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use sondeo_domain::ports::{ResponseQueue, StoreError};
+use sondeo_domain::response::ResponseEvent;
 
 /// Sends response events to an SQS queue, one message per event.
 #[derive(Clone, Debug)]

@@ -1,7 +1,7 @@
 //! Respondent-facing HTML pages (English and Spanish): the answer page, thanks, and errors.
 
-use super::HttpError;
-use crate::survey::{Locale, Survey, SurveyKind};
+use crate::HttpError;
+use sondeo_domain::survey::{Locale, Survey, SurveyKind};
 
 struct Text {
     lang: &'static str,
@@ -233,7 +233,7 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::survey::{Locale, Survey, SurveyKind};
+    use sondeo_domain::survey::{Locale, Survey, SurveyKind};
 
     #[test]
     fn answer_page_escapes_survey_text_and_checks_the_clicked_score() {

@@ -1,13 +1,13 @@
 //! Respondent and submission routes: one-click link pages, their answers, and the submission API.
 
-use super::{html_error, html_response, json_response, HttpError, Request, Response};
-use crate::ports::{ResponseQueue, SurveyStore};
-use crate::response::{mask_respondent, new_event_id, ResponseEvent, Source};
-use crate::survey::{clip, Locale, Survey};
-use crate::time::now_ms;
-use crate::token::{LinkClaims, LinkKeyring, TokenError};
+use crate::{html_error, html_response, json_response, HttpError, Request, Response};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
+use sondeo_domain::ports::{ResponseQueue, SurveyStore};
+use sondeo_domain::response::{mask_respondent, new_event_id, ResponseEvent, Source};
+use sondeo_domain::survey::{clip, Locale, Survey};
+use sondeo_domain::time::now_ms;
+use sondeo_domain::token::{LinkClaims, LinkKeyring, TokenError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ impl CollectApp {
                 )),
             };
             return result.unwrap_or_else(|(e, locale)| {
-                if super::wants_json(req.headers()) {
+                if crate::wants_json(req.headers()) {
                     e.to_json()
                 } else {
                     html_error(&e, locale)
@@ -119,11 +119,11 @@ impl CollectApp {
         locale: Locale,
     ) -> Result<Response, (HttpError, Locale)> {
         let (_, survey) = self.verified(token, locale).await?;
-        let params = super::query_params(req).map_err(|e| (e, survey.locale))?;
+        let params = crate::query_params(req).map_err(|e| (e, survey.locale))?;
         let score = match params.get("score") {
             None => None,
             Some(raw) => {
-                let score = super::parse_score(raw).map_err(|e| (e, survey.locale))?;
+                let score = crate::parse_score(raw).map_err(|e| (e, survey.locale))?;
                 survey.kind.validate(score).map_err(|e| {
                     (
                         HttpError::bad_request("invalid_score", e.to_string()),
@@ -137,7 +137,7 @@ impl CollectApp {
         // the answer once a browser shows it to a person (see pages::answer_page).
         Ok(html_response(
             StatusCode::OK,
-            super::pages::answer_page(&survey, token, score),
+            crate::pages::answer_page(&survey, token, score),
         ))
     }
 
@@ -159,9 +159,9 @@ impl CollectApp {
                 locale,
             ));
         }
-        let fields: BTreeMap<String, String> = if super::is_json(req.headers()) {
+        let fields: BTreeMap<String, String> = if crate::is_json(req.headers()) {
             let v: BTreeMap<String, serde_json::Value> =
-                super::parse_json(req).map_err(|e| (e, locale))?;
+                crate::parse_json(req).map_err(|e| (e, locale))?;
             v.into_iter()
                 .map(|(k, v)| {
                     (
@@ -173,7 +173,7 @@ impl CollectApp {
                 })
                 .collect()
         } else {
-            super::parse_form(req).map_err(|e| (e, locale))?
+            crate::parse_form(req).map_err(|e| (e, locale))?
         };
         let raw = fields.get("score").ok_or_else(|| {
             (
@@ -181,7 +181,7 @@ impl CollectApp {
                 locale,
             )
         })?;
-        let score = super::parse_score(raw).map_err(|e| (e, locale))?;
+        let score = crate::parse_score(raw).map_err(|e| (e, locale))?;
         let comment = fields
             .get("comment")
             .map(|c| c.trim().to_string())
@@ -198,7 +198,7 @@ impl CollectApp {
         self.accept(&survey, &event)
             .await
             .map_err(|e| (e, locale))?;
-        if super::wants_json(req.headers()) {
+        if crate::wants_json(req.headers()) {
             Ok(json_response(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({"status": "recorded", "score": score}),
@@ -206,16 +206,16 @@ impl CollectApp {
         } else {
             Ok(html_response(
                 StatusCode::OK,
-                super::pages::thanks_page(&survey, score),
+                crate::pages::thanks_page(&survey, score),
             ))
         }
     }
 
     async fn submit(&self, req: &Request) -> Result<Response, HttpError> {
-        let sub = if super::is_json(req.headers()) {
-            super::parse_json::<Submission>(req)?
+        let sub = if crate::is_json(req.headers()) {
+            crate::parse_json::<Submission>(req)?
         } else {
-            Submission::from_form(super::parse_form(req)?)?
+            Submission::from_form(crate::parse_form(req)?)?
         };
         let score = match &sub.score {
             Some(serde_json::Value::Number(n)) => n.as_i64().ok_or_else(|| {
@@ -224,7 +224,7 @@ impl CollectApp {
                     format!("score must be a whole number, not {n}"),
                 )
             })?,
-            Some(serde_json::Value::String(s)) => super::parse_score(s)?,
+            Some(serde_json::Value::String(s)) => crate::parse_score(s)?,
             Some(other) => {
                 return Err(HttpError::bad_request(
                     "invalid_score",
@@ -304,7 +304,10 @@ impl CollectApp {
                     ))
                 }
                 (Some(expected), Some(given))
-                    if !crate::config::constant_time_eq(expected.as_bytes(), given.as_bytes()) =>
+                    if !sondeo_domain::keys::constant_time_eq(
+                        expected.as_bytes(),
+                        given.as_bytes(),
+                    ) =>
                 {
                     return Err(HttpError::new(
                         StatusCode::FORBIDDEN,

@@ -1,15 +1,15 @@
 //! API-key routes: metrics, survey management and link minting.
 
-use super::{json_response, HttpError, Request, Response};
-use crate::config::ApiKeys;
-use crate::ports::{CounterReader, SurveyStore};
-use crate::report::{build_report, ReportQuery};
-use crate::response::check_respondent;
-use crate::survey::{check_slug, clip, Survey};
-use crate::time::{now_ms, Bucket, Day};
-use crate::token::{LinkClaims, LinkKeyring};
+use crate::{json_response, HttpError, Request, Response};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
+use sondeo_domain::keys::ApiKeys;
+use sondeo_domain::ports::{CounterReader, SurveyStore};
+use sondeo_domain::report::{build_report, ReportQuery};
+use sondeo_domain::response::check_respondent;
+use sondeo_domain::survey::{check_slug, clip, Survey};
+use sondeo_domain::time::{now_ms, Bucket, Day};
+use sondeo_domain::token::{LinkClaims, LinkKeyring};
 use std::sync::Arc;
 
 /// Longest validity of a minted link, in days.
@@ -61,7 +61,7 @@ impl AdminApp {
                 ))
             }
             (&Method::POST, "/v1/surveys") => {
-                let survey: Survey = super::parse_json(req)?;
+                let survey: Survey = crate::parse_json(req)?;
                 survey
                     .validate()
                     .map_err(|e| HttpError::unprocessable("invalid_survey", e.0))?;
@@ -117,7 +117,7 @@ impl AdminApp {
     }
 
     async fn metrics(&self, req: &Request) -> Result<Response, HttpError> {
-        let p = super::query_params(req)?;
+        let p = crate::query_params(req)?;
         let id = p.get("survey").ok_or_else(|| {
             HttpError::bad_request("missing_survey", "give the survey id as ?survey=<id>")
         })?;
@@ -172,7 +172,7 @@ impl AdminApp {
             respondent: String,
             expires_in_days: Option<i64>,
         }
-        let r: LinkRequest = super::parse_json(req)?;
+        let r: LinkRequest = crate::parse_json(req)?;
         let survey = self.survey(&r.survey).await?;
         survey
             .require_touchpoint(&r.touchpoint)
@@ -198,7 +198,7 @@ impl AdminApp {
             .keyring
             .sign(&claims)
             .map_err(|e| HttpError::unprocessable("unmintable", e.to_string()))?;
-        let base = super::base_url(self.base_url.as_deref(), req);
+        let base = crate::base_url(self.base_url.as_deref(), req);
         let page = format!("{base}/r/{token}");
         let (min, max) = survey.kind.range();
         let links: Vec<serde_json::Value> = if survey.kind.is_discrete() {

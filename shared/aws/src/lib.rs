@@ -1,0 +1,14 @@
+//! Sondeo's AWS adapters: the DynamoDB store and ledger, the SQS queue, secrets from Secrets
+//! Manager, SDK and TLS configuration, and the Lambda glue the functions share.
+
+#![warn(missing_docs)]
+
+#[cfg(feature = "breaker")]
+pub mod breaker;
+pub mod dynamo;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod sdk_error;
+pub mod secrets;
+pub mod sqs;
+pub mod tls;

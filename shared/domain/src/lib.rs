@@ -1,0 +1,23 @@
+//! Sondeo's domain: surveys, responses, signed link tokens, metric math, reports, the
+//! exactly-once planner and the ports it talks to storage and queues through. No AWS, no SQLite,
+//! no HTTP server: adapters live in `sondeo-aws` and `sondeo-embedded`, the HTTP edge in
+//! `sondeo-http`.
+//!
+//! Imports run downward: `time` and `survey` at the bottom; `response`, `metrics`, `token`;
+//! `report`; `changes`; `ports`; `aggregate`, `cache` and `breaker` on top.
+
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod breaker;
+pub mod cache;
+pub mod changes;
+pub mod keys;
+pub mod metrics;
+pub mod ports;
+pub mod report;
+pub mod response;
+pub mod settings;
+pub mod survey;
+pub mod time;
+pub mod token;
