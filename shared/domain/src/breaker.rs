@@ -8,6 +8,9 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// A CloudWatch alarm's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,42 +125,19 @@ pub fn parse_alarm_event(event: &Value) -> Result<AlarmChange, BreakerError> {
     })
 }
 
-/// Parses CloudWatch's alarm timestamps (`2026-11-23T17:00:00.490+0000`) into Unix milliseconds.
+/// Parses CloudWatch's alarm timestamps (`2026-11-23T17:00:00.490+0000`), and the same with `Z`,
+/// into Unix milliseconds.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let (date, rest) = s.split_once('T')?;
-    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<u32>().ok());
-    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
-    let day = crate::time::Day::from_ymd(i32::try_from(year).ok()?, month, day)?;
-    let split = rest.find(['+', '-', 'Z'])?;
-    let (clock, zone) = rest.split_at(split);
-    let mut hms = clock.splitn(3, ':');
-    let hours: i64 = hms.next()?.parse().ok()?;
-    let minutes: i64 = hms.next()?.parse().ok()?;
-    let seconds = hms.next()?;
-    let (secs, millis) = match seconds.split_once('.') {
-        Some((s, frac)) => {
-            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-            (s.parse::<i64>().ok()?, digits.parse::<i64>().ok()?)
-        }
-        None => (seconds.parse::<i64>().ok()?, 0),
-    };
-    if hours > 23 || minutes > 59 || secs > 60 {
-        return None;
-    }
-    let offset_min = match zone {
-        "Z" => 0,
-        z if z.len() == 5 && z[1..].bytes().all(|b| b.is_ascii_digit()) => {
-            let value = z[1..3].parse::<i64>().ok()? * 60 + z[3..5].parse::<i64>().ok()?;
-            if z.starts_with('-') {
-                -value
-            } else {
-                value
-            }
-        }
-        _ => return None,
-    };
-    let local = ((i64::from(day.days()) * 24 + hours) * 60 + minutes) * 60 + secs;
-    Some((local - offset_min * 60) * 1000 + millis)
+    const WITH_OFFSET: &[BorrowedFormatItem<'_>] = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]][offset_hour sign:mandatory][offset_minute]"
+    );
+    const IN_UTC: &[BorrowedFormatItem<'_>] = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]Z"
+    );
+    let at = OffsetDateTime::parse(s, WITH_OFFSET)
+        .or_else(|_| PrimitiveDateTime::parse(s, IN_UTC).map(PrimitiveDateTime::assume_utc))
+        .ok()?;
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
 /// The breaker's settings: the functions it may throttle and the cap to restore afterwards.
