@@ -1,31 +1,36 @@
 //! `metrics`: the API-key routes (metrics, surveys, link minting); the handler is
 //! `sondeo_http::admin::AdminApp`, shared with local mode.
 
+use metrics::config::MetricsConfig;
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_aws::secrets;
-use sondeo_domain::settings::{optional, required};
 use sondeo_http::admin::AdminApp;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     sondeo_aws::lambda::init_tracing();
-    let sdk = sondeo_aws::lambda::sdk_config().await;
-    let table = required("SONDEO_TABLE")?;
+    let config = MetricsConfig::from_env()?;
+    let sdk = sondeo_aws::lambda::sdk_config(config.roots).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     // Both secrets, and the DynamoDB connection the first request uses, all at once.
+    let warm_up = async {
+        if config.warm_up {
+            sondeo_aws::lambda::warm_up_dynamodb(&dynamodb, &config.table).await;
+        }
+    };
     let (api_keys, keyring, ()) = tokio::join!(
-        secrets::api_keys(&sdk),
-        secrets::link_keyring(&sdk),
-        sondeo_aws::lambda::warm_up_dynamodb(&dynamodb, &table),
+        secrets::api_keys(&sdk, &config.api_keys),
+        secrets::link_keyring(&sdk, &config.link_keys),
+        warm_up,
     );
-    let store = Arc::new(DynamoStore::new(dynamodb, table));
+    let store = Arc::new(DynamoStore::new(dynamodb, config.table));
     let app = AdminApp {
         surveys: store.clone(),
         counters: store,
         api_keys: api_keys?,
         keyring: keyring?,
-        base_url: optional("SONDEO_BASE_URL"),
+        base_url: config.base_url,
     };
-    sondeo_aws::lambda::run_http(|req| app.handle(req)).await
+    lambda_http::run(sondeo_http::admin::router(app)).await
 }

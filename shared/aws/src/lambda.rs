@@ -3,22 +3,47 @@
 
 use bytes::Bytes;
 use lambda_http::{Body, Request};
+use sondeo_domain::settings::{SettingError, Settings, Variable};
 use std::time::{Duration, Instant};
 
 /// Longest a warm-up call may delay init (an in-region handshake and call take tens of ms).
 pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The variables [`init_tracing`] reads (through the runtime's default subscriber), for a function's `VARIABLES`.
+pub const TRACING_VARIABLES: [Variable; 3] = [
+    Variable::optional(
+        "AWS_LAMBDA_LOG_LEVEL",
+        "log level, set by Lambda from the function's logging configuration; wins over RUST_LOG",
+    ),
+    Variable::optional("RUST_LOG", "log filter when AWS_LAMBDA_LOG_LEVEL is unset"),
+    Variable::optional(
+        "AWS_LAMBDA_LOG_FORMAT",
+        "JSON for structured log lines, set by Lambda from the function's logging configuration",
+    ),
+];
+
+/// The warm-up switch's variable, for the `VARIABLES` of a function that warms up connections.
+pub const WARM_UP_VARIABLE: Variable = Variable::optional(
+    "SONDEO_WARM_UP",
+    "on (default) or off: whether init opens the connections the first request uses",
+);
+
+/// Whether init opens connections: `SONDEO_WARM_UP` is `on` (the default) or `off` (to measure init without them).
+pub fn warm_up_setting(settings: &Settings) -> Result<bool, SettingError> {
+    settings.switch(WARM_UP_VARIABLE.name, true)
+}
 
 /// Structured logs: JSON when Lambda's log format is JSON, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
 pub fn init_tracing() {
     lambda_http::tracing::init_default_subscriber();
 }
 
-/// The AWS configuration, loaded once per process (endpoints from the SDK's environment variables).
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    crate::tls::sdk_config().await
+/// The AWS configuration, loaded once per process with the given roots of trust (endpoints from the SDK's environment variables).
+pub async fn sdk_config(roots: crate::tls::Roots) -> aws_config::SdkConfig {
+    crate::tls::config_loader_with(roots).load().await
 }
 
-/// Opens the DynamoDB connection at init (a GetItem of a key no item has), so the first request skips the TCP and TLS handshakes; bounded by [`WARM_UP_TIMEOUT`], logs instead of failing.
+/// Opens the DynamoDB connection at init (a GetItem of a key no item has), so the first request skips the TCP and TLS handshakes; bounded by [`WARM_UP_TIMEOUT`], logs instead of failing. The caller decides whether to warm up at all ([`warm_up_setting`]).
 pub async fn warm_up_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let call = client
@@ -41,20 +66,10 @@ pub async fn warm_up_sqs(client: &aws_sdk_sqs::Client, queue_url: &str) {
     warm_up("sqs", call).await;
 }
 
-/// Whether init opens connections: yes unless `SONDEO_WARM_UP` is `off` (to measure init without them).
-pub fn warm_up_enabled() -> bool {
-    !sondeo_domain::settings::optional("SONDEO_WARM_UP")
-        .is_some_and(|v| v.eq_ignore_ascii_case("off"))
-}
-
 async fn warm_up<T, E: std::error::Error>(
     service: &'static str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) {
-    if !warm_up_enabled() {
-        tracing::debug!(service, "warm-up skipped (SONDEO_WARM_UP=off)");
-        return;
-    }
     let started = Instant::now();
     match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
         Ok(Ok(_)) => tracing::debug!(

@@ -9,6 +9,7 @@
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use sondeo_domain::settings::{Settings, Variable};
 
 /// The Amazon Trust Services roots (Amazon Root CA 1–4, Starfield Services Root CA G2), PEM.
 pub const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("amazon-roots.pem");
@@ -22,14 +23,34 @@ pub enum Roots {
     System,
 }
 
+/// The variables [`Roots::from_settings`] reads, for a function's `VARIABLES`.
+pub const TRUST_VARIABLES: [Variable; 2] = [
+    Variable::optional(
+        "SSL_CERT_FILE",
+        "a PEM bundle of roots to trust instead of the compiled-in Amazon roots",
+    ),
+    Variable::optional(
+        "SSL_CERT_DIR",
+        "a directory of roots to trust instead of the compiled-in Amazon roots",
+    ),
+];
+
 impl Roots {
-    /// The roots this process uses: [`Roots::System`] when `SSL_CERT_FILE` or `SSL_CERT_DIR` is set.
-    pub fn from_env() -> Roots {
-        if env_set("SSL_CERT_FILE") || env_set("SSL_CERT_DIR") {
+    /// The roots a configuration asks for: [`Roots::System`] when `SSL_CERT_FILE` or `SSL_CERT_DIR` is set.
+    pub fn from_settings(settings: &Settings) -> Roots {
+        let [file, dir] = TRUST_VARIABLES;
+        // Both are asked for, so a configuration's record of what it read names both.
+        let (file, dir) = (settings.optional(file.name), settings.optional(dir.name));
+        if file.is_some() || dir.is_some() {
             Roots::System
         } else {
             Roots::Amazon
         }
+    }
+
+    /// The roots this process uses, from its environment (see [`Roots::from_settings`]).
+    pub fn from_env() -> Roots {
+        Roots::from_settings(&Settings::env())
     }
 }
 
@@ -64,8 +85,13 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// directly: the SDK's default chain would first build its web-identity, SSO, ECS and instance
 /// metadata providers (an STS client among them), which a cold start pays for and never uses.
 pub fn config_loader() -> aws_config::ConfigLoader {
-    let loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
+    config_loader_with(Roots::from_env())
+}
+
+/// [`config_loader`] with the given roots of trust instead of those the environment names.
+pub fn config_loader_with(roots: Roots) -> aws_config::ConfigLoader {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client_with(roots));
     if env_set("AWS_ACCESS_KEY_ID") && env_set("AWS_SECRET_ACCESS_KEY") {
         loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
     } else {
@@ -80,6 +106,18 @@ fn env_set(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn either_certificate_variable_switches_to_the_system_roots() {
+        assert_eq!(
+            Roots::from_settings(&Settings::from_pairs(&[])),
+            Roots::Amazon
+        );
+        for name in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+            let settings = Settings::from_pairs(&[(name, "/etc/ssl/x")]);
+            assert_eq!(Roots::from_settings(&settings), Roots::System);
+        }
+    }
 
     #[test]
     fn the_compiled_in_roots_are_the_five_amazon_trust_services_certificates() {

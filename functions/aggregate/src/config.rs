@@ -1,0 +1,80 @@
+//! The aggregate function's configuration: every environment variable it reads, read once at init.
+
+use sondeo_aws::lambda::TRACING_VARIABLES;
+use sondeo_aws::tls::{Roots, TRUST_VARIABLES};
+use sondeo_domain::settings::{SettingError, Settings, Variable};
+
+/// Every environment variable the aggregate function reads, its own and those read on its
+/// behalf by shared code (the AWS SDK's own `AWS_*` variables aside). It warms up nothing, so
+/// it does not read `SONDEO_WARM_UP`.
+pub const VARIABLES: &[Variable] = &[
+    Variable::required(
+        "SONDEO_TABLE",
+        "the DynamoDB table holding response records and counters",
+    ),
+    TRUST_VARIABLES[0],
+    TRUST_VARIABLES[1],
+    TRACING_VARIABLES[0],
+    TRACING_VARIABLES[1],
+    TRACING_VARIABLES[2],
+];
+
+/// What the aggregate function needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateConfig {
+    /// The DynamoDB table holding response records and counters.
+    pub table: String,
+    /// The roots of trust of the AWS clients.
+    pub roots: Roots,
+}
+
+impl AggregateConfig {
+    /// The configuration from the process environment.
+    pub fn from_env() -> Result<AggregateConfig, SettingError> {
+        AggregateConfig::from_settings(&Settings::env())
+    }
+
+    /// The configuration from `settings`; an error names the variable that is missing or malformed.
+    pub fn from_settings(settings: &Settings) -> Result<AggregateConfig, SettingError> {
+        Ok(AggregateConfig {
+            table: settings.required("SONDEO_TABLE")?,
+            roots: Roots::from_settings(settings),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lambda_environment_gives_every_setting() {
+        let settings = Settings::from_pairs(&[("SONDEO_TABLE", "sondeo")]);
+        let c = AggregateConfig::from_settings(&settings).unwrap();
+        assert_eq!(c.table, "sondeo");
+        assert_eq!(c.roots, Roots::Amazon);
+    }
+
+    #[test]
+    fn a_missing_table_is_named() {
+        let err = AggregateConfig::from_settings(&Settings::from_pairs(&[("SONDEO_TABLE", "")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable SONDEO_TABLE is not set"
+        );
+    }
+
+    #[test]
+    fn every_variable_read_is_declared() {
+        let settings = Settings::from_pairs(&[("SONDEO_TABLE", "sondeo")]);
+        AggregateConfig::from_settings(&settings).unwrap();
+        let declared: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        for name in settings.asked() {
+            assert!(
+                declared.contains(&name.as_str()),
+                "{name} is not in VARIABLES"
+            );
+        }
+    }
+}
