@@ -5,19 +5,20 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
-use sondeo_domain::changes::{Chunk, RecordState};
+use sondeo_domain::changes::{Chunk, CounterKey, RecordState};
 use sondeo_domain::metrics::Histogram;
 use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, ResponseQueue, StoreError,
     SurveyStore,
 };
-use sondeo_domain::response::{ResponseEvent, ResponseKey};
+use sondeo_domain::response::{AnswerVersion, ResponseEvent, ResponseKey};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use tokio::sync::oneshot;
 
 /// Receives after which a local queue message moves to the dead-letter table (as SQS maxReceiveCount;
 /// the literal 5 in the queue SQL matches it, so its partial index applies).
@@ -49,14 +50,24 @@ CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT N
 ";
 
 /// SQLite-backed surveys, ledger, counters and durable queue in one file (or in memory).
+///
+/// The connection belongs to one thread of the store's own, and every statement runs there: a
+/// slow disk or a lock held by another process delays the caller that waits for the answer, never
+/// the async runtime's threads. Enqueues waiting at the same time share one transaction (group
+/// commit), so many concurrent answers cost one fsync.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
-    writer: Arc<std::sync::OnceLock<mpsc::UnboundedSender<Pending>>>,
+    jobs: std_mpsc::Sender<Job>,
+    group_commits: Arc<AtomicU64>,
 }
 
-/// An enqueue waiting for the group commit, and where to say it is durable.
-type Pending = (String, oneshot::Sender<Result<(), StoreError>>);
+/// Work for the store's thread.
+enum Job {
+    /// Statements to run on the connection; the closure sends its own answer.
+    Run(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// A message body to enqueue, and where to say it is durable.
+    Enqueue(String, oneshot::Sender<Result<(), StoreError>>),
+}
 
 /// Most enqueues written in one group commit.
 const GROUP_COMMIT_MAX: usize = 512;
@@ -73,6 +84,10 @@ fn db_err(e: rusqlite::Error) -> StoreError {
         }
         other => StoreError::Permanent(format!("sqlite: {other}")),
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Transient("the local store's thread stopped".into())
 }
 
 impl EmbeddedStore {
@@ -95,109 +110,255 @@ impl EmbeddedStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        let (jobs, inbox) = std_mpsc::channel();
+        let group_commits = Arc::new(AtomicU64::new(0));
+        let commits = group_commits.clone();
+        std::thread::Builder::new()
+            .name("sondeo-sqlite".into())
+            .spawn(move || run_jobs(conn, inbox, &commits))
+            .map_err(|e| StoreError::Permanent(format!("cannot start the store's thread: {e}")))?;
         Ok(EmbeddedStore {
-            conn: Arc::new(Mutex::new(conn)),
-            writer: Arc::default(),
+            jobs,
+            group_commits,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite half-written (transactions roll back).
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs `f` on the store's thread and waits for its answer without blocking the runtime.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (answer, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Run(Box::new(move |conn| {
+                let _ = answer.send(f(conn));
+            })))
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the store's thread and blocks the calling thread until it answers. On a
+    /// multi-thread runtime's worker, the worker's other tasks move to another thread meanwhile.
+    fn call_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (answer, wait) = std_mpsc::sync_channel(1);
+        self.jobs
+            .send(Job::Run(Box::new(move |conn| {
+                let _ = answer.send(f(conn));
+            })))
+            .map_err(|_| stopped())?;
+        let on_multi_thread_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let answer = if on_multi_thread_runtime {
+            tokio::task::block_in_place(|| wait.recv())
+        } else {
+            wait.recv()
+        };
+        answer.map_err(|_| stopped())?
     }
 
     /// Takes up to `max` visible messages, hiding them for `visibility_ms`; returns (id, body).
+    /// Blocks the calling thread; async code should call [`EmbeddedStore::receive_async`].
     pub fn receive(
         &self,
         max: usize,
         visibility_ms: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let now = now_ms();
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_err)?;
-        // Messages received too often move to the dead-letter table instead of being delivered.
-        tx.execute(
-            "INSERT INTO dead_letters (id, body, receives, moved_at)
-             SELECT id, body, receives, ?1 FROM queue WHERE receives >= 5 AND visible_at <= ?1",
-            params![now],
-        )
-        .map_err(db_err)?;
-        tx.execute(
-            "DELETE FROM queue WHERE receives >= 5 AND visible_at <= ?1",
-            params![now],
-        )
-        .map_err(db_err)?;
-        let rows = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE queue SET visible_at = ?1, receives = receives + 1
-                     WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2 ORDER BY id LIMIT ?3)
-                     RETURNING id, body",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![now + visibility_ms, now, max as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?.to_string(), r.get::<_, String>(1)?))
-                })
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
-            rows
-        };
-        tx.commit().map_err(db_err)?;
-        Ok(rows)
+        self.call_blocking(move |conn| receive_on(conn, max, visibility_ms))
+    }
+
+    /// [`EmbeddedStore::receive`] without blocking the calling thread.
+    pub async fn receive_async(
+        &self,
+        max: usize,
+        visibility_ms: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(move |conn| receive_on(conn, max, visibility_ms))
+            .await
     }
 
     /// Deletes messages that were applied (or kept as rejected).
+    /// Blocks the calling thread; async code should call [`EmbeddedStore::ack_async`].
     pub fn ack(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?1))")
-            .and_then(|mut s| s.execute(params![id_list(ids)]))
-            .map_err(db_err)?;
-        Ok(())
+        let ids = id_list(ids);
+        self.call_blocking(move |conn| ack_on(conn, &ids))
+    }
+
+    /// [`EmbeddedStore::ack`] without blocking the calling thread.
+    pub async fn ack_async(&self, ids: &[String]) -> Result<(), StoreError> {
+        let ids = id_list(ids);
+        self.call(move |conn| ack_on(conn, &ids)).await
     }
 
     /// Makes failed messages visible again after `delay_ms`.
+    /// Blocks the calling thread; async code should call [`EmbeddedStore::retry_later_async`].
     pub fn retry_later(&self, ids: &[String], delay_ms: i64) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
-                "UPDATE queue SET visible_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
-            )
-            .and_then(|mut s| s.execute(params![now_ms() + delay_ms, id_list(ids)]))
-            .map_err(db_err)?;
-        Ok(())
+        let ids = id_list(ids);
+        self.call_blocking(move |conn| retry_later_on(conn, &ids, delay_ms))
+    }
+
+    /// [`EmbeddedStore::retry_later`] without blocking the calling thread.
+    pub async fn retry_later_async(&self, ids: &[String], delay_ms: i64) -> Result<(), StoreError> {
+        let ids = id_list(ids);
+        self.call(move |conn| retry_later_on(conn, &ids, delay_ms))
+            .await
     }
 
     /// Messages waiting in the queue, and messages moved to the dead-letter table.
+    /// Blocks the calling thread; async code should call [`EmbeddedStore::queue_depth_async`].
     pub fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
-        let conn = self.lock();
-        let q = conn
-            .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
-            .map_err(db_err)?;
-        let d = conn
-            .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
-            .map_err(db_err)?;
-        Ok((q, d))
+        self.call_blocking(queue_depth_on)
+    }
+
+    /// [`EmbeddedStore::queue_depth`] without blocking the calling thread.
+    pub async fn queue_depth_async(&self) -> Result<(i64, i64), StoreError> {
+        self.call(queue_depth_on).await
     }
 
     /// Every stored response record, for export and recounts.
+    /// Blocks the calling thread; async code should call [`EmbeddedStore::all_responses_async`].
     pub fn all_responses(&self, survey: &str) -> Result<Vec<ResponseEvent>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached("SELECT doc FROM responses WHERE survey = ?1 ORDER BY digest")
+        let survey = survey.to_owned();
+        self.call_blocking(move |conn| all_responses_on(conn, &survey))
+    }
+
+    /// [`EmbeddedStore::all_responses`] without blocking the calling thread.
+    pub async fn all_responses_async(
+        &self,
+        survey: &str,
+    ) -> Result<Vec<ResponseEvent>, StoreError> {
+        let survey = survey.to_owned();
+        self.call(move |conn| all_responses_on(conn, &survey)).await
+    }
+
+    /// Transactions the group commit has written so far: enqueues divided by this is the number
+    /// of messages that shared one fsync.
+    pub fn group_commits(&self) -> u64 {
+        self.group_commits.load(Ordering::Relaxed)
+    }
+}
+
+/// The store's thread: runs jobs in order until every handle to the store is dropped. An enqueue
+/// takes every enqueue queued right behind it into the same transaction.
+fn run_jobs(mut conn: Connection, inbox: std_mpsc::Receiver<Job>, group_commits: &AtomicU64) {
+    let mut held_back = None;
+    loop {
+        let job = match held_back.take() {
+            Some(job) => job,
+            None => match inbox.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Run(statements) => statements(&mut conn),
+            Job::Enqueue(body, done) => {
+                let mut batch = vec![(body, done)];
+                while batch.len() < GROUP_COMMIT_MAX {
+                    match inbox.try_recv() {
+                        Ok(Job::Enqueue(body, done)) => batch.push((body, done)),
+                        Ok(other) => {
+                            held_back = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = insert_all(&mut conn, &batch);
+                group_commits.fetch_add(1, Ordering::Relaxed);
+                for (_, done) in batch {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+    }
+}
+
+fn receive_on(
+    conn: &mut Connection,
+    max: usize,
+    visibility_ms: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let now = now_ms();
+    let tx = conn.transaction().map_err(db_err)?;
+    // Messages received too often move to the dead-letter table instead of being delivered.
+    tx.execute(
+        "INSERT INTO dead_letters (id, body, receives, moved_at)
+         SELECT id, body, receives, ?1 FROM queue WHERE receives >= 5 AND visible_at <= ?1",
+        params![now],
+    )
+    .map_err(db_err)?;
+    tx.execute(
+        "DELETE FROM queue WHERE receives >= 5 AND visible_at <= ?1",
+        params![now],
+    )
+    .map_err(db_err)?;
+    let rows = {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE queue SET visible_at = ?1, receives = receives + 1
+                 WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2 ORDER BY id LIMIT ?3)
+                 RETURNING id, body",
+            )
             .map_err(db_err)?;
-        let docs = stmt
-            .query_map(params![survey], |r| r.get::<_, String>(0))
+        let rows = stmt
+            .query_map(params![now + visibility_ms, now, max as i64], |r| {
+                Ok((r.get::<_, i64>(0)?.to_string(), r.get::<_, String>(1)?))
+            })
             .map_err(db_err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_err)?;
-        docs.iter()
-            .map(|d| {
-                serde_json::from_str(d)
-                    .map_err(|e| StoreError::Permanent(format!("stored response is corrupt: {e}")))
-            })
-            .collect()
-    }
+        rows
+    };
+    tx.commit().map_err(db_err)?;
+    Ok(rows)
+}
+
+fn ack_on(conn: &mut Connection, id_list: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?1))")
+        .and_then(|mut s| s.execute(params![id_list]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn retry_later_on(conn: &mut Connection, id_list: &str, delay_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE queue SET visible_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
+    )
+    .and_then(|mut s| s.execute(params![now_ms() + delay_ms, id_list]))
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn queue_depth_on(conn: &mut Connection) -> Result<(i64, i64), StoreError> {
+    let q = conn
+        .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+        .map_err(db_err)?;
+    let d = conn
+        .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+        .map_err(db_err)?;
+    Ok((q, d))
+}
+
+fn all_responses_on(conn: &mut Connection, survey: &str) -> Result<Vec<ResponseEvent>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT doc FROM responses WHERE survey = ?1 ORDER BY digest")
+        .map_err(db_err)?;
+    let docs = stmt
+        .query_map(params![survey], |r| r.get::<_, String>(0))
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    docs.iter()
+        .map(|d| {
+            serde_json::from_str(d)
+                .map_err(|e| StoreError::Permanent(format!("stored response is corrupt: {e}")))
+        })
+        .collect()
 }
 
 /// Queue message ids as a JSON array of numbers, for `json_each` (ids that are not numbers match nothing).
@@ -211,43 +372,20 @@ impl ResponseQueue for EmbeddedStore {
     async fn enqueue(&self, event: &ResponseEvent) -> Result<(), StoreError> {
         let body =
             serde_json::to_string(event).map_err(|e| StoreError::Permanent(e.to_string()))?;
-        // Concurrent enqueues share one SQLite transaction (group commit); each caller returns
-        // only once its message is committed.
-        let writer = self.writer.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(group_commit(self.conn.clone(), rx));
-            tx
-        });
+        // Enqueues waiting together share one SQLite transaction (group commit); each caller
+        // returns only once its message is committed.
         let (done, wait) = oneshot::channel();
-        writer
-            .send((body, done))
-            .map_err(|_| StoreError::Transient("local queue writer stopped".into()))?;
-        wait.await
-            .map_err(|_| StoreError::Transient("local queue writer stopped".into()))?
+        self.jobs
+            .send(Job::Enqueue(body, done))
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
     }
 }
 
-/// Writes waiting enqueues in batches, one transaction per batch, and acknowledges each.
-async fn group_commit(conn: Arc<Mutex<Connection>>, mut rx: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        let result = {
-            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            insert_all(&mut conn, &batch)
-        };
-        for (_, done) in batch {
-            let _ = done.send(result.clone());
-        }
-    }
-}
-
-fn insert_all(conn: &mut Connection, batch: &[Pending]) -> Result<(), StoreError> {
+fn insert_all(
+    conn: &mut Connection,
+    batch: &[(String, oneshot::Sender<Result<(), StoreError>>)],
+) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(db_err)?;
     {
         let mut insert = tx
@@ -263,11 +401,14 @@ fn insert_all(conn: &mut Connection, batch: &[Pending]) -> Result<(), StoreError
 #[async_trait]
 impl SurveyStore for EmbeddedStore {
     async fn get_survey(&self, id: &str) -> Result<Option<Survey>, StoreError> {
-        let conn = self.lock();
-        let doc: Option<String> = conn
-            .prepare_cached("SELECT doc FROM surveys WHERE id = ?1")
-            .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
-            .map_err(db_err)?;
+        let id = id.to_owned();
+        let doc: Option<String> = self
+            .call(move |conn| {
+                conn.prepare_cached("SELECT doc FROM surveys WHERE id = ?1")
+                    .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+                    .map_err(db_err)
+            })
+            .await?;
         doc.map(|d| {
             serde_json::from_str(&d)
                 .map_err(|e| StoreError::Permanent(format!("stored survey is corrupt: {e}")))
@@ -278,29 +419,39 @@ impl SurveyStore for EmbeddedStore {
     async fn create_survey(&self, survey: &Survey) -> Result<(), StoreError> {
         let doc =
             serde_json::to_string(survey).map_err(|e| StoreError::Permanent(e.to_string()))?;
-        let conn = self.lock();
-        let inserted = conn
-            .execute(
-                "INSERT INTO surveys (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-                params![survey.id, doc],
-            )
-            .map_err(db_err)?;
+        let id = survey.id.clone();
+        let inserted = self
+            .call({
+                let id = id.clone();
+                move |conn| {
+                    conn.execute(
+                        "INSERT INTO surveys (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                        params![id, doc],
+                    )
+                    .map_err(db_err)
+                }
+            })
+            .await?;
         if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!("survey '{}'", survey.id)));
+            return Err(StoreError::AlreadyExists(format!("survey '{id}'")));
         }
         Ok(())
     }
 
     async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached("SELECT doc FROM surveys ORDER BY id")
-            .map_err(db_err)?;
-        let docs = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
+        let docs = self
+            .call(|conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT doc FROM surveys ORDER BY id")
+                    .map_err(db_err)?;
+                let docs = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(db_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_err)?;
+                Ok(docs)
+            })
+            .await?;
         docs.iter()
             .map(|d| {
                 serde_json::from_str(d)
@@ -316,115 +467,30 @@ impl ResponseLedger for EmbeddedStore {
         &self,
         keys: &[ResponseKey],
     ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT answered_at, event_id, slot, score, day FROM responses WHERE survey = ?1 AND digest = ?2",
-            )
-            .map_err(db_err)?;
-        let mut out = HashMap::with_capacity(keys.len());
-        for key in keys {
-            let row = stmt
-                .query_row(params![key.survey, key.digest], |r| {
-                    Ok(RecordState {
-                        answered_at: r.get(0)?,
-                        event_id: r.get(1)?,
-                        slot: r.get(2)?,
-                        score: r.get(3)?,
-                        day: Day::from_days(r.get(4)?),
-                    })
-                })
-                .optional()
-                .map_err(db_err)?;
-            if let Some(state) = row {
-                out.insert(key.clone(), state);
-            }
-        }
-        Ok(out)
+        let keys = keys.to_vec();
+        self.call(move |conn| load_records_on(conn, keys)).await
     }
 
     async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(db_err)?;
-        // Each record is written only if it still has the version it was planned from; if any is
-        // not, the transaction is dropped (rolled back): all or nothing, like DynamoDB's.
-        let mut conflicts = Vec::new();
-        {
-            let mut insert_new = tx
-                .prepare_cached(
-                    "INSERT INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (survey, digest) DO NOTHING",
-                )
-                .map_err(db_err)?;
-            let mut update_if = tx
-                .prepare_cached(
-                    "UPDATE responses SET touchpoint = ?3, respondent = ?4, score = ?5, slot = ?6, day = ?7,
-                     answered_at = ?8, event_id = ?9, doc = ?10
-                     WHERE survey = ?1 AND digest = ?2 AND answered_at = ?11 AND event_id = ?12",
-                )
-                .map_err(db_err)?;
-            for (i, t) in chunk.transitions.iter().enumerate() {
-                let e = &t.event;
-                let state = RecordState::of(e);
-                let doc = serde_json::to_string(e)
-                    .map_err(|err| StoreError::Permanent(err.to_string()))?;
-                let (survey, digest, day) = (&t.key.survey, &t.key.digest, state.day.days());
-                // The columns written either way; an update also names the version it expects.
-                let written: [&dyn rusqlite::ToSql; 10] = [
-                    survey,
-                    digest,
-                    &e.touchpoint,
-                    &e.respondent,
-                    &e.score,
-                    &state.slot,
-                    &day,
-                    &e.answered_at,
-                    &e.event_id,
-                    &doc,
-                ];
-                let changed = match &t.expected {
-                    None => insert_new.execute(&written[..]),
-                    Some((at, eid)) => update_if.execute(rusqlite::params_from_iter(
-                        written
-                            .iter()
-                            .copied()
-                            .chain([at as &dyn rusqlite::ToSql, eid]),
-                    )),
-                }
-                .map_err(db_err)?;
-                if changed == 0 {
-                    conflicts.push(i);
-                }
-            }
-        }
-        if !conflicts.is_empty() {
-            return Ok(CommitOutcome::Conflicted(conflicts));
-        }
-        {
-            let mut add = tx
-                .prepare_cached(
-                    "INSERT INTO counters (survey, day, touchpoint, n, sum) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (survey, day, touchpoint) DO UPDATE SET n = n + excluded.n, sum = sum + excluded.sum",
-                )
-                .map_err(db_err)?;
-            let mut add_slot = tx
-                .prepare_cached(
-                    "INSERT INTO counter_slots (survey, day, touchpoint, slot, count) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (survey, day, touchpoint, slot) DO UPDATE SET count = count + excluded.count",
-                )
-                .map_err(db_err)?;
-            for (k, h) in &chunk.counters {
-                add.execute(params![k.survey, k.day.days(), k.touchpoint, h.n, h.sum])
-                    .map_err(db_err)?;
-                for (slot, count) in &h.slots {
-                    add_slot
-                        .execute(params![k.survey, k.day.days(), k.touchpoint, slot, count])
-                        .map_err(db_err)?;
-                }
-            }
-        }
-        tx.commit().map_err(db_err)?;
-        Ok(CommitOutcome::Committed)
+        // Serialised here, so the store's thread only runs statements.
+        let records = chunk
+            .transitions
+            .iter()
+            .map(|t| {
+                Ok(RecordRow {
+                    key: t.key.clone(),
+                    touchpoint: t.event.touchpoint.clone(),
+                    respondent: t.event.respondent.clone(),
+                    state: RecordState::of(&t.event),
+                    expected: t.expected.clone(),
+                    doc: serde_json::to_string(&t.event)
+                        .map_err(|err| StoreError::Permanent(err.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let counters = chunk.counters.clone();
+        self.call(move |conn| commit_on(conn, &records, &counters))
+            .await
     }
 
     async fn keep_rejected(
@@ -433,14 +499,141 @@ impl ResponseLedger for EmbeddedStore {
         body: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT OR REPLACE INTO rejected (message_id, body, reason, at) VALUES (?1, ?2, ?3, ?4)",
-            params![message_id, body, reason, now_ms()],
+        let row = (message_id.to_owned(), body.to_owned(), reason.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO rejected (message_id, body, reason, at) VALUES (?1, ?2, ?3, ?4)",
+                params![row.0, row.1, row.2, now_ms()],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn load_records_on(
+    conn: &mut Connection,
+    keys: Vec<ResponseKey>,
+) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT answered_at, event_id, slot, score, day FROM responses WHERE survey = ?1 AND digest = ?2",
         )
         .map_err(db_err)?;
-        Ok(())
+    let mut out = HashMap::with_capacity(keys.len());
+    for key in keys {
+        let row = stmt
+            .query_row(params![key.survey, key.digest], |r| {
+                Ok(RecordState {
+                    answered_at: r.get(0)?,
+                    event_id: r.get(1)?,
+                    slot: r.get(2)?,
+                    score: r.get(3)?,
+                    day: Day::from_days(r.get(4)?),
+                })
+            })
+            .optional()
+            .map_err(db_err)?;
+        if let Some(state) = row {
+            out.insert(key, state);
+        }
     }
+    Ok(out)
+}
+
+/// A response record as written by a commit, with the version it must still have.
+struct RecordRow {
+    key: ResponseKey,
+    touchpoint: String,
+    respondent: String,
+    state: RecordState,
+    expected: Option<AnswerVersion>,
+    doc: String,
+}
+
+fn commit_on(
+    conn: &mut Connection,
+    records: &[RecordRow],
+    counters: &BTreeMap<CounterKey, Histogram>,
+) -> Result<CommitOutcome, StoreError> {
+    let tx = conn.transaction().map_err(db_err)?;
+    // Each record is written only if it still has the version it was planned from; if any is
+    // not, the transaction is dropped (rolled back): all or nothing, like DynamoDB's.
+    let mut conflicts = Vec::new();
+    {
+        let mut insert_new = tx
+            .prepare_cached(
+                "INSERT INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (survey, digest) DO NOTHING",
+            )
+            .map_err(db_err)?;
+        let mut update_if = tx
+            .prepare_cached(
+                "UPDATE responses SET touchpoint = ?3, respondent = ?4, score = ?5, slot = ?6, day = ?7,
+                 answered_at = ?8, event_id = ?9, doc = ?10
+                 WHERE survey = ?1 AND digest = ?2 AND answered_at = ?11 AND event_id = ?12",
+            )
+            .map_err(db_err)?;
+        for (i, r) in records.iter().enumerate() {
+            let state = &r.state;
+            let (survey, digest, day) = (&r.key.survey, &r.key.digest, state.day.days());
+            // The columns written either way; an update also names the version it expects.
+            let written: [&dyn rusqlite::ToSql; 10] = [
+                survey,
+                digest,
+                &r.touchpoint,
+                &r.respondent,
+                &state.score,
+                &state.slot,
+                &day,
+                &state.answered_at,
+                &state.event_id,
+                &r.doc,
+            ];
+            let changed = match &r.expected {
+                None => insert_new.execute(&written[..]),
+                Some((at, eid)) => update_if.execute(rusqlite::params_from_iter(
+                    written
+                        .iter()
+                        .copied()
+                        .chain([at as &dyn rusqlite::ToSql, eid]),
+                )),
+            }
+            .map_err(db_err)?;
+            if changed == 0 {
+                conflicts.push(i);
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Ok(CommitOutcome::Conflicted(conflicts));
+    }
+    {
+        let mut add = tx
+            .prepare_cached(
+                "INSERT INTO counters (survey, day, touchpoint, n, sum) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (survey, day, touchpoint) DO UPDATE SET n = n + excluded.n, sum = sum + excluded.sum",
+            )
+            .map_err(db_err)?;
+        let mut add_slot = tx
+            .prepare_cached(
+                "INSERT INTO counter_slots (survey, day, touchpoint, slot, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (survey, day, touchpoint, slot) DO UPDATE SET count = count + excluded.count",
+            )
+            .map_err(db_err)?;
+        for (k, h) in counters {
+            add.execute(params![k.survey, k.day.days(), k.touchpoint, h.n, h.sum])
+                .map_err(db_err)?;
+            for (slot, count) in &h.slots {
+                add_slot
+                    .execute(params![k.survey, k.day.days(), k.touchpoint, slot, count])
+                    .map_err(db_err)?;
+            }
+        }
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(CommitOutcome::Committed)
 }
 
 #[async_trait]
@@ -451,58 +644,68 @@ impl CounterReader for EmbeddedStore {
         from: Day,
         to: Day,
     ) -> Result<Vec<CounterRow>, StoreError> {
-        let conn = self.lock();
-        let mut rows: Vec<CounterRow> = Vec::new();
-        let mut index: HashMap<(i32, String), usize> = HashMap::new();
-        let mut stmt = conn
+        let survey = survey.to_owned();
+        self.call(move |conn| read_counters_on(conn, &survey, from, to))
+            .await
+    }
+}
+
+fn read_counters_on(
+    conn: &mut Connection,
+    survey: &str,
+    from: Day,
+    to: Day,
+) -> Result<Vec<CounterRow>, StoreError> {
+    let mut rows: Vec<CounterRow> = Vec::new();
+    let mut index: HashMap<(i32, String), usize> = HashMap::new();
+    let mut stmt = conn
             .prepare_cached("SELECT day, touchpoint, n, sum FROM counters WHERE survey = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, touchpoint")
             .map_err(db_err)?;
-        let base = stmt
-            .query_map(params![survey, from.days(), to.days()], |r| {
-                Ok((
-                    r.get::<_, i32>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        for (day, tp, n, sum) in base {
-            index.insert((day, tp.clone()), rows.len());
-            rows.push(CounterRow {
-                touchpoint: tp,
-                day: Day::from_days(day),
-                histogram: Histogram {
-                    n,
-                    sum,
-                    slots: Default::default(),
-                },
-            });
-        }
-        let mut stmt = conn
+    let base = stmt
+        .query_map(params![survey, from.days(), to.days()], |r| {
+            Ok((
+                r.get::<_, i32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    for (day, tp, n, sum) in base {
+        index.insert((day, tp.clone()), rows.len());
+        rows.push(CounterRow {
+            touchpoint: tp,
+            day: Day::from_days(day),
+            histogram: Histogram {
+                n,
+                sum,
+                slots: Default::default(),
+            },
+        });
+    }
+    let mut stmt = conn
             .prepare_cached("SELECT day, touchpoint, slot, count FROM counter_slots WHERE survey = ?1 AND day BETWEEN ?2 AND ?3 AND count != 0")
             .map_err(db_err)?;
-        let slots = stmt
-            .query_map(params![survey, from.days(), to.days()], |r| {
-                Ok((
-                    r.get::<_, i32>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u16>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(db_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        for (day, tp, slot, count) in slots {
-            if let Some(i) = index.get(&(day, tp)) {
-                rows[*i].histogram.slots.insert(slot, count);
-            }
+    let slots = stmt
+        .query_map(params![survey, from.days(), to.days()], |r| {
+            Ok((
+                r.get::<_, i32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u16>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    for (day, tp, slot, count) in slots {
+        if let Some(i) = index.get(&(day, tp)) {
+            rows[*i].histogram.slots.insert(slot, count);
         }
-        Ok(rows)
     }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -510,6 +713,8 @@ mod tests {
     use super::*;
     use sondeo_domain::response::Source;
     use sondeo_domain::survey::SurveyKind;
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
 
     fn event(i: usize) -> ResponseEvent {
         ResponseEvent {
@@ -580,6 +785,124 @@ mod tests {
             store.load_records(&[first.key()]).await.unwrap()[&first.key()].event_id,
             "later"
         );
+    }
+
+    /// A fresh database file in its own temporary folder.
+    fn temp_db(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sondeo-embedded-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        dir.join("sondeo.db")
+    }
+
+    /// Another connection (as another process would) takes the database's write lock now and
+    /// releases it after `hold`.
+    fn hold_write_lock(path: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
+        let other = Connection::open(path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            other.execute_batch("COMMIT").unwrap();
+        })
+    }
+
+    const HOLD: Duration = Duration::from_millis(500);
+    const TICK: Duration = Duration::from_millis(10);
+
+    #[tokio::test]
+    async fn a_write_waiting_for_a_locked_database_does_not_stall_the_runtime() {
+        // GIVEN a store whose database another connection keeps write-locked for a while
+        let path = temp_db("locked");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let holder = hold_write_lock(&path, HOLD);
+        // WHEN an enqueue waits for the lock on a single-threaded runtime, beside a ticking task
+        let ticks = Cell::new(0u32);
+        let ticker = async {
+            loop {
+                tokio::time::sleep(TICK).await;
+                ticks.set(ticks.get() + 1);
+            }
+        };
+        let answer = event(1);
+        let started = Instant::now();
+        let written = tokio::select! {
+            written = store.enqueue(&answer) => written,
+            never = ticker => never,
+        };
+        let waited = started.elapsed();
+        holder.join().unwrap();
+        // THEN the enqueue succeeds once the lock is released, and the runtime kept ticking
+        written.unwrap();
+        assert!(
+            waited >= HOLD / 2,
+            "the enqueue waited for the lock ({waited:?})"
+        );
+        assert!(
+            ticks.get() >= 10,
+            "the runtime ran other tasks while SQLite waited: {} ticks in {waited:?}",
+            ticks.get()
+        );
+        assert_eq!(store.queue_depth_async().await.unwrap(), (1, 0));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_blocking_call_on_a_runtime_worker_lets_the_worker_s_other_tasks_run() {
+        // GIVEN a store whose database another connection keeps write-locked for a while
+        let path = temp_db("blocking");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let holder = hold_write_lock(&path, HOLD);
+        // WHEN a task on the runtime's only worker calls the blocking receive, beside a ticking task
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(TICK).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let blocked = tokio::spawn(async move { store.receive(10, 1_000) });
+        let received = blocked.await.unwrap();
+        let ticked = ticks.load(Ordering::Relaxed);
+        ticker.abort();
+        holder.join().unwrap();
+        // THEN the receive answers once the lock is released, and the other task kept ticking
+        assert!(received.unwrap().is_empty());
+        assert!(
+            ticked >= 10,
+            "the worker's other task ran while SQLite waited: {ticked} ticks"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn enqueues_waiting_together_share_one_transaction() {
+        // GIVEN a store whose database is write-locked, so enqueues pile up behind the first
+        let path = temp_db("group");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let holder = hold_write_lock(&path, HOLD);
+        // WHEN 200 answers are enqueued concurrently
+        let mut enqueues = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let store = store.clone();
+            enqueues.spawn(async move { store.enqueue(&event(i)).await });
+        }
+        while let Some(done) = enqueues.join_next().await {
+            done.unwrap().unwrap();
+        }
+        holder.join().unwrap();
+        // THEN all are stored, in at most two transactions (the first one, then all the others)
+        assert_eq!(store.queue_depth_async().await.unwrap(), (200, 0));
+        assert!(
+            store.group_commits() <= 2,
+            "200 enqueues took {} transactions",
+            store.group_commits()
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[tokio::test]
