@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the deployment tool chain into the repository's virtualenv (.venv):
 # moto (local DynamoDB and SQS for tests), aws-sam-cli (sam), cfn-lint, cargo-lambda and
-# ziglang (the linker cargo-lambda uses).
+# ziglang (the linker cargo-lambda uses); and, through rustup, the Rust target
+# aarch64-unknown-linux-gnu (arm64 is the template's default architecture).
 # Idempotent: an existing .venv (for example one that already holds moto) is reused,
 # and only the missing tools are installed.
 #
@@ -33,6 +34,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "$py" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
 else
     echo "all tools already installed in $venv"
+fi
+
+# The Rust target of the template's default architecture (arm64): `sam build` cross-compiles
+# the functions for it with cargo-lambda and zig.
+if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        echo "adding the Rust target aarch64-unknown-linux-gnu"
+        rustup target add aarch64-unknown-linux-gnu
+    fi
+else
+    echo "rustup not found: install the Rust target aarch64-unknown-linux-gnu yourself" >&2
 fi
 
 PATH="$venv/bin:$PATH"

@@ -20,11 +20,23 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
 fi
 
+# arm64 (the template's default architecture): the functions are cross-compiled for it (the
+# Rust target comes with install-tools.sh) and each arm64 bootstrap is started under qemu-user
+# (tests/tests/arm64_bootstraps.rs); the binaries link glibc dynamically, so qemu also needs
+# the arm64 C library (libc6-arm64-cross, in /usr/aarch64-linux-gnu).
+if ! command -v qemu-aarch64 >/dev/null 2>&1 || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+    echo "== installing qemu-user and libc6-arm64-cross (apt)"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq qemu-user libc6-arm64-cross >/dev/null
+fi
+
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== infrastructure: cfn-lint, sam validate --lint, sam build (x86_64), zip sizes"
+echo "== infrastructure: cfn-lint, sam validate --lint, sam build (arm64 and x86_64), zip sizes"
 bash scripts/check-infra.sh
 
 echo "== moto server (DynamoDB, SQS) on 127.0.0.1"

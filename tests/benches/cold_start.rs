@@ -5,11 +5,11 @@
 //! cargo bench -p sondeo-tests --bench cold_start
 //! ```
 //!
-//! A small Lambda Runtime API emulator (hyper on 127.0.0.1) stands in for the Lambda service and
-//! a moto server for DynamoDB and SQS, over TLS by default so a first request that opens its
-//! connection pays the handshake as on AWS. Each release binary is started RUNS times with
-//! `AWS_LAMBDA_RUNTIME_API` pointing at the emulator and the environment the function gets on
-//! Lambda, then measured:
+//! A small Lambda Runtime API emulator (`sondeo_tests::runtime_api`, on 127.0.0.1) stands in
+//! for the Lambda service and a moto server for DynamoDB and SQS, over TLS by default so a first
+//! request that opens its connection pays the handshake as on AWS. Each release binary is started
+//! RUNS times with `AWS_LAMBDA_RUNTIME_API` pointing at the emulator and the environment the
+//! function gets on Lambda, then measured:
 //! - init: process spawn → its first `GET /runtime/invocation/next` (what Lambda calls Init);
 //! - first invocation: that `/next` hands out one real event (API Gateway v2 or SQS) → the
 //!   function's `POST /runtime/invocation/{id}/response`;
@@ -36,23 +36,16 @@
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_domain::ports::SurveyStore;
 use sondeo_domain::survey::{Survey, SurveyKind, Touchpoint};
 use sondeo_domain::token::{LinkClaims, LinkKeyring};
+use sondeo_tests::runtime_api::{cpu_time, Outcome, RuntimeApi};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
 
 const TABLE: &str = "sondeo-bench";
 const QUEUE: &str = "sondeo-bench-responses";
@@ -714,35 +707,12 @@ fn sqs_event(run: usize) -> Value {
     event
 }
 
-// ---------------------------------------------------------------------------- Runtime API emulator
+// ---------------------------------------------------------------------------- a run under the Runtime API
 
-/// What a function reported for the invocation in flight.
-enum Outcome {
-    Response(Bytes),
-    InvocationError(Bytes),
-    InitError(Bytes),
-}
-
-/// The invocation in flight: at most one process talks to the emulator at a time.
-#[derive(Default)]
-struct Current {
-    /// The process being measured (set right after spawn, long before its first /next).
-    pid: Option<u32>,
-    /// Its CPU time when its first /next arrived.
-    init_cpu: Option<Duration>,
-    request_id: String,
-    event: Option<Bytes>,
-    first_next: Option<Instant>,
-    finished: Option<Instant>,
-    outcome: Option<Outcome>,
-    done: Option<oneshot::Sender<()>>,
-}
-
+/// The local Lambda Runtime API the binaries talk to (`sondeo_tests::runtime_api`).
 struct Emulator {
+    api: RuntimeApi,
     addr: SocketAddr,
-    current: Arc<Mutex<Current>>,
-    /// Bumped after each run, releasing `/next` requests parked by the finished process.
-    generation: watch::Sender<u64>,
 }
 
 /// One start's measurements.
@@ -756,51 +726,15 @@ struct Sample {
 
 impl Emulator {
     async fn start() -> Emulator {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind emulator");
-        let addr = listener.local_addr().expect("emulator address");
-        let current = Arc::new(Mutex::new(Current::default()));
-        let (generation, _) = watch::channel(0u64);
-        let state = (current.clone(), generation.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let (current, generation) = state.clone();
-                        async move { runtime_api(req, current, generation).await }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Emulator {
-            addr,
-            current,
-            generation,
-        }
+        let api = RuntimeApi::start().await;
+        let addr = api.addr();
+        Emulator { api, addr }
     }
 
     /// Starts the binary, hands it the event, waits for its answer, stops it.
     async fn run(&self, spec: &RunSpec, out_dir: &Path) -> Sample {
-        let (done_tx, done_rx) = oneshot::channel();
-        let request_id = format!("{:032x}", rand::random::<u128>());
-        {
-            let mut current = self.current.lock().expect("emulator state");
-            *current = Current {
-                request_id: request_id.clone(),
-                event: Some(Bytes::from(spec.event.to_string())),
-                done: Some(done_tx),
-                ..Current::default()
-            };
-        }
+        let armed = self.api.arm(spec.event.to_string());
+        let request_id = armed.request_id.clone();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -828,8 +762,8 @@ impl Emulator {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", spec.binary.display()));
         let pid = child.id();
-        self.current.lock().expect("emulator state").pid = pid;
-        let finished = tokio::time::timeout(RUN_TIMEOUT, done_rx).await;
+        self.api.watch_process(pid);
+        let answered = self.api.wait(armed, RUN_TIMEOUT).await;
         // The process now waits on its second /next: its counters are those of init + one event.
         let total_cpu = pid.and_then(cpu_time);
         let peak_rss_kb = pid.and_then(peak_rss_kb);
@@ -842,61 +776,53 @@ impl Emulator {
         }
         let _ = child.start_kill();
         let _ = child.wait().await;
-        self.generation.send_modify(|g| *g += 1);
-        let mut current = self.current.lock().expect("emulator state");
-        if finished.is_err() {
+        self.api.release();
+        let invocation = answered.unwrap_or_else(|no| {
             panic!(
                 "{} did not answer within {RUN_TIMEOUT:?} (first /next seen: {}); see {}",
                 spec.name,
-                current.first_next.is_some(),
+                no.saw_next,
                 out_dir.join(format!("{}.log", spec.name)).display()
-            );
+            )
+        });
+        match &invocation.outcome {
+            Outcome::Response(body) => {
+                assert_eq!(
+                    invocation.request_id, request_id,
+                    "{} answered another request id",
+                    spec.name
+                );
+                let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                if let Err(e) = spec.check(&value) {
+                    panic!("{e}");
+                }
+            }
+            Outcome::InvocationError(body) => panic!(
+                "{} reported an invocation error: {}",
+                spec.name,
+                String::from_utf8_lossy(body)
+            ),
+            Outcome::InitError(body) => panic!(
+                "{} failed to initialise: {}",
+                spec.name,
+                String::from_utf8_lossy(body)
+            ),
         }
-        let (Some(first_next), Some(end)) = (current.first_next, current.finished) else {
+        let Some(first_next) = invocation.first_next else {
             panic!(
                 "{}: the emulator saw no /next before the outcome",
                 spec.name
             );
         };
-        match current.outcome.take() {
-            Some(Outcome::Response(body)) => {
-                let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                if let Err(e) = spec.check(&value) {
-                    panic!("{e}");
-                }
-            }
-            Some(Outcome::InvocationError(body)) => panic!(
-                "{} reported an invocation error: {}",
-                spec.name,
-                String::from_utf8_lossy(&body)
-            ),
-            Some(Outcome::InitError(body)) => panic!(
-                "{} failed to initialise: {}",
-                spec.name,
-                String::from_utf8_lossy(&body)
-            ),
-            None => panic!("{} finished without an outcome", spec.name),
-        }
-        let init_cpu = current.init_cpu;
+        let init_cpu = invocation.init_cpu;
         Sample {
             init: first_next.duration_since(spawned),
-            invoke: end.duration_since(first_next),
+            invoke: invocation.finished.duration_since(first_next),
             init_cpu,
             invoke_cpu: total_cpu.zip(init_cpu).map(|(t, i)| t.saturating_sub(i)),
             peak_rss_kb,
         }
     }
-}
-
-/// CPU time used so far by every thread of a live process, from /proc (Linux).
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let nanos: u64 = tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Some(Duration::from_nanos(nanos))
 }
 
 /// Peak resident set size of a live process, from /proc (Linux).
@@ -906,101 +832,6 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r
-}
-
-/// The Lambda Runtime API, version 2018-06-01: next, response, error and init error.
-async fn runtime_api(
-    req: Request<Incoming>,
-    current: Arc<Mutex<Current>>,
-    generation: watch::Sender<u64>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let arrived = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
-        return Ok(reply(StatusCode::NOT_FOUND, "unknown path"));
-    };
-    if method == Method::GET && rest == "invocation/next" {
-        let mut parked = generation.subscribe();
-        let handed = {
-            let mut cur = current.lock().expect("emulator state");
-            if cur.first_next.is_none() {
-                cur.first_next = Some(arrived);
-                // The process is blocked on this request: its CPU time is exactly its init's.
-                cur.init_cpu = cur.pid.and_then(cpu_time);
-            }
-            cur.event.take().map(|e| (e, cur.request_id.clone()))
-        };
-        return Ok(match handed {
-            Some((event, request_id)) => {
-                let deadline = sondeo_domain::time::now_ms() + 30_000;
-                let mut r = reply(StatusCode::OK, event);
-                let h = r.headers_mut();
-                let mut set = |k: &'static str, v: String| {
-                    if let Ok(v) = v.parse() {
-                        h.insert(k, v);
-                    }
-                };
-                set("lambda-runtime-aws-request-id", request_id);
-                set("lambda-runtime-deadline-ms", deadline.to_string());
-                set(
-                    "lambda-runtime-invoked-function-arn",
-                    "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
-                );
-                set(
-                    "lambda-runtime-trace-id",
-                    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
-                        .into(),
-                );
-                set("content-type", "application/json".into());
-                r
-            }
-            None => {
-                // No second event: park the poll until this run is over, as Lambda would
-                // freeze the process.
-                let _ = parked.changed().await;
-                reply(StatusCode::GONE, "run over")
-            }
-        });
-    }
-    if method != Method::POST {
-        return Ok(reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "use GET next or POST",
-        ));
-    }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let outcome = if rest == "init/error" {
-        Outcome::InitError(body)
-    } else if let Some(tail) = rest.strip_prefix("invocation/") {
-        match tail.rsplit_once('/') {
-            Some((_, "response")) => Outcome::Response(body),
-            Some((_, "error")) => Outcome::InvocationError(body),
-            _ => return Ok(reply(StatusCode::NOT_FOUND, "unknown invocation path")),
-        }
-    } else {
-        return Ok(reply(StatusCode::NOT_FOUND, "unknown path"));
-    };
-    let mut cur = current.lock().expect("emulator state");
-    if cur.outcome.is_none() {
-        cur.finished = Some(arrived);
-        cur.outcome = Some(outcome);
-        if let Some(done) = cur.done.take() {
-            let _ = done.send(());
-        }
-    }
-    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
 }
 
 // ---------------------------------------------------------------------------- report

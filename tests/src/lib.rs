@@ -1,6 +1,8 @@
 //! Test support for Sondeo's integration, end-to-end and benchmark harnesses: a moto-backed AWS
 //! setup, a generated response workload with its ground truth, and ledgers that fail on purpose.
 
+pub mod runtime_api;
+
 use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
