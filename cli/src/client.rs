@@ -7,7 +7,29 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
+
+/// What stays as it is in a query value or a path segment: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A query string (`k=v&k2=v2`) with every value percent-encoded.
+pub fn query_string(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, UNRESERVED)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One path segment, percent-encoded (a `/` in it cannot start another segment).
+pub fn path_segment(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED).to_string()
+}
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,5 +126,23 @@ impl ApiClient {
             return Err(ClientError::Api { status, message });
         }
         Ok(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_and_path_segments_are_percent_encoded_except_unreserved_characters() {
+        assert_eq!(
+            query_string(&[
+                ("survey", "a b&c=d/é".into()),
+                ("touchpoint", "post-purchase_1.x~".into())
+            ]),
+            "survey=a%20b%26c%3Dd%2F%C3%A9&touchpoint=post-purchase_1.x~"
+        );
+        assert_eq!(path_segment("../admin?x#y"), "..%2Fadmin%3Fx%23y");
+        assert_eq!(query_string(&[]), "");
     }
 }

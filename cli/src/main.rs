@@ -4,10 +4,10 @@
 use clap::{Args, Parser, Subcommand};
 use http::Method;
 use sondeo_domain::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
-use sondeo_local::client::ApiClient;
+use sondeo_local::client::{self, ApiClient};
 use sondeo_local::local::{LocalStack, DEMO_SURVEY};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -199,7 +199,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Survey(SurveyCommand::Show { id }) => {
             let s = client
-                .call(Method::GET, &format!("/v1/surveys/{id}"), None)
+                .call(
+                    Method::GET,
+                    &format!("/v1/surveys/{}", client::path_segment(&id)),
+                    None,
+                )
                 .await?;
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(())
@@ -240,7 +244,7 @@ fn parse_touchpoint(spec: &str) -> Result<Touchpoint, String> {
 }
 
 async fn serve(
-    data_dir: &std::path::Path,
+    data_dir: &Path,
     addr: SocketAddr,
     base_url: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -272,7 +276,7 @@ async fn serve(
     println!("  {base}/r/{token}?score=9");
     println!();
     println!("Then see the metric change:");
-    println!("  sondeo report --survey {DEMO_SURVEY}");
+    println!("  {}", report_command(&this_binary(), data_dir));
     println!(
         "  curl -H 'Authorization: Bearer {}' '{base}/v1/metrics?survey={DEMO_SURVEY}'",
         stack.api_key
@@ -286,6 +290,42 @@ async fn serve(
     println!("stopping…");
     server.shutdown().await;
     Ok(())
+}
+
+/// How to run this same binary again: its real path, or (when that is unknown) the cargo command
+/// that builds and runs the release binary.
+fn this_binary() -> Vec<String> {
+    match std::env::current_exe() {
+        Ok(path) => vec![path.display().to_string()],
+        Err(_) => CARGO_RUN_RELEASE.map(String::from).to_vec(),
+    }
+}
+
+/// Builds (if needed) and runs the release binary, as the README's run command does.
+const CARGO_RUN_RELEASE: [&str; 8] = [
+    "cargo",
+    "run",
+    "--release",
+    "-p",
+    "sondeo-cli",
+    "--bin",
+    "sondeo",
+    "--",
+];
+
+/// The `report` command `serve` prints, ready to paste into a shell from any folder: this binary
+/// on the same data folder (as an absolute path), quoted where the shell needs it.
+fn report_command(binary: &[String], data_dir: &Path) -> String {
+    let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let data_dir = data_dir.display().to_string();
+    let words = binary.iter().map(String::as_str).chain([
+        "--data-dir",
+        &data_dir,
+        "report",
+        "--survey",
+        DEMO_SURVEY,
+    ]);
+    shlex::try_join(words).unwrap_or_else(|_| format!("sondeo report --survey {DEMO_SURVEY}"))
 }
 
 fn headline(kind: SurveyKind, s: &serde_json::Value) -> String {
@@ -337,13 +377,12 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
             query.push((k, v));
         }
     }
-    let qs = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
     let rep = client
-        .call(Method::GET, &format!("/v1/metrics?{qs}"), None)
+        .call(
+            Method::GET,
+            &format!("/v1/metrics?{}", client::query_string(&query)),
+            None,
+        )
         .await?;
     if r.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
@@ -384,14 +423,62 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits a printed command line as a POSIX shell would, and parses it as `sondeo` would.
+    fn as_run(line: &str) -> (Vec<String>, Cli) {
+        let words = shlex::split(line).expect("the shell can split the line");
+        let cli = Cli::try_parse_from(&words).expect("sondeo accepts the line");
+        (words, cli)
+    }
+
+    #[test]
+    fn serve_prints_a_report_command_for_this_binary_and_its_data_folder() {
+        // GIVEN a binary and a data folder whose paths need quoting in a shell
+        let binary = vec!["/opt/my tools/sondeo".to_string()];
+        let data_dir = Path::new("/srv/survey data/it's here");
+        // WHEN serve prints the report command
+        let line = report_command(&binary, data_dir);
+        // THEN pasted into a shell it runs that binary's report on that folder
+        let (words, cli) = as_run(&line);
+        assert_eq!(words[0], "/opt/my tools/sondeo");
+        assert_eq!(cli.data_dir, data_dir);
+        assert!(cli.api.is_none());
+        assert!(
+            matches!(&cli.command, Command::Report(r) if r.survey == DEMO_SURVEY),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_printed_report_command_names_the_data_folder_by_its_absolute_path() {
+        // GIVEN serve started with the default, relative data folder
+        let line = report_command(&this_binary(), Path::new(".sondeo"));
+        // THEN the printed command finds the same folder from any working directory
+        let (words, cli) = as_run(&line);
+        assert_eq!(
+            Path::new(&words[0]),
+            std::env::current_exe().unwrap(),
+            "the same binary, by its real path"
+        );
+        assert!(cli.data_dir.is_absolute(), "{line}");
+        assert_eq!(
+            cli.data_dir,
+            std::env::current_dir().unwrap().join(".sondeo")
+        );
+    }
+
+    #[test]
+    fn without_its_own_path_the_printed_command_runs_the_release_build_through_cargo() {
+        let cargo = CARGO_RUN_RELEASE.map(String::from).to_vec();
+        let line = report_command(&cargo, Path::new("/tmp/sondeo-data"));
+        let words = shlex::split(&line).unwrap();
+        assert_eq!(words[..8], cargo[..]);
+        // cargo hands what follows `--` to the binary.
+        let cli = Cli::try_parse_from(&words[7..]).unwrap();
+        assert_eq!(cli.data_dir, Path::new("/tmp/sondeo-data"));
+        assert!(matches!(&cli.command, Command::Report(r) if r.survey == DEMO_SURVEY));
+    }
 }

@@ -2,8 +2,10 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
-use sondeo_domain::aggregate::apply_batch;
+use sondeo_domain::aggregate::{apply_batch, decode_message, BatchOutcome};
 use sondeo_domain::ports::ResponseLedger;
+use std::collections::HashMap;
+use tracing::Span;
 
 /// Applies one SQS batch; failed messages are reported alone, and the invocation fails only
 /// when every message failed (so Lambda backs off instead of spinning).
@@ -13,19 +15,19 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
 ) -> Result<SqsBatchResponse, Error> {
     let total = event.payload.records.len();
     let mut without_id = 0;
-    let messages: Vec<(String, String)> = event
-        .payload
-        .records
-        .into_iter()
-        .filter_map(|r| match r.message_id {
-            Some(id) => Some((id, r.body.unwrap_or_default())),
-            None => {
-                without_id += 1;
-                None
-            }
-        })
-        .collect();
+    let mut spans = HashMap::new();
+    let mut messages = Vec::with_capacity(total);
+    for record in event.payload.records {
+        let Some(id) = record.message_id else {
+            without_id += 1;
+            continue;
+        };
+        let body = record.body.unwrap_or_default();
+        spans.insert(id.clone(), message_span(&id, &body));
+        messages.push((id, body));
+    }
     let outcome = apply_batch(ledger, messages).await;
+    log_outcomes(&spans, &outcome);
     // CloudWatch Embedded Metric Format: one line, turned into metrics without API calls.
     println!(
         "{}",
@@ -47,6 +49,53 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
     let mut response = SqsBatchResponse::default();
     response.set_failures(outcome.failed);
     Ok(response)
+}
+
+/// The span of one message: its queue message id, and its event id once the body decodes.
+fn message_span(message_id: &str, body: &str) -> Span {
+    let span = tracing::info_span!("message", message_id, event_id = tracing::field::Empty);
+    span.in_scope(|| match decode_message(message_id, body) {
+        Ok(delivery) => {
+            span.record("event_id", delivery.event.event_id.as_str());
+        }
+        Err(reason) => tracing::debug!(%reason, "message does not decode"),
+    });
+    span
+}
+
+/// One line per message, inside its span, saying what the batch did with it.
+fn log_outcomes(spans: &HashMap<String, Span>, outcome: &BatchOutcome) {
+    let in_span = |id: &str, log: &dyn Fn()| match spans.get(id) {
+        Some(span) => span.in_scope(log),
+        None => log(),
+    };
+    for id in &outcome.applied {
+        in_span(id, &|| {
+            tracing::info!(outcome = "applied", "message applied")
+        });
+    }
+    for id in &outcome.superseded {
+        in_span(id, &|| {
+            tracing::info!(
+                outcome = "superseded",
+                "message changed nothing (duplicate or older answer)"
+            )
+        });
+    }
+    for (id, reason) in &outcome.rejected {
+        in_span(
+            id,
+            &|| tracing::warn!(outcome = "rejected", %reason, "message rejected and kept for inspection"),
+        );
+    }
+    for id in &outcome.failed {
+        in_span(id, &|| {
+            tracing::warn!(
+                outcome = "failed",
+                "message failed; it will be delivered again"
+            )
+        });
+    }
 }
 
 #[cfg(test)]

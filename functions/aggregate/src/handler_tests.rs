@@ -3,6 +3,7 @@
 use super::*;
 use sondeo_domain::ports::CounterReader;
 use sondeo_embedded::EmbeddedStore;
+use std::collections::BTreeMap;
 
 fn event(fixture: &str) -> LambdaEvent<SqsEvent> {
     let payload: SqsEvent = serde_json::from_str(fixture).expect("fixture is an SQS event");
@@ -37,4 +38,142 @@ async fn a_malformed_message_is_kept_not_retried() {
         resp.batch_item_failures.is_empty(),
         "a message that can never succeed is not retried"
     );
+}
+
+/// Records the `message` spans (their fields) and the `outcome` of each event logged inside one.
+#[derive(Clone, Default)]
+struct MessageSpans {
+    spans: std::sync::Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>,
+    outcomes: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(
+            field.name().to_string(),
+            format!("{value:?}").trim_matches('"').to_string(),
+        );
+    }
+}
+
+thread_local! {
+    /// Whether `message` spans created on this thread are recorded.
+    static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The recorder, installed as the global subscriber once. A scoped subscriber
+/// (`with_default`) would race with the other tests: while it is the only dispatcher, callsites
+/// first hit on another thread are cached as disabled for every thread.
+fn capture() -> &'static MessageSpans {
+    use tracing_subscriber::layer::SubscriberExt;
+    static CAPTURE: std::sync::OnceLock<MessageSpans> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = MessageSpans::default();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(capture.clone()),
+        )
+        .expect("no other test sets a global subscriber");
+        capture
+    })
+}
+
+/// The index of a span in `MessageSpans::spans`, kept in the span's extensions.
+struct SpanIndex(usize);
+
+impl<S> tracing_subscriber::Layer<S> for MessageSpans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "message" || !RECORDING.with(|r| r.get()) {
+            return;
+        }
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let mut spans = self.spans.lock().unwrap();
+        spans.push(fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanIndex(spans.len() - 1));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let index = span.extensions().get::<SpanIndex>().map(|i| i.0);
+        if let Some(i) = index {
+            values.record(&mut Fields(&mut self.spans.lock().unwrap()[i]));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let (Some(outcome), Some(span)) = (fields.remove("outcome"), ctx.event_span(event)) else {
+            return;
+        };
+        let index = span.extensions().get::<SpanIndex>().map(|i| i.0);
+        if let Some(i) = index {
+            let id = self.spans.lock().unwrap()[i]["message_id"].clone();
+            self.outcomes.lock().unwrap().push((id, outcome));
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_message_is_logged_in_its_own_span_with_its_ids_and_outcome() {
+    // GIVEN a batch of two answers by ana (e3 newer than e1) and a malformed message.
+    let fixture = FIXTURE.replacen(
+        "\"body\": \"{\\\"event_id\\\": \\\"e2\\\"",
+        "\"body\": \"{broken",
+        1,
+    );
+    assert_ne!(fixture, FIXTURE, "the fixture carries event e2");
+    let store = EmbeddedStore::in_memory().unwrap();
+    let capture = capture();
+    // WHEN the handler applies it (on this thread: the test runtime has one)
+    RECORDING.with(|r| r.set(true));
+    let response = handle(&store, event(&fixture)).await;
+    RECORDING.with(|r| r.set(false));
+    response.unwrap();
+    // THEN there is one span per message, with its message id, and its event id when it decodes
+    let payload: SqsEvent = serde_json::from_str(&fixture).unwrap();
+    let ids: Vec<String> = payload
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let spans = capture.spans.lock().unwrap().clone();
+    let span_ids: Vec<&str> = spans.iter().map(|s| s["message_id"].as_str()).collect();
+    assert_eq!(span_ids, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let event_ids: Vec<Option<&str>> = spans
+        .iter()
+        .map(|s| s.get("event_id").map(String::as_str))
+        .collect();
+    assert_eq!(event_ids, [Some("e3"), Some("e1"), None]);
+    // AND each message's outcome is logged once, inside its own span
+    let mut outcomes = capture.outcomes.lock().unwrap().clone();
+    outcomes.sort();
+    let mut want = vec![
+        (ids[0].clone(), "applied".to_string()),
+        // e1 is older than e3 for the same respondent: it rides along with e3's commit.
+        (ids[1].clone(), "applied".to_string()),
+        (ids[2].clone(), "rejected".to_string()),
+    ];
+    want.sort();
+    assert_eq!(outcomes, want);
 }
