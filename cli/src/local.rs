@@ -12,6 +12,7 @@ use sondeo_domain::token::LinkKeyring;
 use sondeo_embedded::EmbeddedStore;
 use sondeo_http::admin::AdminApp;
 use sondeo_http::collect::CollectApp;
+use sondeo_http::HttpService;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,10 +62,8 @@ fn random_hex(bytes: usize) -> String {
 pub struct LocalStack {
     /// The embedded store (surveys, ledger, counters, queue).
     pub store: EmbeddedStore,
-    /// The collect routes.
-    pub collect: CollectApp,
-    /// The API-key routes.
-    pub admin: AdminApp,
+    /// The collect and API-key routes in one router, as the Lambda functions serve them.
+    pub router: HttpService,
     /// The API key that works against this stack.
     pub api_key: String,
     /// The link-signing keys.
@@ -130,8 +129,7 @@ impl LocalStack {
         };
         Ok(LocalStack {
             store,
-            collect,
-            admin,
+            router: sondeo_http::local_router(collect, admin),
             api_key,
             keyring,
             db_path,

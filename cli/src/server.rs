@@ -1,19 +1,16 @@
-//! The local HTTP server (hyper) and the durable-queue drain loop feeding the shared aggregator.
+//! The local HTTP server (`axum::serve` of the same routers the functions run) and the durable-queue drain loop feeding the shared aggregator.
 
 use crate::local::LocalStack;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use axum::body::Body;
+use axum::serve::ListenerExt;
 use sondeo_domain::aggregate::apply_batch;
-use sondeo_http::{self as web, Function, HttpError};
+use sondeo_http::{self as web, HttpError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 /// Messages the drain loop takes per batch (as the template's SQS batch size).
 pub const DRAIN_BATCH: usize = 100;
@@ -38,44 +35,22 @@ impl RunningServer {
     }
 }
 
-/// Routes one request to the collect or admin app, exactly as API Gateway routes to the functions.
+/// Serves one request in process through the local router, exactly as the server would.
 pub async fn dispatch(stack: &LocalStack, req: web::Request) -> web::Response {
-    match web::function_for(req.method(), req.uri().path()) {
-        Some(Function::Collect) => stack.collect.handle(req).await,
-        Some(Function::Metrics) => stack.admin.handle(req).await,
-        None => HttpError::not_found(
-            "no_route",
-            format!("no route for {} {}", req.method(), req.uri().path()),
+    let resp = match stack.router.clone().oneshot(req.map(Body::from)).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    };
+    let (parts, body) = resp.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => web::Response::from_parts(parts, bytes),
+        Err(e) => HttpError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the response could not be read: {e}"),
         )
         .to_json(),
     }
-}
-
-async fn serve_one(
-    stack: Arc<LocalStack>,
-    req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
-    let (parts, body) = req.into_parts();
-    let resp = match Limited::new(body, web::MAX_BODY_BYTES).collect().await {
-        Ok(collected) => {
-            dispatch(
-                &stack,
-                http::Request::from_parts(parts, collected.to_bytes()),
-            )
-            .await
-        }
-        Err(_) => HttpError::new(
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the request body is over the {} byte limit",
-                web::MAX_BODY_BYTES
-            ),
-        )
-        .to_json(),
-    };
-    let (parts, bytes) = resp.into_parts();
-    Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
 }
 
 /// Applies queued messages until `stop`; returns after a final drain.
@@ -138,35 +113,26 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
     let (stop, stop_rx) = watch::channel(false);
     let drain = tokio::spawn(drain_loop(stack.clone(), stop_rx.clone()));
     let mut accept_stop = stop_rx;
-    let accept = tokio::spawn(async move {
-        loop {
-            let (stream, _) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                _ = accept_stop.changed() => return,
-            };
-            let _ = stream.set_nodelay(true);
-            let stack = stack.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| serve_one(stack.clone(), req));
-                if let Err(e) = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await
-                {
-                    tracing::debug!(error = %e, "connection closed with an error");
-                }
-            });
+    // Answers are small: send each as soon as it is written (no Nagle delay on keep-alive connections).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let service =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(stack.router.clone());
+    let serve = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = accept_stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, service)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "the local server stopped with an error");
         }
     });
     Ok(RunningServer {
         addr,
         stop,
-        tasks: vec![accept, drain],
+        tasks: vec![serve, drain],
     })
 }

@@ -1,5 +1,5 @@
-//! The HTTP functions' handlers driven by real API Gateway HTTP API (payload 2.0) events, through
-//! the same conversion the Lambda functions use; enqueued events land in an embedded queue.
+//! The HTTP functions' routers driven by real API Gateway HTTP API (payload 2.0) events, through
+//! the same conversions `lambda_http::run` applies; enqueued events land in an embedded queue.
 
 use sondeo_domain::keys::ApiKeys;
 use sondeo_domain::ports::SurveyStore;
@@ -10,19 +10,52 @@ use sondeo_domain::token::{LinkClaims, LinkKeyring};
 use sondeo_embedded::EmbeddedStore;
 use sondeo_http::admin::AdminApp;
 use sondeo_http::collect::CollectApp;
+use sondeo_http::HttpService;
 use std::sync::Arc;
+use tower::ServiceExt;
 
 const KEYS: &str = "k1:0123456789abcdef0123456789abcdef-handlers";
 const API_KEY: &str = "0123456789abcdef-test-key";
 
 struct Fixture {
     store: EmbeddedStore,
-    collect: CollectApp,
-    admin: AdminApp,
+    collect: Function,
+    admin: Function,
     keyring: LinkKeyring,
 }
 
+/// A function's router, called as `lambda_http::run` calls it.
+struct Function(HttpService);
+
+impl Function {
+    /// The Lambda response to an event, as the runtime sends it back.
+    async fn lambda(&self, req: lambda_http::Request) -> http::Response<lambda_http::Body> {
+        let resp = match self.0.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        };
+        lambda_http::IntoResponse::into_response(resp).await
+    }
+
+    /// The response to an event, with its body as bytes.
+    async fn handle(&self, req: lambda_http::Request) -> sondeo_http::Response {
+        self.lambda(req).await.map(|body| match body {
+            lambda_http::Body::Empty => bytes::Bytes::new(),
+            lambda_http::Body::Text(t) => bytes::Bytes::from(t),
+            lambda_http::Body::Binary(b) => bytes::Bytes::from(b),
+            _ => bytes::Bytes::new(),
+        })
+    }
+}
+
 async fn fixture() -> Fixture {
+    fixture_with_queue(None).await
+}
+
+/// The fixture, with another queue in front of collect when one is given.
+async fn fixture_with_queue(
+    queue: Option<Arc<dyn sondeo_domain::ports::ResponseQueue>>,
+) -> Fixture {
     let store = EmbeddedStore::in_memory().unwrap();
     let survey = Survey {
         id: "nps-2026".into(),
@@ -46,19 +79,19 @@ async fn fixture() -> Fixture {
     let keyring = LinkKeyring::from_spec(KEYS).unwrap();
     let shared = Arc::new(store.clone());
     Fixture {
-        collect: CollectApp {
+        collect: Function(sondeo_http::collect::router(CollectApp {
             surveys: shared.clone(),
-            queue: shared.clone(),
+            queue: queue.unwrap_or_else(|| shared.clone()),
             keyring: keyring.clone(),
             allowed_origins: vec!["https://shop.example.com".into()],
-        },
-        admin: AdminApp {
+        })),
+        admin: Function(sondeo_http::admin::router(AdminApp {
             surveys: shared.clone(),
             counters: shared,
             api_keys: ApiKeys::from_list(API_KEY).unwrap(),
             keyring: keyring.clone(),
             base_url: None,
-        },
+        })),
         store,
         keyring,
     }
@@ -77,10 +110,8 @@ fn token(keyring: &LinkKeyring, touchpoint: &str, expires_in: i64) -> String {
         .unwrap()
 }
 
-fn event(fixture_json: &str) -> sondeo_http::Request {
-    let req =
-        lambda_http::request::from_str(fixture_json).expect("fixture is an API Gateway v2 event");
-    sondeo_aws::lambda::to_web(req)
+fn event(fixture_json: &str) -> lambda_http::Request {
+    lambda_http::request::from_str(fixture_json).expect("fixture is an API Gateway v2 event")
 }
 
 fn queued(store: &EmbeddedStore) -> Vec<ResponseEvent> {
@@ -106,12 +137,11 @@ const GET_METRICS: &str = include_str!("../fixtures/apigw_get_metrics.json");
 async fn link_click_shows_the_answer_page_and_records_nothing_by_itself() {
     let f = fixture().await;
     let t = token(&f.keyring, "post-purchase", 3600);
-    let resp = f
+    let lambda_resp = f
         .collect
-        .handle(event(&GET_LINK.replace("{{TOKEN}}", &t)))
+        .lambda(event(&GET_LINK.replace("{{TOKEN}}", &t)))
         .await;
-    assert_eq!(resp.status(), 200);
-    let lambda_resp = sondeo_aws::lambda::from_web(resp);
+    assert_eq!(lambda_resp.status(), 200);
     let html = match lambda_resp.body() {
         lambda_http::Body::Text(t) => t.clone(),
         other => panic!("expected a text body, got {other:?}"),
@@ -537,8 +567,7 @@ impl sondeo_domain::ports::ResponseQueue for DownQueue {
 
 #[tokio::test]
 async fn a_queue_outage_answers_503_so_the_client_retries_and_says_nothing_internal() {
-    let mut f = fixture().await;
-    f.collect.queue = Arc::new(DownQueue);
+    let f = fixture_with_queue(Some(Arc::new(DownQueue))).await;
     let resp = f.collect.handle(event(POST_RESPONSE)).await;
     assert_eq!(resp.status(), 503);
     let json = body_json(&resp);

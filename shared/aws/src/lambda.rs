@@ -1,8 +1,6 @@
-//! Lambda glue: tracing setup, AWS configuration, and API Gateway requests to and from the
-//! shared HTTP handlers (compiled with the `lambda` feature).
+//! Lambda glue: tracing setup, AWS configuration and connection warm-up at init (compiled with
+//! the `lambda` feature). HTTP functions hand their axum router to `lambda_http::run`.
 
-use bytes::Bytes;
-use lambda_http::{Body, Request};
 use sondeo_domain::settings::{SettingError, Settings, Variable};
 use std::time::{Duration, Instant};
 
@@ -89,46 +87,6 @@ async fn warm_up<T, E: std::error::Error>(
             "warm-up call timed out; the first request opens its own connection"
         ),
     }
-}
-
-/// An API Gateway request as a shared handler request.
-pub fn to_web(req: Request) -> http::Request<Bytes> {
-    let (parts, body) = req.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(t) => Bytes::from(t),
-        Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
-    };
-    http::Request::from_parts(parts, bytes)
-}
-
-/// A shared handler response as an API Gateway response (text bodies stay text).
-pub fn from_web(resp: http::Response<Bytes>) -> http::Response<Body> {
-    let (parts, bytes) = resp.into_parts();
-    let body = if bytes.is_empty() {
-        Body::Empty
-    } else {
-        match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => Body::Text(text),
-            Err(e) => Body::Binary(e.into_bytes()),
-        }
-    };
-    http::Response::from_parts(parts, body)
-}
-
-/// Runs an HTTP function: every API Gateway request goes to `handle`.
-pub async fn run_http<F, Fut>(handle: F) -> Result<(), lambda_http::Error>
-where
-    F: Fn(http::Request<Bytes>) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = http::Response<Bytes>> + Send,
-{
-    let handle = &handle;
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        let resp = handle(to_web(req)).await;
-        Ok::<_, std::convert::Infallible>(from_web(resp))
-    }))
-    .await
 }
 
 #[cfg(test)]

@@ -1,13 +1,19 @@
 //! API-key routes: metrics, survey management and link minting.
 
+use crate::routing::{buffered, into_axum, HttpService};
 use crate::{json_response, HttpError, Request, Response};
-use http::{header, HeaderValue, Method, StatusCode};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::keys::ApiKeys;
 use sondeo_domain::ports::{CounterReader, SurveyStore};
 use sondeo_domain::report::{build_report, ReportQuery};
 use sondeo_domain::response::check_respondent;
-use sondeo_domain::survey::{check_slug, clip, Survey};
+use sondeo_domain::survey::{check_slug, Survey};
 use sondeo_domain::time::{now_ms, Bucket, Day};
 use sondeo_domain::token::{LinkClaims, LinkKeyring};
 use std::sync::Arc;
@@ -31,60 +37,109 @@ pub struct AdminApp {
     pub base_url: Option<String>,
 }
 
-impl AdminApp {
-    /// Serves one request to an API-key route.
-    pub async fn handle(&self, req: Request) -> Response {
-        self.route(&req).await.unwrap_or_else(|e| {
-            let mut r = e.to_json();
-            if e.status == StatusCode::UNAUTHORIZED {
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            r
-        })
-    }
+/// The metrics function's routes: metrics, surveys and link minting, each behind an API key.
+pub fn routes(app: AdminApp) -> Router {
+    let app = Arc::new(app);
+    let keys = app.clone();
+    Router::new()
+        .route("/v1/metrics", get(metrics))
+        .route("/v1/surveys", get(list_surveys).post(create_survey))
+        .route("/v1/surveys/{id}", get(show_survey))
+        .route("/v1/links", post(mint_link))
+        .route_layer(middleware::from_fn(move |req, next| {
+            require_api_key(keys.clone(), req, next)
+        }))
+        .with_state(app)
+}
 
-    async fn route(&self, req: &Request) -> Result<Response, HttpError> {
-        self.authorize(req)?;
-        let path = req.uri().path().trim_end_matches('/');
-        match (req.method(), path) {
-            (&Method::GET, "/v1/metrics") => self.metrics(req).await,
-            (&Method::GET, "/v1/surveys") => {
-                let list = self
-                    .surveys
-                    .list_surveys()
-                    .await
-                    .map_err(HttpError::from_store)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "surveys": list }),
-                ))
-            }
-            (&Method::POST, "/v1/surveys") => {
-                let survey: Survey = crate::parse_json(req)?;
-                survey
-                    .validate()
-                    .map_err(|e| HttpError::unprocessable("invalid_survey", e.0))?;
-                self.surveys
-                    .create_survey(&survey)
-                    .await
-                    .map_err(HttpError::from_store)?;
-                Ok(json_response(StatusCode::CREATED, &survey))
-            }
-            (&Method::GET, p) if p.starts_with("/v1/surveys/") => {
-                let id = &p["/v1/surveys/".len()..];
-                Ok(json_response(StatusCode::OK, &self.survey(id).await?))
-            }
-            (&Method::POST, "/v1/links") => self.links(req).await,
-            (m, p) => Err(HttpError::not_found(
-                "no_route",
-                format!("no route for {m} {}", clip(p, 100)),
-            )),
+/// The metrics function's finished router (shared layers, 404 fallback).
+pub fn router(app: AdminApp) -> HttpService {
+    crate::routing::finish(routes(app))
+}
+
+/// The error as JSON; a 401 also names the scheme to use.
+fn render(result: Result<Response, HttpError>) -> axum::response::Response {
+    into_axum(result.unwrap_or_else(|e| {
+        let mut r = e.to_json();
+        if e.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        r
+    }))
+}
+
+/// Lets a request through only with a valid API key; answers 401 otherwise.
+async fn require_api_key(
+    app: Arc<AdminApp>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    match app.authorize(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => render(Err(e)),
+    }
+}
+
+async fn metrics(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(async { app.metrics(&buffered(req).await?).await }.await)
+}
+
+async fn list_surveys(State(app): State<Arc<AdminApp>>) -> axum::response::Response {
+    render(
+        app.surveys
+            .list_surveys()
+            .await
+            .map_err(HttpError::from_store)
+            .map(|list| json_response(StatusCode::OK, &serde_json::json!({ "surveys": list }))),
+    )
+}
+
+async fn create_survey(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(async { app.create_survey(&buffered(req).await?).await }.await)
+}
+
+async fn show_survey(
+    State(app): State<Arc<AdminApp>>,
+    id: Result<Path<String>, PathRejection>,
+) -> axum::response::Response {
+    render(
+        async {
+            let Path(id) =
+                id.map_err(|e| HttpError::bad_request("invalid_survey_id", e.body_text()))?;
+            Ok(json_response(StatusCode::OK, &app.survey(&id).await?))
+        }
+        .await,
+    )
+}
+
+async fn mint_link(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(async { app.links(&buffered(req).await?).await }.await)
+}
+
+impl AdminApp {
+    async fn create_survey(&self, req: &Request) -> Result<Response, HttpError> {
+        let survey: Survey = crate::parse_json(req)?;
+        survey
+            .validate()
+            .map_err(|e| HttpError::unprocessable("invalid_survey", e.0))?;
+        self.surveys
+            .create_survey(&survey)
+            .await
+            .map_err(HttpError::from_store)?;
+        Ok(json_response(StatusCode::CREATED, &survey))
     }
 
-    fn authorize(&self, req: &Request) -> Result<(), HttpError> {
-        let h = req.headers();
+    fn authorize(&self, h: &http::HeaderMap) -> Result<(), HttpError> {
         let given = h
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -1,6 +1,14 @@
 //! Respondent and submission routes: one-click link pages, their answers, and the submission API.
 
+use crate::routing::{buffered, into_axum, HttpService};
 use crate::{html_error, html_response, json_response, HttpError, Request, Response};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+use http::HeaderMap;
+use http::HeaderName;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::ports::{ResponseQueue, SurveyStore};
@@ -10,6 +18,8 @@ use sondeo_domain::time::now_ms;
 use sondeo_domain::token::{LinkClaims, LinkKeyring, TokenError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Everything the collect routes need.
 pub struct CollectApp {
@@ -23,65 +33,158 @@ pub struct CollectApp {
     pub allowed_origins: Vec<String>,
 }
 
-impl CollectApp {
-    /// Serves one request to a collect route.
-    pub async fn handle(&self, req: Request) -> Response {
-        let path = req.uri().path().to_string();
-        let method = req.method().clone();
-        if let Some(token) = path
-            .strip_prefix("/r/")
-            .filter(|t| !t.is_empty() && !t.contains('/'))
-        {
-            let locale = accept_locale(&req);
-            let result = match method {
-                Method::GET | Method::HEAD => self.link_page(token, &req, locale).await,
-                Method::POST => self.link_answer(token, &req, locale).await,
-                _ => Err((
-                    HttpError::new(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "method_not_allowed",
-                        "use GET or POST on survey links",
-                    ),
-                    locale,
-                )),
-            };
-            return result.unwrap_or_else(|(e, locale)| {
-                if crate::wants_json(req.headers()) {
-                    e.to_json()
-                } else {
-                    html_error(&e, locale)
-                }
-            });
-        }
-        if path == "/v1/responses" {
-            let cors = match self.cors_origin(&req) {
-                Ok(c) => c,
-                Err(e) => return e.to_json(),
-            };
-            let mut resp = match method {
-                Method::OPTIONS => preflight(),
-                Method::POST => self.submit(&req).await.unwrap_or_else(|e| e.to_json()),
-                _ => HttpError::new(
+/// The collect function's routes: link pages and their answers, and the submission API with CORS.
+pub fn routes(app: CollectApp) -> Router {
+    let app = Arc::new(app);
+    let origins = Arc::new(app.allowed_origins.clone());
+    let allowed = origins.clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin_allowed(&allowed, origin)
+        }))
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-sondeo-key"),
+        ])
+        .max_age(Duration::from_secs(86_400));
+    let submissions = post(submit)
+        .options(|| async { StatusCode::NO_CONTENT })
+        .fallback(|| async {
+            into_axum(
+                HttpError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
                     "use POST to submit responses",
                 )
                 .to_json(),
-            };
-            if let Some(origin) = cors {
-                let h = resp.headers_mut();
-                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-                h.insert(header::VARY, HeaderValue::from_static("Origin"));
-            }
-            return resp;
-        }
-        HttpError::not_found(
-            "no_route",
-            format!("no route for {method} {}", clip(&path, 100)),
+            )
+        })
+        .route_layer(cors)
+        .route_layer(middleware::from_fn(move |req, next| {
+            refuse_foreign_origin(origins.clone(), req, next)
+        }));
+    Router::new()
+        .route(
+            "/r/{token}",
+            get(link_page)
+                .post(link_answer)
+                .fallback(link_method_not_allowed),
         )
-        .to_json()
-    }
+        .route("/v1/responses", submissions)
+        .with_state(app)
+}
 
+/// The collect function's finished router (shared layers, 404 fallback).
+pub fn router(app: CollectApp) -> HttpService {
+    crate::routing::finish(routes(app))
+}
+
+type LinkResult = Result<Response, (HttpError, Locale)>;
+
+/// Renders a link route's outcome: its page, or the error as JSON or an HTML page in the survey's language.
+fn render_link(result: LinkResult, headers: &HeaderMap) -> axum::response::Response {
+    into_axum(result.unwrap_or_else(|(e, locale)| {
+        if crate::wants_json(headers) {
+            e.to_json()
+        } else {
+            html_error(&e, locale)
+        }
+    }))
+}
+
+async fn link_page(
+    State(app): State<Arc<CollectApp>>,
+    token: Result<Path<String>, PathRejection>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let headers = req.headers().clone();
+    let locale = accept_locale(&headers);
+    let result = async {
+        let Path(token) = token.map_err(|e| (bad_token_path(e), locale))?;
+        let req = buffered(req).await.map_err(|e| (e, locale))?;
+        app.link_page(&token, &req, locale).await
+    }
+    .await;
+    render_link(result, &headers)
+}
+
+async fn link_answer(
+    State(app): State<Arc<CollectApp>>,
+    token: Result<Path<String>, PathRejection>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let headers = req.headers().clone();
+    let locale = accept_locale(&headers);
+    let result = async {
+        let Path(token) = token.map_err(|e| (bad_token_path(e), locale))?;
+        let req = buffered(req).await.map_err(|e| (e, locale))?;
+        app.link_answer(&token, &req, locale).await
+    }
+    .await;
+    render_link(result, &headers)
+}
+
+async fn link_method_not_allowed(headers: HeaderMap) -> axum::response::Response {
+    let e = HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "use GET or POST on survey links",
+    );
+    render_link(Err((e, accept_locale(&headers))), &headers)
+}
+
+fn bad_token_path(e: PathRejection) -> HttpError {
+    HttpError::bad_request(
+        "invalid_token",
+        format!("this survey link is not valid: {}", e.body_text()),
+    )
+}
+
+async fn submit(
+    State(app): State<Arc<CollectApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let result = async {
+        let req = buffered(req).await?;
+        app.submit(&req).await
+    }
+    .await;
+    into_axum(result.unwrap_or_else(|e| e.to_json()))
+}
+
+/// Whether a browser origin may call the submission API (case-insensitive; `*` allows any).
+fn origin_allowed(allowed: &[String], origin: &HeaderValue) -> bool {
+    let o = origin.to_str().unwrap_or("");
+    allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+}
+
+/// Refuses requests from browser origins that are not allowed: the browser would hide the
+/// answer from the page, but the submission would still be recorded.
+async fn refuse_foreign_origin(
+    allowed: Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    match req.headers().get(header::ORIGIN) {
+        Some(origin) if !origin_allowed(&allowed, origin) => into_axum(
+            HttpError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                format!(
+                    "origin '{}' is not allowed to submit responses",
+                    clip(origin.to_str().unwrap_or(""), 100)
+                ),
+            )
+            .to_json(),
+        ),
+        _ => next.run(req).await,
+    }
+}
+
+impl CollectApp {
     async fn verified(
         &self,
         token: &str,
@@ -354,30 +457,6 @@ impl CollectApp {
         );
         Ok(())
     }
-
-    /// The allowed origin to echo back, an error for a disallowed one, or None without Origin.
-    fn cors_origin(&self, req: &Request) -> Result<Option<HeaderValue>, HttpError> {
-        let Some(origin) = req.headers().get(header::ORIGIN) else {
-            return Ok(None);
-        };
-        let o = origin.to_str().unwrap_or("");
-        if self
-            .allowed_origins
-            .iter()
-            .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
-        {
-            Ok(Some(origin.clone()))
-        } else {
-            Err(HttpError::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                format!(
-                    "origin '{}' is not allowed to submit responses",
-                    clip(o, 100)
-                ),
-            ))
-        }
-    }
 }
 
 /// A JSON or form submission to `POST /v1/responses`.
@@ -463,25 +542,6 @@ fn token_error(e: TokenError) -> HttpError {
     HttpError::new(status, code, e.to_string())
 }
 
-fn preflight() -> Response {
-    let mut r = http::Response::new(bytes::Bytes::new());
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, x-sondeo-key"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    r
-}
-
 /// Whether the browser marked the request as a speculative prefetch, which must not record.
 fn is_prefetch(req: &Request) -> bool {
     ["purpose", "sec-purpose", "x-moz", "x-purpose"]
@@ -495,9 +555,8 @@ fn is_prefetch(req: &Request) -> bool {
 }
 
 /// The page language from Accept-Language, used before the survey is known.
-fn accept_locale(req: &Request) -> Locale {
-    let lang = req
-        .headers()
+fn accept_locale(headers: &HeaderMap) -> Locale {
+    let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");

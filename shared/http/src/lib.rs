@@ -1,14 +1,18 @@
 //! Sondeo's HTTP edge, shared by the Lambda functions and local mode: routing, request parsing,
 //! errors mapped to status codes with JSON (API) or HTML (respondent pages) bodies.
 //!
-//! Handlers take an `http::Request<Bytes>` and return an `http::Response<Bytes>`, so the same
-//! code serves API Gateway events (through `lambda_http`) and the local hyper server.
+//! Each function has one axum router (`collect::router`, `admin::router`); Lambda serves it
+//! through `lambda_http::run`, local mode serves both merged (`local_router`) through
+//! `axum::serve`. CORS, body limits, request ids and request spans are tower layers.
 
 #![warn(missing_docs)]
 
 pub mod admin;
 pub mod collect;
 pub mod pages;
+pub mod routing;
+
+pub use routing::HttpService;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -22,6 +26,11 @@ pub type Request = http::Request<Bytes>;
 /// An HTTP response with its whole body.
 pub type Response = http::Response<Bytes>;
 
+/// Both functions' routes in one router, as local mode serves them on one port.
+pub fn local_router(collect: collect::CollectApp, admin: admin::AdminApp) -> HttpService {
+    routing::finish(collect::routes(collect).merge(admin::routes(admin)))
+}
+
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -34,7 +43,8 @@ pub enum Function {
     Metrics,
 }
 
-/// Every HTTP route: method, API Gateway path pattern, and the function that serves it.
+/// Every HTTP route: method, path pattern, and the function whose router serves it (the
+/// template gives each such function a URL; a test checks the routers serve exactly these).
 pub const ROUTES: &[(&str, &str, Function)] = &[
     ("GET", "/r/{token}", Function::Collect),
     ("POST", "/r/{token}", Function::Collect),
@@ -217,24 +227,8 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("application/json"))
 }
 
-/// Checks the body size.
-pub fn check_body(req: &Request) -> Result<(), HttpError> {
-    if req.body().len() > MAX_BODY_BYTES {
-        return Err(HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the request body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                req.body().len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Parses a JSON body into `T`, with a message that names what is wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, HttpError> {
-    check_body(req)?;
     serde_json::from_slice(req.body()).map_err(|e| {
         HttpError::bad_request(
             "malformed_json",
@@ -245,7 +239,6 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Ht
 
 /// Parses a URL-encoded form body into name/value pairs (last value wins).
 pub fn parse_form(req: &Request) -> Result<BTreeMap<String, String>, HttpError> {
-    check_body(req)?;
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(req.body())
         .map(|pairs| pairs.into_iter().collect())
         .map_err(|_| {
@@ -315,5 +308,141 @@ mod tests {
         assert_eq!(function_for(&Method::DELETE, "/v1/surveys"), None);
         assert_eq!(function_for(&Method::GET, "/r/"), None);
         assert_eq!(function_for(&Method::GET, "/nope"), None);
+    }
+}
+
+#[cfg(test)]
+mod router_tests {
+    use super::*;
+    use async_trait::async_trait;
+    use sondeo_domain::keys::ApiKeys;
+    use sondeo_domain::ports::{CounterReader, CounterRow, ResponseQueue, SurveyStore};
+    use sondeo_domain::response::ResponseEvent;
+    use sondeo_domain::survey::Survey;
+    use sondeo_domain::time::Day;
+    use sondeo_domain::token::LinkKeyring;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    /// Stores nothing and finds nothing: enough to see which routes a router serves.
+    struct Empty;
+
+    #[async_trait]
+    impl SurveyStore for Empty {
+        async fn get_survey(&self, _: &str) -> Result<Option<Survey>, StoreError> {
+            Ok(None)
+        }
+        async fn create_survey(&self, _: &Survey) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl ResponseQueue for Empty {
+        async fn enqueue(&self, _: &ResponseEvent) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl CounterReader for Empty {
+        async fn read_counters(
+            &self,
+            _: &str,
+            _: Day,
+            _: Day,
+        ) -> Result<Vec<CounterRow>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    const KEY: &str = "0123456789abcdef-router";
+
+    fn routers() -> (HttpService, HttpService) {
+        let keyring = LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-router").unwrap();
+        let collect = collect::router(collect::CollectApp {
+            surveys: Arc::new(Empty),
+            queue: Arc::new(Empty),
+            keyring: keyring.clone(),
+            allowed_origins: Vec::new(),
+        });
+        let admin = admin::router(admin::AdminApp {
+            surveys: Arc::new(Empty),
+            counters: Arc::new(Empty),
+            api_keys: ApiKeys::from_list(KEY).unwrap(),
+            keyring,
+            base_url: None,
+        });
+        (collect, admin)
+    }
+
+    async fn call(router: &HttpService, method: &str, path: &str) -> (StatusCode, String) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        (status, code)
+    }
+
+    #[tokio::test]
+    async fn each_router_serves_exactly_its_functions_routes() {
+        let (collect, admin) = routers();
+        for (method, pattern, function) in ROUTES {
+            let path = pattern.replace("{token}", "x.y").replace("{id}", "nps");
+            let (own, other) = match function {
+                Function::Collect => (&collect, &admin),
+                Function::Metrics => (&admin, &collect),
+            };
+            let (status, code) = call(own, method, &path).await;
+            assert!(
+                code != "no_route" && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: its router answered {status} {code}"
+            );
+            let (status, code) = call(other, method, &path).await;
+            assert!(
+                code == "no_route" || status == StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is also served by the other router ({status} {code})"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_answer_json_404_and_trailing_slashes_are_ignored() {
+        let (collect, admin) = routers();
+        assert_eq!(
+            call(&collect, "GET", "/nope").await,
+            (StatusCode::NOT_FOUND, "no_route".to_string())
+        );
+        assert_eq!(
+            call(&admin, "DELETE", "/v1/surveys").await,
+            (StatusCode::NOT_FOUND, "no_route".to_string())
+        );
+        assert_eq!(call(&admin, "GET", "/v1/surveys/").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn every_response_carries_a_request_id() {
+        let (collect, _) = routers();
+        let req = http::Request::builder()
+            .uri("/nope")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = collect.clone().oneshot(req).await.unwrap();
+        let id = resp.headers()[routing::REQUEST_ID_HEADER].to_str().unwrap();
+        assert_eq!(id.len(), 16, "{id}");
     }
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Checks that each binary links only what it runs, from `cargo tree -e normal`:
+#   - no Lambda function depends on rusqlite (the embedded store is local mode's);
+#   - the CLI depends on no aws-sdk-* crate (local mode and the remote client need none);
+#   - the domain crate depends on no AWS SDK, no SQLite and no HTTP server or router;
+#   - the HTTP edge depends on no AWS SDK and no SQLite; the embedded store on no AWS SDK.
+# Each rule is also checked to find what it looks for where it must be (the functions do link
+# aws-sdk-dynamodb, the CLI does link rusqlite), so a broken tree query cannot pass silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+failed=0
+tree() { cargo tree --offline -q -p "$1" -e normal --prefix none --format '{p}' 2>/dev/null || cargo tree -q -p "$1" -e normal --prefix none --format '{p}'; }
+
+# forbid PACKAGE REGEX WHY
+forbid() {
+    local hits
+    hits=$(tree "$1" | awk '{print $1}' | grep -E "$2" | sort -u || true)
+    if [ -n "$hits" ]; then
+        echo "FAIL $1 depends on $(echo "$hits" | paste -sd, -): $3"
+        failed=1
+    else
+        echo "ok   $1: no ${2}"
+    fi
+}
+
+# expect PACKAGE REGEX: the rule's pattern does match this tree (the query works).
+expect() {
+    local names
+    names=$(tree "$1" | awk '{print $1}')
+    if ! grep -qE "$2" <<<"$names"; then
+        echo "FAIL $1 should depend on $2 (is the dependency query broken?)"
+        failed=1
+    fi
+}
+
+for function in collect aggregate metrics breaker; do
+    expect "$function" '^aws-sdk-'
+    forbid "$function" '^rusqlite$|^libsqlite3-sys$' "Lambda functions must not build SQLite"
+done
+expect sondeo-cli '^rusqlite$'
+forbid sondeo-cli '^aws-sdk-' "the CLI must not compile the AWS SDKs"
+forbid sondeo-domain '^aws-|^rusqlite$|^axum$|^hyper$|^lambda_' "the domain holds no adapter"
+forbid sondeo-http '^aws-sdk-|^rusqlite$' "the HTTP edge holds no storage adapter"
+forbid sondeo-embedded '^aws-sdk-' "the embedded store needs no AWS SDK"
+
+if [ "$failed" -ne 0 ]; then
+    echo "check-deps: dependency boundaries broken"
+    exit 1
+fi
+echo "check-deps: every dependency boundary holds"
