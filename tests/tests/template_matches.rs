@@ -3,7 +3,8 @@
 //! serves routes of `sondeo_http::ROUTES` has one public Lambda function URL (the function's own
 //! router dispatches every path, so no API Gateway route table is kept in step), the outputs and
 //! `SONDEO_BASE_URL` point at the URL of the function that serves them, and every environment
-//! variable a function's code reads is set in its environment.
+//! variable a function declares it needs (its crate's `config::VARIABLES`) is set in its
+//! environment, secrets only as Secrets Manager ARNs.
 //!
 //! The checks return a list of problems so the drift tests at the bottom can prove, on
 //! deliberately broken copies of the template, that each check really fails.
@@ -11,6 +12,7 @@
 use serde_json::Value as Json;
 use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::Value;
+use sondeo_domain::settings::{Presence, Variable};
 use sondeo_http::{function_for, Function, ROUTES};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,13 +23,18 @@ const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
 const FUNCTION_URL: &str = "AWS::Lambda::Url";
 const LAMBDA_PERMISSION: &str = "AWS::Lambda::Permission";
 
-/// Variables the code reads only as a local-mode alternative to a Secrets Manager secret: on
-/// Lambda the secret's ARN variable is read instead, and the secret itself must never be a
-/// plain environment variable (anyone with `lambda:GetFunctionConfiguration` could read it).
-const LOCAL_MODE_SECRETS: &[(&str, &str)] = &[
-    ("SONDEO_LINK_KEYS", "SONDEO_LINK_KEYS_SECRET_ARN"),
-    ("SONDEO_API_KEYS", "SONDEO_API_KEYS_SECRET_ARN"),
-];
+/// The environment variables a function binary reads, as its crate declares them
+/// (`config::VARIABLES`, its own and those shared code reads on its behalf). A binary missing
+/// here is reported by the environment check, so a new function cannot go unchecked.
+fn declared_variables(binary: &str) -> Option<&'static [Variable]> {
+    match binary {
+        "collect" => Some(collect::config::VARIABLES),
+        "metrics" => Some(metrics::config::VARIABLES),
+        "aggregate" => Some(aggregate::config::VARIABLES),
+        "breaker" => Some(breaker::config::VARIABLES),
+        _ => None,
+    }
+}
 
 /// The binary that serves a router function: an exhaustive match, so a new `Function` variant
 /// does not compile until it is mapped here (and then deployed in the template).
@@ -65,8 +72,6 @@ fn canonical(path: &Path) -> PathBuf {
 struct FunctionBinary {
     /// The crate's directory (where its Cargo.toml is).
     crate_dir: PathBuf,
-    /// The directory of the binary's `main.rs`: every `.rs` file below it is the function's code.
-    src_dir: PathBuf,
 }
 
 /// What the workspace holds: the function binaries (by name) and the crate directories under `functions/`.
@@ -117,12 +122,10 @@ fn workspace() -> &'static Workspace {
                 if !is_bin {
                     continue;
                 }
-                let src = PathBuf::from(target["src_path"].as_str().unwrap_or_default());
                 binaries.insert(
                     target["name"].as_str().unwrap_or_default().to_string(),
                     FunctionBinary {
                         crate_dir: crate_dir.clone(),
-                        src_dir: src.parent().map(Path::to_path_buf).unwrap_or_default(),
                     },
                 );
             }
@@ -647,222 +650,79 @@ fn address_problems(template: &Value) -> Vec<String> {
     problems
 }
 
-// ---------------------------------------------------------------------------- code scanning
+// ---------------------------------------------------------------------------- environment
 
-fn is_ident_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-/// The string literal arguments of every call `callee("...")` in `src`, where `callee` is not
-/// the tail of a longer identifier (`config::required("X")` and `required("X")` both match).
-fn literal_arguments(src: &str, callee: &str) -> Vec<String> {
-    let pattern = format!("{callee}(\"");
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(pos) = src[from..].find(&pattern) {
-        let start = from + pos;
-        from = start + pattern.len();
-        if src[..start].chars().next_back().is_some_and(is_ident_char) {
-            continue;
-        }
-        if let Some(end) = src[from..].find('"') {
-            found.push(src[from..from + end].to_string());
-        }
-    }
-    found
-}
-
-/// Names called as `module::name(` in `src` (with or without a leading `sondeo::`).
-fn module_calls(src: &str, module: &str) -> BTreeSet<String> {
-    let pattern = format!("{module}::");
-    let mut found = BTreeSet::new();
-    let mut from = 0;
-    while let Some(pos) = src[from..].find(&pattern) {
-        let start = from + pos;
-        from = start + pattern.len();
-        if src[..start].chars().next_back().is_some_and(is_ident_char) {
-            continue;
-        }
-        let name: String = src[from..]
-            .chars()
-            .take_while(|c| is_ident_char(*c))
-            .collect();
-        if !name.is_empty() && src[from + name.len()..].starts_with('(') {
-            found.insert(name);
-        }
-    }
-    // Functions imported by `use sondeo::module::{a, b};` (or `::a;`) and called bare.
-    for line in src.lines().map(str::trim) {
-        let Some(items) = line
-            .strip_prefix("use sondeo::")
-            .and_then(|l| l.strip_prefix(module))
-            .and_then(|l| l.strip_prefix("::"))
-        else {
-            continue;
-        };
-        let items = items
-            .trim_end_matches(';')
-            .trim_matches(|c| c == '{' || c == '}');
-        for name in items.split(',').map(str::trim) {
-            let called = src
-                .match_indices(&format!("{name}("))
-                .any(|(i, _)| !src[..i].chars().next_back().is_some_and(is_ident_char));
-            if !name.is_empty() && name.chars().all(is_ident_char) && called {
-                found.insert(name.to_string());
+/// Problems with one function's environment (Globals merged in) against the variables it
+/// declares: a required variable or secret ARN not set, a secret's value set in plain text
+/// (anyone with `lambda:GetFunctionConfiguration` could read it), or a local-mode secret
+/// declared without the ARN variable Lambda would read instead.
+fn declared_environment_problems(
+    id: &str,
+    environment: &BTreeSet<String>,
+    declared: &[Variable],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for var in declared {
+        let name = var.name;
+        match var.presence {
+            Presence::Required | Presence::SecretArn { .. } if !environment.contains(name) => {
+                problems.push(format!(
+                    "{id}: the function reads environment variable {name} ({}), but neither the function's Environment.Variables nor Globals.Function.Environment.Variables sets it",
+                    var.about
+                ));
             }
-        }
-    }
-    found
-}
-
-/// The body of `fn name` in `src` (from its opening brace to the matching close), skipping
-/// braces inside string literals.
-fn fn_body<'a>(src: &'a str, name: &str) -> Option<&'a str> {
-    let start = [format!("fn {name}("), format!("fn {name}<")]
-        .iter()
-        .filter_map(|p| src.find(p.as_str()))
-        .min()?;
-    let open = start + src[start..].find('{')?;
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in src[open..].char_indices() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&src[open..=open + i]);
+            Presence::LocalSecret { arn } => {
+                let arn_declared = declared
+                    .iter()
+                    .any(|v| v.name == arn && v.presence == Presence::SecretArn { local: name });
+                if !arn_declared {
+                    problems.push(format!(
+                        "{id}: the function reads the local-mode secret {name} but not {arn}, so on Lambda the secret would have to be a plain environment variable"
+                    ));
+                }
+                if environment.contains(name) {
+                    problems.push(format!(
+                        "{id}: sets {name} in plain text; give it {arn} (a Secrets Manager ARN) instead"
+                    ));
                 }
             }
             _ => {}
         }
     }
-    None
+    problems
 }
 
-/// Names of the functions defined in a Rust source file.
-fn defined_fns(src: &str) -> BTreeSet<String> {
-    src.match_indices("fn ")
-        .filter(|(i, _)| !src[..*i].chars().next_back().is_some_and(is_ident_char))
-        .map(|(i, m)| {
-            src[i + m.len()..]
-                .chars()
-                .take_while(|c| is_ident_char(*c))
-                .collect::<String>()
-        })
-        .filter(|name| !name.is_empty())
-        .collect()
-}
-
-/// Environment variables read directly in `src`: `required("X")`, `optional("X")`, `env::var("X")`.
-fn direct_reads(src: &str) -> BTreeSet<String> {
-    ["required", "optional", "env::var", "env::var_os"]
-        .iter()
-        .flat_map(|callee| literal_arguments(src, callee))
-        .collect()
-}
-
-/// Environment variables read by `fn name` of a shared module's source, following calls to the
-/// module's other functions.
-fn reads_through(module_src: &str, name: &str, seen: &mut BTreeSet<String>) -> BTreeSet<String> {
-    if !seen.insert(name.to_string()) {
-        return BTreeSet::new();
-    }
-    let Some(body) = fn_body(module_src, name) else {
-        return BTreeSet::new();
-    };
-    let mut vars = direct_reads(body);
-    for callee in defined_fns(module_src) {
-        let called = body
-            .match_indices(&format!("{callee}("))
-            .any(|(i, _)| !body[..i].chars().next_back().is_some_and(is_ident_char));
-        if called {
-            vars.extend(reads_through(module_src, &callee, seen));
-        }
-    }
-    vars
-}
-
-/// Environment variables a function's code reads: directly in its own sources, and through the
-/// functions of `sondeo::config` and `sondeo_aws::lambda` it calls.
-fn variables_read(code: &str, shared_modules: &[(&str, String)]) -> BTreeSet<String> {
-    let mut vars = direct_reads(code);
-    for (module, module_src) in shared_modules {
-        let mut seen = BTreeSet::new();
-        for name in module_calls(code, module) {
-            vars.extend(reads_through(module_src, &name, &mut seen));
-        }
-    }
-    vars
-}
-
-fn rust_sources(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            out.push_str(&rust_sources(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push_str(&read(&path));
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn shared_modules() -> Vec<(&'static str, String)> {
-    let shared = repo_root().join("shared").join("src");
-    vec![
-        ("config", read(&shared.join("config.rs"))),
-        ("lambda", read(&shared.join("lambda.rs"))),
-    ]
-}
-
-/// Problems with the functions' environments: variables read but not set, secrets set in plain text.
+/// Problems with the functions' environments: declared variables not set, secrets set in plain
+/// text (a secret any function declares counts, whichever function it is set on).
 fn environment_problems(template: &Value, ws: &Workspace) -> Vec<String> {
-    let modules = shared_modules();
+    let secrets: BTreeMap<&str, &str> = ws
+        .binaries
+        .keys()
+        .filter_map(|b| declared_variables(b))
+        .flatten()
+        .filter_map(|v| match v.presence {
+            Presence::LocalSecret { arn } => Some((v.name, arn)),
+            _ => None,
+        })
+        .collect();
     let mut problems = Vec::new();
     for f in template_functions(template) {
         let id = &f.logical_id;
-        let Some(found) = f.binary.as_deref().and_then(|b| ws.binaries.get(b)) else {
+        let Some(binary) = f.binary.as_deref().filter(|b| ws.binaries.contains_key(*b)) else {
             continue; // reported by function_problems
         };
-        let read = variables_read(&rust_sources(&found.src_dir), &modules);
-        for var in &read {
-            if let Some((_, arn_var)) = LOCAL_MODE_SECRETS.iter().find(|(v, _)| v == var) {
-                if !read.contains(*arn_var) {
-                    problems.push(format!(
-                        "{id}: the code reads the local-mode secret {var} but not {arn_var}, so on Lambda the secret would have to be a plain environment variable"
-                    ));
-                }
-                continue;
-            }
-            if !f.environment.contains(var) {
+        let Some(declared) = declared_variables(binary) else {
+            problems.push(format!(
+                "{id}: no variable list known for binary {binary}; add its crate to tests/Cargo.toml and its config::VARIABLES to declared_variables"
+            ));
+            continue;
+        };
+        problems.extend(declared_environment_problems(id, &f.environment, declared));
+        for (secret, arn) in &secrets {
+            let own = declared.iter().any(|v| v.name == *secret);
+            if !own && f.environment.contains(*secret) {
                 problems.push(format!(
-                    "{id}: the code reads environment variable {var}, but neither the function's Environment.Variables nor Globals.Function.Environment.Variables sets it"
-                ));
-            }
-        }
-        for (secret, arn_var) in LOCAL_MODE_SECRETS {
-            if f.environment.contains(*secret) {
-                problems.push(format!(
-                    "{id}: sets {secret} in plain text; give it {arn_var} (a Secrets Manager ARN) instead"
+                    "{id}: sets {secret} in plain text; give it {arn} (a Secrets Manager ARN) instead"
                 ));
             }
         }
@@ -1009,39 +869,69 @@ fn every_environment_variable_a_function_reads_is_set_in_its_template_environmen
 }
 
 #[test]
-fn the_code_scan_finds_the_variables_each_function_reads() {
-    // Guards the scanner itself: if it silently found nothing, the environment test would pass
-    // vacuously.
+fn each_function_declares_the_variables_it_and_shared_code_read() {
+    // Guards the declarations: if a list were empty, the environment test would pass vacuously.
     let ws = workspace();
-    let modules = shared_modules();
-    let read = |binary: &str| {
-        let found = ws
-            .binaries
-            .get(binary)
-            .unwrap_or_else(|| panic!("no binary `{binary}` under functions/"));
-        variables_read(&rust_sources(&found.src_dir), &modules)
+    for binary in ws.binaries.keys() {
+        assert!(
+            declared_variables(binary).is_some(),
+            "binary `{binary}` under functions/ has no VARIABLES in declared_variables"
+        );
+    }
+    let names = |binary: &str| -> BTreeMap<&'static str, Presence> {
+        declared_variables(binary)
+            .unwrap_or_else(|| panic!("no variables declared for `{binary}`"))
+            .iter()
+            .map(|v| (v.name, v.presence))
+            .collect()
     };
-    let collect = read("collect");
+    let required = |binary: &str, var: &str| {
+        let declared = names(binary);
+        assert!(
+            matches!(
+                declared.get(var),
+                Some(Presence::Required | Presence::SecretArn { .. })
+            ),
+            "{binary} needs {var}; declared {declared:?}"
+        );
+    };
+    let optional = |binary: &str, var: &str| {
+        let declared = names(binary);
+        assert_eq!(
+            declared.get(var),
+            Some(&Presence::Optional),
+            "{binary} may read {var}; declared {declared:?}"
+        );
+    };
     for var in [
         "SONDEO_TABLE",
         "SONDEO_QUEUE_URL",
-        "SONDEO_LINK_KEYS",
         "SONDEO_LINK_KEYS_SECRET_ARN",
-        "SONDEO_ALLOWED_ORIGINS",
     ] {
-        assert!(
-            collect.contains(var),
-            "collect reads {var}; found {collect:?}"
-        );
+        required("collect", var);
     }
-    let metrics = read("metrics");
-    for var in ["SONDEO_API_KEYS_SECRET_ARN", "SONDEO_BASE_URL"] {
-        assert!(
-            metrics.contains(var),
-            "metrics reads {var}; found {metrics:?}"
-        );
+    for var in ["SONDEO_ALLOWED_ORIGINS", "SONDEO_WARM_UP"] {
+        optional("collect", var);
     }
-    assert!(read("aggregate").contains("SONDEO_TABLE"));
+    for var in [
+        "SONDEO_TABLE",
+        "SONDEO_API_KEYS_SECRET_ARN",
+        "SONDEO_LINK_KEYS_SECRET_ARN",
+    ] {
+        required("metrics", var);
+    }
+    for var in ["SONDEO_BASE_URL", "SONDEO_WARM_UP"] {
+        optional("metrics", var);
+    }
+    required("aggregate", "SONDEO_TABLE");
+    required("breaker", "SONDEO_GUARDED_FUNCTIONS");
+    optional("breaker", "SONDEO_MAX_CONCURRENCY");
+    // Read by shared code on every function's behalf: the TLS roots switch.
+    for binary in ws.binaries.keys() {
+        for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+            optional(binary, var);
+        }
+    }
 }
 
 // ------------------------------------------------- drift: each check fails on a broken template
@@ -1396,44 +1286,42 @@ fn short_and_long_form_intrinsics_name_the_same_resources() {
 }
 
 #[test]
-fn the_scanner_follows_shared_config_functions_and_ignores_lookalikes() {
-    let config = r#"
-        pub fn required(name: &'static str) -> Result<String, E> { std::env::var(name) }
-        pub fn optional(name: &str) -> Option<String> { std::env::var(name).ok() }
-        pub async fn read_secret(arn: &str) -> String { format!("{arn}: {}", 1) }
-        pub async fn keyring() -> Keyring {
-            if let Some(spec) = optional("LOCAL_KEYS") { return spec; }
-            let arn = required("KEYS_ARN")?;
-            read_secret(&arn).await
-        }
-        pub fn base() -> String { helper() }
-        fn helper() -> String { optional("BASE").unwrap_or_default() }
-        pub fn unused() { required("NEVER"); }
-        pub async fn imported() -> String { required("IMPORTED") }
-        pub fn other() { required("NOT_CALLED"); }
-    "#;
-    let main = r#"
-        use sondeo_aws::secrets::{imported, other};
-        let i = imported().await;
-        let t = config::required("TABLE")?;
-        let k = sondeo_aws::secrets::keyring().await;
-        let b = config::base();
-        let x = myconfig::unused();
-        let y = std::env::var("DIRECT");
-    "#;
-    let read = variables_read(main, &[("config", config.to_string())]);
-    let want: BTreeSet<String> = [
-        "TABLE",
-        "LOCAL_KEYS",
-        "KEYS_ARN",
-        "BASE",
-        "DIRECT",
-        "IMPORTED",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
-    assert_eq!(read, want);
+fn the_environment_check_follows_each_declared_presence() {
+    const DECLARED: &[Variable] = &[
+        Variable::required("TABLE", "a table"),
+        Variable::optional("ORIGINS", "origins"),
+        Variable {
+            name: "KEYS_ARN",
+            presence: Presence::SecretArn { local: "KEYS" },
+            about: "keys' secret",
+        },
+        Variable {
+            name: "KEYS",
+            presence: Presence::LocalSecret { arn: "KEYS_ARN" },
+            about: "keys",
+        },
+        Variable {
+            name: "ORPHAN",
+            presence: Presence::LocalSecret { arn: "ORPHAN_ARN" },
+            about: "a secret declared without its ARN variable",
+        },
+    ];
+    let env = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    let problems = declared_environment_problems("F", &env(&["TABLE", "KEYS_ARN"]), DECLARED);
+    assert!(
+        mentions(&problems, &["F", "ORPHAN", "ORPHAN_ARN"]),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "an unset optional is fine: {problems:?}");
+    let problems = declared_environment_problems("F", &env(&["KEYS"]), DECLARED);
+    for words in [
+        &["TABLE", "sets it"][..],
+        &["KEYS_ARN", "sets it"],
+        &["KEYS", "plain text"],
+    ] {
+        assert!(mentions(&problems, words), "{words:?} in {problems:?}");
+    }
+    assert!(!mentions(&problems, &["ORIGINS"]), "{problems:?}");
 }
 
 #[test]
