@@ -13,7 +13,9 @@
 # Architecture: SAM does not pass it to a Makefile (aws/aws-sam-cli#3349). `sam build` writes
 # its build graph, with each function's resolved architecture (the Architecture parameter), to
 # <build dir>/../build.toml before it runs any build, and each target reads it there. ARCH=arm64
-# or ARCH=x86_64 overrides it (and must agree with SAM's when both are known).
+# or ARCH=x86_64 overrides it (and must agree with SAM's when both are known). A build of one
+# function (`sam build CollectFunction`) does not rewrite build.toml: it gets the architecture of
+# the last full `sam build`.
 #
 # SAM must run this in the source tree (samconfig.toml sets build_in_source = true): otherwise
 # it first copies the whole workspace, target/ and .venv/ included, to a scratch directory.
