@@ -4,8 +4,8 @@
 #
 # SAM runs `make build-<LogicalId>` once per function, with ARTIFACTS_DIR set. Every such
 # target runs the same single `cargo lambda build` of all the binaries the template deploys
-# (each function's Metadata.BuildProperties.Binary), then copies its own binary to
-# $(ARTIFACTS_DIR)/bootstrap. The first target compiles; the others find everything up to date:
+# (each function's Metadata.BuildProperties.Binary) into $(TARGET_DIR)/lambda/<arch>/<binary>/,
+# then copies its own bootstrap to $(ARTIFACTS_DIR). The first target compiles; the others find everything up to date:
 # cargo's fingerprints are the stamp and its lock on the build directory is the lock, so even
 # `sam build --parallel` compiles once. A new function needs its template resource (with its
 # Binary) and nothing here.
@@ -34,21 +34,22 @@ ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 # The binaries the template deploys: every `Binary:` of a function's Metadata.BuildProperties.
 BINARIES = $(shell awk '$$1 == "Binary:" { print $$2 }' $(TEMPLATE))
 
-triple_arm64 := aarch64-unknown-linux-gnu
-triple_x86_64 := x86_64-unknown-linux-gnu
 flag_arm64 := --arm64
 flag_x86_64 := --x86-64
 
 .PHONY: lambda
 
-# All the template's binaries for ARCH in one cargo build, into $(TARGET_DIR)/<triple>/release/.
+# All the template's binaries for ARCH in one cargo build, each moved by cargo-lambda to
+# $(TARGET_DIR)/lambda/$(ARCH)/<binary>/bootstrap (one directory per architecture, so an arm64
+# and an x86_64 build do not overwrite each other).
 lambda:
 	@case "$(ARCH)" in arm64|x86_64) ;; \
 	  *) echo "make lambda: ARCH must be arm64 or x86_64, not '$(ARCH)'" >&2; exit 2;; esac
 	@test "$(CURDIR)" = "$(ROOT)" || { echo "make lambda: run in $(ROOT), not $(CURDIR)" >&2; exit 2; }
 	@test -n "$(strip $(BINARIES))" || { echo "make lambda: no Binary: in $(TEMPLATE)" >&2; exit 2; }
 	@# 2>&1: sam build shows a Makefile's stdout as it comes, its stderr only after a failure.
-	$(CARGO) lambda build --release $(flag_$(ARCH)) $(addprefix --bin ,$(BINARIES)) 2>&1
+	$(CARGO) lambda build --release $(flag_$(ARCH)) --lambda-dir $(TARGET_DIR)/lambda/$(ARCH) \
+	  $(addprefix --bin ,$(BINARIES)) 2>&1
 
 # SAM's target for one function: the shared build, then this function's bootstrap.
 build-%:
@@ -80,7 +81,6 @@ build-%:
 	  echo "$@: ARCH=$$arch but sam build resolved Architecture=$$sam_arch" >&2; exit 2; \
 	fi; \
 	$(MAKE) --no-print-directory -f "$(ROOT)/Makefile" lambda ARCH="$$arch"; \
-	case "$$arch" in arm64) triple=$(triple_arm64);; *) triple=$(triple_x86_64);; esac; \
 	mkdir -p "$(ARTIFACTS_DIR)"; \
-	cp "$(TARGET_DIR)/$$triple/release/$$binary" "$(ARTIFACTS_DIR)/bootstrap"; \
+	cp "$(TARGET_DIR)/lambda/$$arch/$$binary/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"; \
 	echo "$*: $$binary ($$arch) -> $(ARTIFACTS_DIR)/bootstrap"

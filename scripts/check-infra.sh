@@ -4,7 +4,7 @@
 # ready for `sam deploy`) and x86_64 (into .aws-sam/build-x86_64) - through the Makefile's one
 # cargo build per architecture, and check each zipped bootstrap is an executable of its
 # architecture that stays small. Needs no AWS account, credentials or Docker. The arm64 build
-# also leaves target/aarch64-unknown-linux-gnu/release/, which tests/tests/arm64_bootstraps.rs
+# also leaves target/lambda/arm64/<binary>/bootstrap, which tests/tests/arm64_bootstraps.rs
 # starts under qemu-user.
 #
 #   bash scripts/check-infra.sh            # everything

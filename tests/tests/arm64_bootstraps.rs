@@ -2,7 +2,7 @@
 //! starts under qemu-user and answers one event from a local Lambda Runtime API
 //! (`sondeo_tests::runtime_api`): the arm64 binaries are not only linked but run.
 //!
-//! The binaries are the ones `sam build` compiles (`<target>/aarch64-unknown-linux-gnu/release/`,
+//! The binaries are the ones `sam build` compiles (`<target>/lambda/arm64/<binary>/bootstrap`,
 //! see the Makefile); `bash scripts/test.sh` builds them (scripts/check-infra.sh) before the cargo
 //! tests. Without that directory the test says so and passes: run
 //! `bash scripts/check-infra.sh` or `make lambda ARCH=arm64` first. It needs `qemu-aarch64`
@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-const TRIPLE: &str = "aarch64-unknown-linux-gnu";
 /// Where Debian's libc6-arm64-cross puts the arm64 dynamic loader and C library.
 const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// Longest wait for one binary to start under emulation and answer.
@@ -34,12 +33,13 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn arm64_release_dir(root: &Path) -> PathBuf {
+/// Where the Makefile's arm64 build leaves each binary, as `<binary>/bootstrap`.
+fn arm64_build_dir(root: &Path) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| if p.is_absolute() { p } else { root.join(p) })
         .unwrap_or_else(|| root.join("target"));
-    target.join(TRIPLE).join("release")
+    target.join("lambda").join("arm64")
 }
 
 /// The binary of every `AWS::Serverless::Function` (its `Metadata.BuildProperties.Binary`).
@@ -260,11 +260,11 @@ async fn run_under_qemu(
 #[tokio::test]
 async fn every_arm64_bootstrap_answers_an_event_under_qemu() {
     let root = repo_root();
-    let release = arm64_release_dir(&root);
-    if !release.is_dir() {
+    let build_dir = arm64_build_dir(&root);
+    if !build_dir.is_dir() {
         println!(
             "SKIPPED: no arm64 build at {} (bash scripts/check-infra.sh or `make lambda ARCH=arm64` builds it)",
-            release.display()
+            build_dir.display()
         );
         return;
     }
@@ -272,7 +272,7 @@ async fn every_arm64_bootstrap_answers_an_event_under_qemu() {
     // Without the test command's moto, a closed port: no call can reach AWS.
     let endpoint =
         std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into());
-    let log_dir = release.join("arm64-smoke");
+    let log_dir = build_dir.join("smoke-logs");
     std::fs::create_dir_all(&log_dir).expect("create the log directory");
     let api = RuntimeApi::start().await;
 
@@ -280,7 +280,7 @@ async fn every_arm64_bootstrap_answers_an_event_under_qemu() {
     assert!(!binaries.is_empty(), "the template deploys no function");
     let mut failures = Vec::new();
     for name in &binaries {
-        let binary = release.join(name);
+        let binary = build_dir.join(name).join("bootstrap");
         match elf_machine(&binary) {
             Some(EM_AARCH64) => {}
             Some(other) => {
