@@ -3,7 +3,8 @@
 #   - no Lambda function depends on rusqlite (the embedded store is local mode's);
 #   - the CLI depends on no aws-sdk-* crate (local mode and the remote client need none);
 #   - the domain crate depends on no AWS SDK, no SQLite and no HTTP server or router;
-#   - the HTTP edge depends on no AWS SDK and no SQLite; the embedded store on no AWS SDK.
+#   - the HTTP edge depends on no AWS SDK and no SQLite; the embedded store on no AWS SDK;
+#   - no two modules of a shared crate import each other, directly or through others.
 # Each rule is also checked to find what it looks for where it must be (the functions do link
 # aws-sdk-dynamodb, the CLI does link rusqlite), so a broken tree query cannot pass silently.
 set -euo pipefail
@@ -43,6 +44,47 @@ forbid sondeo-cli '^aws-sdk-' "the CLI must not compile the AWS SDKs"
 forbid sondeo-domain '^aws-|^rusqlite$|^axum$|^hyper$|^lambda_' "the domain holds no adapter"
 forbid sondeo-http '^aws-sdk-|^rusqlite$' "the HTTP edge holds no storage adapter"
 forbid sondeo-embedded '^aws-sdk-' "the embedded store needs no AWS SDK"
+
+# Imports run downward inside each shared crate: no two modules import each other, directly or
+# through others (`crate::<module>` references between the crate's modules; the crate root only
+# declares and re-exports).
+if ! python3 - shared/*/src <<'PY'
+import pathlib, re, sys
+
+cyclic = False
+for src in map(pathlib.Path, sys.argv[1:]):
+    modules = {p.stem: p for p in src.glob("*.rs") if p.stem not in ("lib", "main")}
+    edges = {}
+    for name, path in modules.items():
+        text = path.read_text()
+        # A file's own test module (`foo_tests.rs` included through #[path]) belongs to it.
+        refs = set(re.findall(r"\bcrate::([a-z_][a-z0-9_]*)", text))
+        edges[name] = {r for r in refs if r in modules and r != name and not name.startswith(r + "_")}
+    # Depth-first search for a cycle.
+    state = {}
+    def visit(node, path):
+        global cyclic
+        state[node] = "open"
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                print(f"FAIL {src.parent.name}: import cycle {' -> '.join(cycle)}")
+                cyclic = True
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+    for m in sorted(modules):
+        if m not in state:
+            visit(m, [m])
+    if not any(edges.values()) and len(modules) > 1:
+        print(f"FAIL {src.parent.name}: no imports found between {len(modules)} modules (is the scan broken?)")
+        cyclic = True
+    print(f"ok   {src.parent.name}: {sum(map(len, edges.values()))} imports between {len(modules)} modules, no cycle" if not cyclic else "", end="\n" if not cyclic else "")
+sys.exit(1 if cyclic else 0)
+PY
+then
+    failed=1
+fi
 
 if [ "$failed" -ne 0 ]; then
     echo "check-deps: dependency boundaries broken"

@@ -1,7 +1,7 @@
 //! API-key routes: metrics, survey management and link minting.
 
+use crate::respond::{json_response, HttpError, Request, Response};
 use crate::routing::{buffered, into_axum, HttpService};
-use crate::{json_response, HttpError, Request, Response};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::middleware;
@@ -128,7 +128,7 @@ async fn mint_link(
 
 impl AdminApp {
     async fn create_survey(&self, req: &Request) -> Result<Response, HttpError> {
-        let survey: Survey = crate::parse_json(req)?;
+        let survey: Survey = crate::respond::parse_json(req)?;
         survey
             .validate()
             .map_err(|e| HttpError::unprocessable("invalid_survey", e.0))?;
@@ -172,7 +172,7 @@ impl AdminApp {
     }
 
     async fn metrics(&self, req: &Request) -> Result<Response, HttpError> {
-        let p = crate::query_params(req)?;
+        let p = crate::respond::query_params(req)?;
         let id = p.get("survey").ok_or_else(|| {
             HttpError::bad_request("missing_survey", "give the survey id as ?survey=<id>")
         })?;
@@ -227,7 +227,7 @@ impl AdminApp {
             respondent: String,
             expires_in_days: Option<i64>,
         }
-        let r: LinkRequest = crate::parse_json(req)?;
+        let r: LinkRequest = crate::respond::parse_json(req)?;
         let survey = self.survey(&r.survey).await?;
         survey
             .require_touchpoint(&r.touchpoint)
@@ -253,7 +253,7 @@ impl AdminApp {
             .keyring
             .sign(&claims)
             .map_err(|e| HttpError::unprocessable("unmintable", e.to_string()))?;
-        let base = crate::base_url(self.base_url.as_deref(), req);
+        let base = crate::respond::base_url(self.base_url.as_deref(), req);
         let page = format!("{base}/r/{token}");
         let (min, max) = survey.kind.range();
         let links: Vec<serde_json::Value> = if survey.kind.is_discrete() {

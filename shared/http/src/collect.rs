@@ -1,7 +1,8 @@
 //! Respondent and submission routes: one-click link pages, their answers, and the submission API.
 
+use crate::pages::html_error;
+use crate::respond::{html_response, json_response, HttpError, Request, Response};
 use crate::routing::{buffered, into_axum, HttpService};
-use crate::{html_error, html_response, json_response, HttpError, Request, Response};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::middleware;
@@ -85,7 +86,7 @@ type LinkResult = Result<Response, (HttpError, Locale)>;
 /// Renders a link route's outcome: its page, or the error as JSON or an HTML page in the survey's language.
 fn render_link(result: LinkResult, headers: &HeaderMap) -> axum::response::Response {
     into_axum(result.unwrap_or_else(|(e, locale)| {
-        if crate::wants_json(headers) {
+        if crate::respond::wants_json(headers) {
             e.to_json()
         } else {
             html_error(&e, locale)
@@ -222,11 +223,11 @@ impl CollectApp {
         locale: Locale,
     ) -> Result<Response, (HttpError, Locale)> {
         let (_, survey) = self.verified(token, locale).await?;
-        let params = crate::query_params(req).map_err(|e| (e, survey.locale))?;
+        let params = crate::respond::query_params(req).map_err(|e| (e, survey.locale))?;
         let score = match params.get("score") {
             None => None,
             Some(raw) => {
-                let score = crate::parse_score(raw).map_err(|e| (e, survey.locale))?;
+                let score = crate::respond::parse_score(raw).map_err(|e| (e, survey.locale))?;
                 survey.kind.validate(score).map_err(|e| {
                     (
                         HttpError::bad_request("invalid_score", e.to_string()),
@@ -262,9 +263,9 @@ impl CollectApp {
                 locale,
             ));
         }
-        let fields: BTreeMap<String, String> = if crate::is_json(req.headers()) {
+        let fields: BTreeMap<String, String> = if crate::respond::is_json(req.headers()) {
             let v: BTreeMap<String, serde_json::Value> =
-                crate::parse_json(req).map_err(|e| (e, locale))?;
+                crate::respond::parse_json(req).map_err(|e| (e, locale))?;
             v.into_iter()
                 .map(|(k, v)| {
                     (
@@ -276,7 +277,7 @@ impl CollectApp {
                 })
                 .collect()
         } else {
-            crate::parse_form(req).map_err(|e| (e, locale))?
+            crate::respond::parse_form(req).map_err(|e| (e, locale))?
         };
         let raw = fields.get("score").ok_or_else(|| {
             (
@@ -284,7 +285,7 @@ impl CollectApp {
                 locale,
             )
         })?;
-        let score = crate::parse_score(raw).map_err(|e| (e, locale))?;
+        let score = crate::respond::parse_score(raw).map_err(|e| (e, locale))?;
         let comment = fields
             .get("comment")
             .map(|c| c.trim().to_string())
@@ -301,7 +302,7 @@ impl CollectApp {
         self.accept(&survey, &event)
             .await
             .map_err(|e| (e, locale))?;
-        if crate::wants_json(req.headers()) {
+        if crate::respond::wants_json(req.headers()) {
             Ok(json_response(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({"status": "recorded", "score": score}),
@@ -315,10 +316,10 @@ impl CollectApp {
     }
 
     async fn submit(&self, req: &Request) -> Result<Response, HttpError> {
-        let sub = if crate::is_json(req.headers()) {
-            crate::parse_json::<Submission>(req)?
+        let sub = if crate::respond::is_json(req.headers()) {
+            crate::respond::parse_json::<Submission>(req)?
         } else {
-            Submission::from_form(crate::parse_form(req)?)?
+            Submission::from_form(crate::respond::parse_form(req)?)?
         };
         let score = match &sub.score {
             Some(serde_json::Value::Number(n)) => n.as_i64().ok_or_else(|| {
@@ -327,7 +328,7 @@ impl CollectApp {
                     format!("score must be a whole number, not {n}"),
                 )
             })?,
-            Some(serde_json::Value::String(s)) => crate::parse_score(s)?,
+            Some(serde_json::Value::String(s)) => crate::respond::parse_score(s)?,
             Some(other) => {
                 return Err(HttpError::bad_request(
                     "invalid_score",

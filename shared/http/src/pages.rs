@@ -1,6 +1,6 @@
 //! Respondent-facing HTML pages (English and Spanish): the answer page, thanks, and errors.
 
-use crate::HttpError;
+use crate::respond::{html_response, HttpError, Response};
 use sondeo_domain::survey::{Locale, Survey, SurveyKind};
 
 struct Text {
@@ -228,6 +228,11 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
         escape(&message)
     );
     layout(t.lang, t.error_title, &body)
+}
+
+/// The error as an HTML page in the survey's language.
+pub fn html_error(e: &HttpError, locale: Locale) -> Response {
+    html_response(e.status, error_page(e, locale))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What every router shares, as tower layers: body-size limit, request ids, one tracing span per
 //! request, trailing-slash normalisation, and a JSON 404 for paths no route serves.
 
-use crate::{HttpError, Request, Response, MAX_BODY_BYTES};
+use crate::respond::{HttpError, Request, Response, MAX_BODY_BYTES};
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath};
 use axum::Router;
 use bytes::Bytes;
