@@ -36,6 +36,9 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== dependency boundaries (cargo tree) and module import cycles"
+bash scripts/check-deps.sh
+
 echo "== infrastructure: cfn-lint, sam validate --lint, sam build (arm64 and x86_64), zip sizes"
 bash scripts/check-infra.sh
 
