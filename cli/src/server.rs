@@ -72,7 +72,7 @@ async fn drain_loop(stack: Arc<LocalStack>, mut stop: watch::Receiver<bool>) {
 /// Takes one batch from the local queue, applies it with the shared aggregator, and acknowledges
 /// what was applied; failed messages come back after a delay. Returns the messages handled.
 pub async fn drain_once(stack: &LocalStack) -> usize {
-    let batch = match stack.store.receive(DRAIN_BATCH, VISIBILITY_MS) {
+    let batch = match stack.store.receive_async(DRAIN_BATCH, VISIBILITY_MS).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the local queue");
@@ -91,7 +91,7 @@ pub async fn drain_once(stack: &LocalStack) -> usize {
         .cloned()
         .chain(outcome.rejected.iter().map(|(id, _)| id.clone()))
         .collect();
-    if let Err(e) = stack.store.ack(&done) {
+    if let Err(e) = stack.store.ack_async(&done).await {
         tracing::error!(error = %e, "cannot acknowledge applied messages; they will be delivered again (and change nothing)");
     }
     if !outcome.failed.is_empty() {
@@ -99,7 +99,7 @@ pub async fn drain_once(stack: &LocalStack) -> usize {
             failed = outcome.failed.len(),
             "messages failed; retrying in a second"
         );
-        if let Err(e) = stack.store.retry_later(&outcome.failed, 1_000) {
+        if let Err(e) = stack.store.retry_later_async(&outcome.failed, 1_000).await {
             tracing::error!(error = %e, "cannot reschedule failed messages; they reappear after the visibility timeout");
         }
     }
