@@ -84,9 +84,9 @@ pub fn router(app: CollectApp) -> HttpService {
 type LinkResult = Result<Response, (HttpError, Locale)>;
 
 /// Renders a link route's outcome: its page, or the error as JSON or an HTML page in the survey's language.
-fn render_link(result: LinkResult, headers: &HeaderMap) -> axum::response::Response {
+fn render_link(result: LinkResult, wants_json: bool) -> axum::response::Response {
     into_axum(result.unwrap_or_else(|(e, locale)| {
-        if crate::respond::wants_json(headers) {
+        if wants_json {
             e.to_json()
         } else {
             html_error(&e, locale)
@@ -99,15 +99,15 @@ async fn link_page(
     token: Result<Path<String>, PathRejection>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let headers = req.headers().clone();
-    let locale = accept_locale(&headers);
+    let locale = accept_locale(req.headers());
+    let wants_json = crate::respond::wants_json(req.headers());
     let result = async {
         let Path(token) = token.map_err(|e| (bad_token_path(e), locale))?;
         let req = buffered(req).await.map_err(|e| (e, locale))?;
         app.link_page(&token, &req, locale).await
     }
     .await;
-    render_link(result, &headers)
+    render_link(result, wants_json)
 }
 
 async fn link_answer(
@@ -115,15 +115,15 @@ async fn link_answer(
     token: Result<Path<String>, PathRejection>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let headers = req.headers().clone();
-    let locale = accept_locale(&headers);
+    let locale = accept_locale(req.headers());
+    let wants_json = crate::respond::wants_json(req.headers());
     let result = async {
         let Path(token) = token.map_err(|e| (bad_token_path(e), locale))?;
         let req = buffered(req).await.map_err(|e| (e, locale))?;
         app.link_answer(&token, &req, locale).await
     }
     .await;
-    render_link(result, &headers)
+    render_link(result, wants_json)
 }
 
 async fn link_method_not_allowed(headers: HeaderMap) -> axum::response::Response {
@@ -132,7 +132,10 @@ async fn link_method_not_allowed(headers: HeaderMap) -> axum::response::Response
         "method_not_allowed",
         "use GET or POST on survey links",
     );
-    render_link(Err((e, accept_locale(&headers))), &headers)
+    render_link(
+        Err((e, accept_locale(&headers))),
+        crate::respond::wants_json(&headers),
+    )
 }
 
 fn bad_token_path(e: PathRejection) -> HttpError {

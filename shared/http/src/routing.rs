@@ -2,9 +2,8 @@
 //! request, trailing-slash normalisation, and a JSON 404 for paths no route serves.
 
 use crate::respond::{HttpError, Request, Response, MAX_BODY_BYTES};
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::Router;
-use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -78,22 +77,21 @@ async fn no_route(method: http::Method, uri: http::Uri) -> axum::response::Respo
 /// message states the limit.
 pub async fn buffered(req: axum::extract::Request) -> Result<Request, HttpError> {
     let (parts, body) = req.into_parts();
-    let limited = axum::extract::Request::from_parts(parts.clone(), body);
-    match Bytes::from_request(limited, &()).await {
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(e)
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
             Err(HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the request body is over the {MAX_BODY_BYTES} byte limit"),
             ))
         }
-        Err(rejection) => Err(HttpError::bad_request(
+        Err(e) => Err(HttpError::bad_request(
             "unreadable_body",
-            format!(
-                "the request body could not be read: {}",
-                rejection.body_text()
-            ),
+            format!("the request body could not be read: {e}"),
         )),
     }
 }
