@@ -94,20 +94,21 @@ fn render_link(result: LinkResult, wants_json: bool) -> axum::response::Response
     }))
 }
 
+/// What a link route does once its token and body are read.
+#[derive(Clone, Copy)]
+enum LinkAction {
+    /// Show the answer page (GET/HEAD).
+    Page,
+    /// Record the answer (POST).
+    Answer,
+}
+
 async fn link_page(
     State(app): State<Arc<CollectApp>>,
     token: Result<Path<String>, PathRejection>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let locale = accept_locale(req.headers());
-    let wants_json = crate::respond::wants_json(req.headers());
-    let result = async {
-        let Path(token) = token.map_err(|e| (bad_token_path(e), locale))?;
-        let req = buffered(req).await.map_err(|e| (e, locale))?;
-        app.link_page(&token, &req, locale).await
-    }
-    .await;
-    render_link(result, wants_json)
+    link_route(&app, token, req, LinkAction::Page).await
 }
 
 async fn link_answer(
@@ -115,12 +116,26 @@ async fn link_answer(
     token: Result<Path<String>, PathRejection>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
+    link_route(&app, token, req, LinkAction::Answer).await
+}
+
+/// Reads a link request's token and body, runs `action`, and renders the outcome in the
+/// respondent's language (or as JSON when asked).
+async fn link_route(
+    app: &CollectApp,
+    token: Result<Path<String>, PathRejection>,
+    req: axum::extract::Request,
+    action: LinkAction,
+) -> axum::response::Response {
     let locale = accept_locale(req.headers());
     let wants_json = crate::respond::wants_json(req.headers());
     let result = async {
         let Path(token) = token.map_err(|e| (bad_token_path(e), locale))?;
         let req = buffered(req).await.map_err(|e| (e, locale))?;
-        app.link_answer(&token, &req, locale).await
+        match action {
+            LinkAction::Page => app.link_page(&token, &req, locale).await,
+            LinkAction::Answer => app.link_answer(&token, &req, locale).await,
+        }
     }
     .await;
     render_link(result, wants_json)
