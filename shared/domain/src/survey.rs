@@ -23,9 +23,13 @@ pub enum SurveyKind {
     Likert7,
     /// Yes (1) or no (0).
     YesNo,
-    /// A duration in whole seconds, 0 or more.
+    /// A duration in whole seconds, from 0 to [`MAX_DURATION_SECS`] (ten years).
     Duration,
 }
+
+/// Longest duration a response may report: ten years of 365.25 days, in seconds. Bounded so
+/// that no number of answers on one day can overflow a counter's 64-bit sum (2.9·10¹⁰ answers).
+pub const MAX_DURATION_SECS: i64 = 315_576_000;
 
 /// A score outside its survey's scale.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,7 +67,7 @@ impl SurveyKind {
             SurveyKind::Csat | SurveyKind::Likert5 => (1, 5),
             SurveyKind::Ces | SurveyKind::Likert7 => (1, 7),
             SurveyKind::YesNo => (0, 1),
-            SurveyKind::Duration => (0, i64::MAX),
+            SurveyKind::Duration => (0, MAX_DURATION_SECS),
         }
     }
 
@@ -369,10 +373,18 @@ mod tests {
             assert!(kind.validate(min).is_ok());
             assert!(kind.validate(max).is_ok());
             assert!(kind.validate(min - 1).is_err());
-            if max < i64::MAX {
-                assert!(kind.validate(max + 1).is_err());
-            }
+            assert!(kind.validate(max + 1).is_err());
+            assert!(kind.validate(i64::MAX).is_err());
+            assert!(kind.validate(i64::MIN).is_err());
         }
+        let err = SurveyKind::Duration
+            .validate(MAX_DURATION_SECS + 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "score 315576001 is outside this duration survey's scale of 0 to 315576000"
+        );
         let err = SurveyKind::Nps.validate(11).unwrap_err().to_string();
         assert_eq!(
             err,
