@@ -1,21 +1,52 @@
-//! Signed one-click link tokens: HMAC-SHA256 over survey, touchpoint, respondent, issue time and expiry.
+//! One-click link tokens: which survey, touchpoint and respondent a link answers for, sealed so
+//! that only this deployment can mint them or read them.
 //!
-//! Wire form: `base64url(payload) "." base64url(tag)`, where the payload is
-//! `version | kid | survey | touchpoint | respondent` (each a length byte and bytes) then
-//! issued-at and expires-at as big-endian u32 Unix seconds, and the tag is the first 16 bytes
-//! (128 bits) of HMAC-SHA256(key[kid], payload). The score is not signed: one token serves all
-//! the links of a scale.
+//! **Version 2** (minted): `base64url(2 | kid_len | kid | siv | ciphertext)`. The plaintext is
+//! `survey | touchpoint | respondent` (each a length byte and bytes) then issued-at and expires-at
+//! as big-endian u32 Unix seconds; it is encrypted with AES-256-SIV (RFC 5297) under a 64-byte key
+//! `HKDF-SHA256(ikm = secret[kid], salt = none, info = "sondeo link token v2 aes-256-siv")`, with
+//! `2 | kid_len | kid` as associated data. `siv` is the 16-byte synthetic IV, which is also the
+//! authentication tag. Only the version, the key id and the token's length are readable: the
+//! respondent id (often an email address), the survey and the touchpoint are not, so a forwarded
+//! or logged link discloses none of them.
+//!
+//! Why AES-SIV: it needs no nonce. The IV is a pseudo-random function of the key, the header and
+//! the plaintext, so no nonce has to be carried in the link, stored, or kept unique. Sealing the
+//! same claims twice gives the same token (as version 1 did), which shows only that the two are
+//! equal. AES-GCM fails badly when a nonce repeats, and AES-GCM-SIV or a random nonce would add
+//! 12 or more bytes (16 or more characters) to every link. SIV's 16 bytes replace version 1's
+//! 16-byte HMAC tag, so version 2 links are no longer than version 1 links. The HKDF label
+//! separates the encryption key from the same secret's use as a version-1 HMAC key, so one
+//! configured secret serves both.
+//!
+//! **Version 1** (verified only, until its key id leaves the keyring):
+//! `base64url(payload) "." base64url(tag)`, where the payload is
+//! `1 | kid | survey | touchpoint | respondent` (each a length byte and bytes) then issued-at and
+//! expires-at as big-endian u32, and the tag is the first 16 bytes of
+//! HMAC-SHA256(secret[kid], payload). Its fields are signed but readable.
+//!
+//! The score is in neither version: one token serves all the links of a scale.
 
+use aes_siv::siv::Aes256Siv;
+use aes_siv::KeyInit as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: u8 = 1;
+/// Version 1: signed (HMAC-SHA256), readable.
+const V1: u8 = 1;
+/// Version 2: sealed (AES-256-SIV).
+const V2: u8 = 2;
 const TAG_LEN: usize = 16;
+/// The synthetic IV (and tag) of an AES-SIV ciphertext.
+const SIV_LEN: usize = 16;
+/// HKDF label of the version-2 sealing key.
+const SEAL_KEY_INFO: &[u8] = b"sondeo link token v2 aes-256-siv";
 /// Shortest signing key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 32;
 /// Longest token accepted before decoding, in characters.
@@ -58,12 +89,37 @@ pub enum TokenError {
     Unmintable(String),
 }
 
+/// One key id's material, ready for either token version.
+#[derive(Clone)]
+struct LinkKey {
+    /// Version 1: the HMAC state with the secret already absorbed, cloned per token.
+    mac: HmacSha256,
+    /// Version 2: the AES-256-SIV key derived from the secret.
+    seal: [u8; 64],
+}
+
+impl LinkKey {
+    fn new(secret: &[u8]) -> Result<LinkKey, KeyringError> {
+        let mac = <HmacSha256 as Mac>::new_from_slice(secret)
+            .map_err(|_| KeyringError("unusable key".into()))?;
+        let mut seal = [0u8; 64];
+        Hkdf::<Sha256>::new(None, secret)
+            .expand(SEAL_KEY_INFO, &mut seal)
+            .map_err(|_| KeyringError("unusable key".into()))?;
+        Ok(LinkKey { mac, seal })
+    }
+
+    /// A fresh AES-SIV instance (encrypting and decrypting take it mutably).
+    fn siv(&self) -> Aes256Siv {
+        Aes256Siv::new(&self.seal.into())
+    }
+}
+
 /// The link-signing keys: one active key that signs, and older ones that still verify.
 #[derive(Clone)]
 pub struct LinkKeyring {
     active: String,
-    /// Each key's HMAC state with the key already absorbed, cloned per token.
-    keys: BTreeMap<String, HmacSha256>,
+    keys: BTreeMap<String, LinkKey>,
 }
 
 /// A keyring definition that cannot be used.
@@ -115,11 +171,7 @@ impl LinkKeyring {
         }
         let keys = keys
             .into_iter()
-            .map(|(kid, key)| {
-                HmacSha256::new_from_slice(&key)
-                    .map(|mac| (kid, mac))
-                    .map_err(|_| KeyringError("unusable key".into()))
-            })
+            .map(|(kid, key)| LinkKey::new(&key).map(|k| (kid, k)))
             .collect::<Result<_, _>>()?;
         Ok(LinkKeyring {
             active: active.to_string(),
@@ -162,52 +214,39 @@ impl LinkKeyring {
         &self.active
     }
 
-    /// Mints a token for these claims with the active key.
+    /// Mints a sealed (version 2) token for these claims with the active key.
     pub fn sign(&self, claims: &LinkClaims) -> Result<String, TokenError> {
-        let mut payload = Vec::with_capacity(64);
-        payload.push(VERSION);
-        for (what, field) in [
-            ("key id", self.active.as_str()),
-            ("survey", &claims.survey),
-            ("touchpoint", &claims.touchpoint),
-            ("respondent", &claims.respondent),
-        ] {
-            let len = u8::try_from(field.len())
-                .map_err(|_| TokenError::Unmintable(format!("{what} is longer than 255 bytes")))?;
-            if field.is_empty() {
-                return Err(TokenError::Unmintable(format!("{what} is empty")));
-            }
-            payload.push(len);
-            payload.extend_from_slice(field.as_bytes());
-        }
-        for (what, t) in [
-            ("issue time", claims.issued_at),
-            ("expiry", claims.expires_at),
-        ] {
-            let t = u32::try_from(t)
-                .map_err(|_| TokenError::Unmintable(format!("{what} {t} is outside 1970–2106")))?;
-            payload.extend_from_slice(&t.to_be_bytes());
-        }
-        let mut mac = self
-            .keys
-            .get(&self.active)
-            .ok_or(TokenError::UnknownKey)?
-            .clone();
-        mac.update(&payload);
-        let tag = mac.finalize().into_bytes();
-        Ok(format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&payload),
-            URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
-        ))
+        let key = self.keys.get(&self.active).ok_or(TokenError::UnknownKey)?;
+        let mut token = Vec::with_capacity(96);
+        token.push(V2);
+        push_field(&mut token, "key id", &self.active)?;
+        let mut plaintext = Vec::with_capacity(64);
+        push_claims(&mut plaintext, claims)?;
+        let sealed = key
+            .siv()
+            .encrypt([&token], &plaintext)
+            .map_err(|_| TokenError::Unmintable("the claims could not be sealed".into()))?;
+        token.extend_from_slice(&sealed);
+        Ok(URL_SAFE_NO_PAD.encode(&token))
     }
 
-    /// Checks a token's signature and expiry at `now` (Unix seconds) and returns its claims.
+    /// Checks a token (either version) and its expiry at `now` (Unix seconds) and returns its claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<LinkClaims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
-        let (payload_b64, tag_b64) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        let claims = match token.split_once('.') {
+            Some((payload, tag)) => self.open_v1(payload, tag)?,
+            None => self.open_v2(token)?,
+        };
+        if now >= claims.expires_at || claims.issued_at > now + MAX_SKEW_SECS {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Checks a version-1 token's HMAC and reads its claims.
+    fn open_v1(&self, payload_b64: &str, tag_b64: &str) -> Result<LinkClaims, TokenError> {
         let payload = URL_SAFE_NO_PAD
             .decode(payload_b64)
             .map_err(|_| TokenError::Malformed)?;
@@ -221,34 +260,84 @@ impl LinkKeyring {
             bytes: &payload,
             pos: 0,
         };
-        if reader.byte()? != VERSION {
+        if reader.byte()? != V1 {
             return Err(TokenError::Malformed);
         }
         let kid = reader.field()?;
-        let mut m = self.keys.get(kid).ok_or(TokenError::UnknownKey)?.clone();
+        let mut m = self
+            .keys
+            .get(kid)
+            .ok_or(TokenError::UnknownKey)?
+            .mac
+            .clone();
         m.update(&payload);
         // Constant-time comparison of the truncated tag.
         m.verify_truncated_left(&tag)
             .map_err(|_| TokenError::BadSignature)?;
-        let survey = reader.field()?.to_string();
-        let touchpoint = reader.field()?.to_string();
-        let respondent = reader.field()?.to_string();
-        let issued_at = i64::from(reader.u32()?);
-        let expires_at = i64::from(reader.u32()?);
-        if reader.pos != payload.len() {
+        reader.claims()
+    }
+
+    /// Opens a version-2 token's sealed claims.
+    fn open_v2(&self, token: &str) -> Result<LinkClaims, TokenError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Malformed)?;
+        let mut reader = Reader {
+            bytes: &bytes,
+            pos: 0,
+        };
+        if reader.byte()? != V2 {
             return Err(TokenError::Malformed);
         }
-        if now >= expires_at || issued_at > now + MAX_SKEW_SECS {
-            return Err(TokenError::Expired);
+        let kid = reader.field()?;
+        let key = self.keys.get(kid).ok_or(TokenError::UnknownKey)?;
+        let (header, sealed) = bytes.split_at(reader.pos);
+        if sealed.len() < SIV_LEN {
+            return Err(TokenError::Malformed);
         }
-        Ok(LinkClaims {
-            survey,
-            touchpoint,
-            respondent,
-            issued_at,
-            expires_at,
-        })
+        // Checks the synthetic IV in constant time before returning any plaintext.
+        let plaintext = key
+            .siv()
+            .decrypt([header], sealed)
+            .map_err(|_| TokenError::BadSignature)?;
+        Reader {
+            bytes: &plaintext,
+            pos: 0,
+        }
+        .claims()
     }
+}
+
+/// Appends a length byte and the field's bytes.
+fn push_field(out: &mut Vec<u8>, what: &str, field: &str) -> Result<(), TokenError> {
+    let len = u8::try_from(field.len())
+        .map_err(|_| TokenError::Unmintable(format!("{what} is longer than 255 bytes")))?;
+    if field.is_empty() {
+        return Err(TokenError::Unmintable(format!("{what} is empty")));
+    }
+    out.push(len);
+    out.extend_from_slice(field.as_bytes());
+    Ok(())
+}
+
+/// Appends survey, touchpoint and respondent, then issue and expiry times.
+fn push_claims(out: &mut Vec<u8>, claims: &LinkClaims) -> Result<(), TokenError> {
+    for (what, field) in [
+        ("survey", &claims.survey),
+        ("touchpoint", &claims.touchpoint),
+        ("respondent", &claims.respondent),
+    ] {
+        push_field(out, what, field)?;
+    }
+    for (what, t) in [
+        ("issue time", claims.issued_at),
+        ("expiry", claims.expires_at),
+    ] {
+        let t = u32::try_from(t)
+            .map_err(|_| TokenError::Unmintable(format!("{what} {t} is outside 1970–2106")))?;
+        out.extend_from_slice(&t.to_be_bytes());
+    }
+    Ok(())
 }
 
 struct Reader<'a> {
@@ -279,6 +368,24 @@ impl<'a> Reader<'a> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
+    /// Reads survey, touchpoint, respondent and the two times, which must end the bytes.
+    fn claims(mut self) -> Result<LinkClaims, TokenError> {
+        let survey = self.field()?.to_string();
+        let touchpoint = self.field()?.to_string();
+        let respondent = self.field()?.to_string();
+        let issued_at = i64::from(self.u32()?);
+        let expires_at = i64::from(self.u32()?);
+        if self.pos != self.bytes.len() {
+            return Err(TokenError::Malformed);
+        }
+        Ok(LinkClaims {
+            survey,
+            touchpoint,
+            respondent,
+            issued_at,
+            expires_at,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -286,12 +393,11 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_790_000_000;
+    const NEW: &str = "k2:0123456789abcdef0123456789abcdef-new";
+    const OLD: &str = "k1:0123456789abcdef0123456789abcdef-old";
 
     fn ring() -> LinkKeyring {
-        LinkKeyring::from_spec(
-            "k2:0123456789abcdef0123456789abcdef-new,k1:0123456789abcdef0123456789abcdef-old",
-        )
-        .unwrap()
+        LinkKeyring::from_spec(&format!("{NEW},{OLD}")).unwrap()
     }
 
     fn claims() -> LinkClaims {
@@ -304,21 +410,176 @@ mod tests {
         }
     }
 
-    #[test]
-    fn signed_token_verifies_to_the_same_claims_and_is_url_safe() {
-        let t = ring().sign(&claims()).unwrap();
-        assert!(
-            t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'),
-            "{t}"
-        );
-        assert_eq!(ring().verify(&t, NOW), Ok(claims()));
+    /// Version-1 minting exactly as `sign` did before version 2: the links already sent.
+    fn sign_v1(ring: &LinkKeyring, claims: &LinkClaims) -> String {
+        let mut payload = vec![V1];
+        push_field(&mut payload, "key id", &ring.active).unwrap();
+        push_claims(&mut payload, claims).unwrap();
+        let mut mac = ring.keys[&ring.active].mac.clone();
+        mac.update(&payload);
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
+        )
+    }
+
+    /// Minted by the version-1 code before version 2 existed (commit 5c2dc81), key `OLD`.
+    const GOLDEN_V1: &str = "AQJrMQhucHMtMjAyNg1wb3N0LXB1cmNoYXNlIGFuYS5tYXJpYS5sb3BlekBleGFtcGxlLW1haWwuY29tarE7gGrYyIA.Ez_KXz4Ra6KYMO4kHtvepg";
+
+    fn golden_claims() -> LinkClaims {
+        LinkClaims {
+            survey: "nps-2026".into(),
+            touchpoint: "post-purchase".into(),
+            respondent: "ana.maria.lopez@example-mail.com".into(),
+            issued_at: 1_790_000_000,
+            expires_at: 1_792_592_000,
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
     }
 
     #[test]
-    fn changing_any_field_breaks_the_signature() {
+    fn minted_tokens_are_version_2_url_safe_and_verify_to_the_same_claims() {
+        let t = ring().sign(&claims()).unwrap();
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{t}"
+        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(&t).unwrap()[0], V2);
+        assert_eq!(ring().verify(&t, NOW), Ok(claims()));
+        // Deterministic: the same claims give the same link.
+        assert_eq!(ring().sign(&claims()).unwrap(), t);
+    }
+
+    #[test]
+    fn no_claim_is_readable_in_a_version_2_token() {
+        let ring = ring();
+        for respondent in [
+            "ana@example.com",
+            "ana.maria.lopez@example-mail.com",
+            "cust-000123",
+            "x",
+        ] {
+            let mut c = claims();
+            c.respondent = respondent.into();
+            let t = ring.sign(&c).unwrap();
+            let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+            for field in [&c.respondent, &c.survey, &c.touchpoint] {
+                if field.len() < 2 {
+                    continue;
+                }
+                assert!(!t.contains(field.as_str()), "{field} in {t}");
+                assert!(!contains(&raw, field.as_bytes()), "{field} in {raw:?}");
+                // Nor base64 of it at any of the three alignments.
+                for shift in 0..3 {
+                    let mut padded = vec![0u8; shift];
+                    padded.extend_from_slice(field.as_bytes());
+                    let b64 = URL_SAFE_NO_PAD.encode(&padded);
+                    let inner = &b64[(shift * 4).div_ceil(3) + 1..b64.len().saturating_sub(2)];
+                    assert!(
+                        inner.len() < 3 || !t.contains(inner),
+                        "{field} as {inner} in {t}"
+                    );
+                }
+            }
+            for t32 in [c.issued_at, c.expires_at] {
+                assert!(!contains(&raw, &(t32 as u32).to_be_bytes()));
+            }
+        }
+        // The same check finds the respondent in a version-1 token: it is readable there.
+        let v1 = sign_v1(&ring, &claims());
+        let payload = URL_SAFE_NO_PAD
+            .decode(v1.split_once('.').unwrap().0)
+            .unwrap();
+        assert!(contains(&payload, b"ana@example.com"));
+    }
+
+    #[test]
+    fn every_altered_byte_character_or_length_of_a_version_2_token_is_refused() {
         let ring = ring();
         let good = ring.sign(&claims()).unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(&good).unwrap();
+        let refused = |t: &str, what: &str| {
+            let r = ring.verify(t, NOW);
+            assert!(
+                matches!(
+                    r,
+                    Err(TokenError::BadSignature | TokenError::Malformed | TokenError::UnknownKey)
+                ),
+                "{what}: {r:?}"
+            );
+            r.err()
+        };
+        // Every bit of the version, key id, synthetic IV and ciphertext.
+        for i in 0..raw.len() {
+            for bit in 0..8 {
+                let mut b = raw.clone();
+                b[i] ^= 1 << bit;
+                let r = refused(&URL_SAFE_NO_PAD.encode(&b), &format!("byte {i} bit {bit}"));
+                // Past the header only the seal can notice, and it does.
+                if i >= 4 {
+                    assert_eq!(r, Some(TokenError::BadSignature), "byte {i} bit {bit}");
+                }
+            }
+        }
+        // Every character replaced by every other URL-safe one (including the unused low bits
+        // of the last character, which must not give a second spelling of the same token).
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for i in 0..good.len() {
+            for &c in alphabet.iter().filter(|&&c| c != good.as_bytes()[i]) {
+                let mut t = good.clone().into_bytes();
+                t[i] = c;
+                refused(
+                    std::str::from_utf8(&t).unwrap(),
+                    &format!("char {i} -> {}", c as char),
+                );
+            }
+        }
+        // Truncated to any length, or extended.
+        for n in 0..good.len() {
+            refused(&good[..n], &format!("first {n} characters"));
+        }
+        for extra in ["A", "AA", "AAAA", "."] {
+            refused(&format!("{good}{extra}"), &format!("{good}+{extra}"));
+        }
+        // Sealed with another secret under the same key id: refused, not decrypted.
+        let attacker =
+            LinkKeyring::from_spec("k2:attacker-attacker-attacker-attacker-key").unwrap();
+        assert_eq!(
+            ring.verify(&attacker.sign(&claims()).unwrap(), NOW),
+            Err(TokenError::BadSignature)
+        );
+        // Moved under another known key id: the key id is authenticated too.
+        let mut moved = raw.clone();
+        moved[3] = b'1';
+        assert_eq!(
+            ring.verify(&URL_SAFE_NO_PAD.encode(&moved), NOW),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn version_1_links_minted_before_version_2_still_verify() {
+        let ring = ring();
+        assert_eq!(ring.verify(GOLDEN_V1, NOW), Ok(golden_claims()));
+        assert_eq!(
+            sign_v1(&LinkKeyring::from_spec(OLD).unwrap(), &golden_claims()),
+            GOLDEN_V1
+        );
+        let v1 = sign_v1(&ring, &claims());
+        assert_eq!(ring.verify(&v1, NOW), Ok(claims()));
+        assert_eq!(ring.verify(&v1, NOW + 86_400), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn changing_any_field_of_a_version_1_token_breaks_the_signature() {
+        let ring = ring();
+        let good = sign_v1(&ring, &claims());
         let (payload_b64, tag) = good.split_once('.').unwrap();
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).unwrap();
         // Flip every byte of the payload in turn: version, key id, survey, touchpoint, respondent, times.
@@ -341,7 +602,7 @@ mod tests {
         let mut c = claims();
         c.respondent = "mallory@example.com".into();
         assert_eq!(
-            ring.verify(&attacker.sign(&c).unwrap(), NOW),
+            ring.verify(&sign_v1(&attacker, &c), NOW),
             Err(TokenError::BadSignature)
         );
         // A changed tag fails too.
@@ -356,6 +617,17 @@ mod tests {
             ring.verify(std::str::from_utf8(&t).unwrap(), NOW),
             Err(TokenError::BadSignature)
         );
+        // A version-1 token relabelled as version 2 (and the reverse) is not accepted.
+        let mut p = payload.clone();
+        p[0] = V2;
+        assert!(ring
+            .verify(&format!("{}.{}", URL_SAFE_NO_PAD.encode(&p), tag), NOW)
+            .is_err());
+        let mut v2 = URL_SAFE_NO_PAD
+            .decode(ring.sign(&claims()).unwrap())
+            .unwrap();
+        v2[0] = V1;
+        assert!(ring.verify(&URL_SAFE_NO_PAD.encode(&v2), NOW).is_err());
     }
 
     #[test]
@@ -373,16 +645,57 @@ mod tests {
     }
 
     #[test]
-    fn old_keys_still_verify_and_unknown_key_ids_are_refused() {
-        let old = LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-old").unwrap();
-        let t = old.sign(&claims()).unwrap();
-        assert_eq!(ring().verify(&t, NOW), Ok(claims()));
-        let retired = LinkKeyring::from_spec("k0:0123456789abcdef0123456789abcdef-ret").unwrap();
-        assert_eq!(
-            ring().verify(&retired.sign(&claims()).unwrap(), NOW),
-            Err(TokenError::UnknownKey)
-        );
+    fn rotation_keeps_both_versions_of_old_links_until_their_key_is_removed() {
+        // Before rotation: k1 signs; links of both versions are out there.
+        let before = LinkKeyring::from_spec(OLD).unwrap();
+        let old_v1 = sign_v1(&before, &claims());
+        let old_v2 = before.sign(&claims()).unwrap();
+        // Rotation: k2 signs, k1 still verifies.
+        let during = ring();
+        assert_eq!(during.active_kid(), "k2");
+        for t in [&old_v1, &old_v2, &GOLDEN_V1.to_string()] {
+            assert!(during.verify(t, NOW).is_ok(), "{t}");
+        }
+        let new = during.sign(&claims()).unwrap();
+        assert_eq!(&URL_SAFE_NO_PAD.decode(&new).unwrap()[1..4], b"\x02k2");
+        assert_eq!(before.verify(&new, NOW), Err(TokenError::UnknownKey));
+        // After: k1 removed; its links stop working, k2's keep working.
+        let after = LinkKeyring::from_spec(NEW).unwrap();
+        for t in [&old_v1, &old_v2, &GOLDEN_V1.to_string()] {
+            assert_eq!(after.verify(t, NOW), Err(TokenError::UnknownKey), "{t}");
+        }
+        assert_eq!(after.verify(&new, NOW), Ok(claims()));
     }
+
+    #[test]
+    fn a_version_2_token_is_no_longer_than_version_1() {
+        // A 30-character email address, the fixture's survey and touchpoint, key id "k1".
+        let respondent = "maria.fernandez@correo-mail.es";
+        assert_eq!(respondent.len(), 30);
+        let ring = LinkKeyring::from_spec(OLD).unwrap();
+        let c = LinkClaims {
+            respondent: respondent.into(),
+            ..claims()
+        };
+        let (v1, v2) = (sign_v1(&ring, &c), ring.sign(&c).unwrap());
+        let link =
+            |t: &str| format!("https://abcdefghij.lambda-url.us-east-1.on.aws/r/{t}?score=9");
+        assert_eq!((v1.len(), v2.len()), (111, 110));
+        assert_eq!((link(&v1).len(), link(&v2).len()), (168, 167));
+    }
+
+    /// A version-2 token, pinned: changing the format, the HKDF label or the cipher would break
+    /// every link already sent. The same string comes out of an independent implementation of
+    /// the module doc (Python: RFC 5869 HKDF by hand, `cryptography`'s AESSIV).
+    #[test]
+    fn the_version_2_format_is_pinned() {
+        let ring = LinkKeyring::from_spec(OLD).unwrap();
+        let t = ring.sign(&golden_claims()).unwrap();
+        assert_eq!(t, GOLDEN_V2);
+        assert_eq!(ring.verify(GOLDEN_V2, NOW), Ok(golden_claims()));
+    }
+
+    const GOLDEN_V2: &str = "AgJrMVp4c01PEyo0PahB4V_g7aqT53u13YvNhgpIQWc9zp_6mMAufWPGQRfdxAWjbiqBr1BSV8GmjvSqrGWU4phynSMATL3qpUajkqyqXuZC45wy";
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
@@ -392,7 +705,11 @@ mod tests {
             "abc",
             "abc.def",
             "!!!.???",
+            "!!!",
             "AQ.AAAAAAAAAAAAAAAAAAAAAA",
+            "AgJrMQ",
+            "AgJrMQAAAAAAAAAAAAAAAAAAAA",
+            "AgJrMQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             &"A".repeat(2000),
         ] {
             assert!(ring().verify(bad, NOW).is_err(), "{bad}");
