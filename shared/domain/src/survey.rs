@@ -322,15 +322,13 @@ impl Survey {
         self.touchpoints.iter().find(|t| t.slug == slug)
     }
 
-    /// The touchpoint with this slug, or an error a person understands.
+    /// The touchpoint with this slug, or an error naming only the slug and survey asked for.
     pub fn require_touchpoint(&self, slug: &str) -> Result<&Touchpoint, String> {
         self.touchpoint(slug).ok_or_else(|| {
-            let known: Vec<&str> = self.touchpoints.iter().map(|t| t.slug.as_str()).collect();
             format!(
-                "touchpoint '{}' is not part of survey '{}' (it has: {})",
+                "touchpoint '{}' is not part of survey '{}'",
                 clip(slug, MAX_SLUG_LEN),
-                self.id,
-                known.join(", ")
+                self.id
             )
         })
     }

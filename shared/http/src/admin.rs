@@ -229,9 +229,14 @@ impl AdminApp {
         }
         let r: LinkRequest = crate::respond::parse_json(req)?;
         let survey = self.survey(&r.survey).await?;
-        survey
-            .require_touchpoint(&r.touchpoint)
-            .map_err(|e| HttpError::unprocessable("unknown_touchpoint", e))?;
+        survey.require_touchpoint(&r.touchpoint).map_err(|e| {
+            // An API key reads the survey anyway: list its touchpoints.
+            let known: Vec<&str> = survey.touchpoints.iter().map(|t| t.slug.as_str()).collect();
+            HttpError::unprocessable(
+                "unknown_touchpoint",
+                format!("{e} (it has: {})", known.join(", ")),
+            )
+        })?;
         check_respondent(&r.respondent)
             .map_err(|e| HttpError::unprocessable("invalid_respondent", e.0))?;
         let days = r.expires_in_days.unwrap_or(DEFAULT_LINK_DAYS);
