@@ -110,6 +110,42 @@ fn token(keyring: &LinkKeyring, touchpoint: &str, expires_in: i64) -> String {
         .unwrap()
 }
 
+/// The token with one character changed.
+fn altered(token: &str, at: usize) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Unpadded URL-safe base64, to look for a value's encoding in a token.
+fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Whether `value` can be read from `token`: as text, or base64-encoded at any alignment.
+fn readable_in(token: &str, value: &str) -> bool {
+    token.contains(value)
+        || (0..3).any(|shift| {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(value.as_bytes());
+            let b64 = base64url(&shifted);
+            // Characters that depend only on the value's bytes.
+            let inner = &b64[(shift * 4).div_ceil(3) + 1..b64.len() - 2];
+            token.contains(inner)
+        })
+}
+
 fn event(fixture_json: &str) -> lambda_http::Request {
     lambda_http::request::from_str(fixture_json).expect("fixture is an API Gateway v2 event")
 }
@@ -221,11 +257,7 @@ async fn bad_submissions_get_clear_4xx_and_enqueue_nothing() {
         body(g)
     };
     let expired = token(&f.keyring, "support-chat", -10);
-    let forged = {
-        let t = token(&f.keyring, "support-chat", 3600);
-        let (p, _) = t.split_once('.').unwrap();
-        format!("{p}.AAAAAAAAAAAAAAAAAAAAAA")
-    };
+    let forged = altered(&token(&f.keyring, "support-chat", 3600), 20);
     let mut malformed = base.clone();
     malformed["body"] = serde_json::Value::String("{\"survey\": \"nps-2026\", ".into());
     let cases: Vec<(&str, String, u16, &str)> = vec![
@@ -264,14 +296,14 @@ async fn bad_submissions_get_clear_4xx_and_enqueue_nothing() {
         (
             "unknown survey",
             with("survey", "nope".into()),
-            404,
-            "there is no survey 'nope'",
+            403,
+            "survey 'nope' does not exist or does not take this key",
         ),
         (
             "unknown touchpoint",
             with("touchpoint", "checkout".into()),
             422,
-            "touchpoint 'checkout' is not part of survey",
+            "touchpoint 'checkout' is not part of survey 'nps-2026'",
         ),
         (
             "oversized comment",
@@ -320,7 +352,7 @@ async fn bad_submissions_get_clear_4xx_and_enqueue_nothing() {
                 serde_json::json!({"token": token(&f.keyring, "support-chat", 3600), "respondent": "mallory", "score": 9}),
             ),
             400,
-            "respondent differs",
+            "send it without respondent",
         ),
     ];
     for (what, ev, status, message) in cases {
@@ -358,12 +390,7 @@ async fn bad_submissions_get_clear_4xx_and_enqueue_nothing() {
 async fn bad_links_get_an_html_error_page_and_record_nothing() {
     let f = fixture().await;
     let good = token(&f.keyring, "post-purchase", 3600);
-    let tampered = {
-        let (p, tag) = good.split_once('.').unwrap();
-        let mut bytes = p.as_bytes().to_vec();
-        bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
-        format!("{}.{tag}", String::from_utf8(bytes).unwrap())
-    };
+    let tampered = altered(&good, 10);
     let other_key = LinkKeyring::from_spec("k9:another-key-another-key-another-key-x").unwrap();
     let unknown_kid = other_key
         .sign(&LinkClaims {
@@ -536,7 +563,7 @@ async fn admin_routes_explain_bad_surveys_and_link_requests() {
         ("POST", "/v1/surveys", survey("ok", "stars", serde_json::json!([{"slug": "a"}])), 400, "could not be read"),
         ("POST", "/v1/surveys", survey("nps-2026", "nps", serde_json::json!([{"slug": "a"}])), 409, "already exists"),
         ("GET", "/v1/surveys/nope", String::new(), 404, "there is no survey 'nope'"),
-        ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "checkout", "respondent": "a"}).to_string(), 422, "not part of survey"),
+        ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "checkout", "respondent": "a"}).to_string(), 422, "not part of survey 'nps-2026' (it has: post-purchase, support-chat)"),
         ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": "a", "expires_in_days": 400}).to_string(), 422, "1 to 365"),
         ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": ""}).to_string(), 422, "respondent must be"),
         ("DELETE", "/v1/surveys", String::new(), 404, "no route"),
@@ -584,4 +611,219 @@ async fn a_queue_outage_answers_503_so_the_client_retries_and_says_nothing_inter
         .await;
     assert_eq!(resp.status(), 503);
     assert_eq!(body_json(&resp)["error"]["code"], "unavailable");
+}
+
+/// What an anonymous caller (a public key, a forwarded link) is told never lists a survey's
+/// touchpoints, and never tells a wrong key from a survey that does not exist.
+#[tokio::test]
+async fn public_key_refusals_do_not_tell_whether_a_survey_exists_or_list_its_touchpoints() {
+    let f = fixture().await;
+    // A survey that takes answers only through signed links.
+    f.store
+        .create_survey(&Survey {
+            id: "links-only".into(),
+            kind: SurveyKind::Csat,
+            question: "How was it?".into(),
+            follow_up: String::new(),
+            locale: Locale::En,
+            touchpoints: vec![Touchpoint {
+                slug: "secret-pilot".into(),
+                stage: None,
+            }],
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    let base: serde_json::Value = serde_json::from_str(POST_RESPONSE).unwrap();
+    let submit = |survey: &str, key: Option<&str>| {
+        let mut e = base.clone();
+        let headers = e["headers"].as_object_mut().unwrap();
+        headers.remove("x-sondeo-key");
+        if let Some(k) = key {
+            headers.insert("x-sondeo-key".into(), k.into());
+        }
+        e["body"] = serde_json::json!({"survey": survey, "touchpoint": "post-purchase", "respondent": "cust-1", "score": 9})
+            .to_string()
+            .into();
+        event(&e.to_string())
+    };
+    // With a key: nonexistent, link-only, wrong key, and an id that cannot exist read alike.
+    let mut wrong = Vec::new();
+    for (survey, key) in [
+        ("nope", "pk_live_0123456789"),
+        ("links-only", "pk_live_0123456789"),
+        ("nps-2026", "pk_live_guessed000"),
+        ("Not A Slug!", "pk_live_0123456789"),
+    ] {
+        let resp = f.collect.handle(submit(survey, Some(key))).await;
+        let json = body_json(&resp);
+        assert_eq!(resp.status(), 403, "{survey}: {json}");
+        wrong.push(json.to_string().replace(survey, "<id>"));
+    }
+    assert!(wrong.iter().all(|w| *w == wrong[0]), "{wrong:#?}");
+    // Without a key: the same answer whatever the survey.
+    let mut missing = Vec::new();
+    for survey in ["nope", "links-only", "nps-2026"] {
+        let resp = f.collect.handle(submit(survey, None)).await;
+        assert_eq!(resp.status(), 401, "{survey}");
+        missing.push(body_json(&resp));
+    }
+    assert!(missing.iter().all(|m| *m == missing[0]), "{missing:#?}");
+    // With the right key, an unknown touchpoint is named, the survey's own are not.
+    let mut e = base.clone();
+    e["body"] = serde_json::json!({"survey": "nps-2026", "touchpoint": "checkout", "respondent": "cust-1", "score": 9})
+        .to_string()
+        .into();
+    let resp = f.collect.handle(event(&e.to_string())).await;
+    assert_eq!(resp.status(), 422);
+    let json = body_json(&resp);
+    assert_eq!(
+        json["error"]["message"],
+        "touchpoint 'checkout' is not part of survey 'nps-2026'"
+    );
+    for body in wrong
+        .iter()
+        .chain(
+            missing
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .chain([json.to_string()].iter())
+    {
+        for hidden in [
+            "post-purchase",
+            "support-chat",
+            "secret-pilot",
+            "links-only",
+        ] {
+            assert!(!body.contains(hidden), "{hidden} in {body}");
+        }
+    }
+    assert!(queued(&f.store).is_empty());
+}
+
+/// A link's holder learns nothing its token hides: not the respondent, survey or touchpoint from
+/// the link itself, not which of survey or touchpoint has gone, and no way to test a guess.
+#[tokio::test]
+async fn links_hide_their_claims_and_their_errors_do_not_reveal_them() {
+    let f = fixture().await;
+    let respondent = "maria.fernandez@correo-mail.es";
+    let mint = |survey: &str, touchpoint: &str| {
+        let now = now_ms() / 1000;
+        f.keyring
+            .sign(&LinkClaims {
+                survey: survey.into(),
+                touchpoint: touchpoint.into(),
+                respondent: respondent.into(),
+                issued_at: now - 100,
+                expires_at: now + 3600,
+            })
+            .unwrap()
+    };
+    // Minted by the API: neither the link nor the token shows who, which survey or where.
+    let mut ev: serde_json::Value = serde_json::from_str(GET_METRICS).unwrap();
+    ev["rawPath"] = "/v1/links".into();
+    ev["rawQueryString"] = "".into();
+    ev.as_object_mut().unwrap().remove("queryStringParameters");
+    ev["requestContext"]["http"]["method"] = "POST".into();
+    ev["requestContext"]["http"]["path"] = "/v1/links".into();
+    ev["headers"]["content-type"] = "application/json".into();
+    ev["body"] = serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": respondent})
+        .to_string()
+        .into();
+    let resp = f.admin.handle(event(&ev.to_string())).await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    let minted = body_json(&resp);
+    let token = minted["token"].as_str().unwrap().to_string();
+    for value in [respondent, "nps-2026", "post-purchase"] {
+        assert!(!readable_in(&token, value), "{value} readable in {token}");
+        let page = minted["page"].as_str().unwrap();
+        assert!(!readable_in(page, value), "{value} readable in {page}");
+    }
+    // The check does find a value that is there.
+    assert!(readable_in(
+        &format!("x{}y", base64url(respondent.as_bytes())),
+        respondent
+    ));
+    // And the link works: the answer is recorded for the sealed respondent.
+    let resp = f
+        .collect
+        .handle(event(&POST_LINK.replace("{{TOKEN}}", &token)))
+        .await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    assert_eq!(queued(&f.store)[0].respondent, respondent);
+
+    // A survey that is gone and a touchpoint that is gone read alike, naming neither.
+    let gone_survey = mint("gone-survey", "post-purchase");
+    let gone_touchpoint = mint("nps-2026", "gone-touchpoint");
+    let mut bodies = Vec::new();
+    for t in [&gone_survey, &gone_touchpoint] {
+        // The answer page (HTML, asked for in Spanish: the survey is in English), the page's
+        // script (JSON), and the submission API.
+        let mut get: serde_json::Value =
+            serde_json::from_str(&GET_LINK.replace("{{TOKEN}}", t)).unwrap();
+        get["headers"]["accept-language"] = "es-ES,es;q=0.9".into();
+        let page = f.collect.handle(event(&get.to_string())).await;
+        assert_eq!(page.status(), 404);
+        let mut post: serde_json::Value =
+            serde_json::from_str(&POST_LINK.replace("{{TOKEN}}", t)).unwrap();
+        post["headers"]["accept"] = "application/json".into();
+        let script = f.collect.handle(event(&post.to_string())).await;
+        assert_eq!(script.status(), 404);
+        let mut api: serde_json::Value = serde_json::from_str(POST_RESPONSE).unwrap();
+        api["body"] = serde_json::json!({"token": t, "score": 9})
+            .to_string()
+            .into();
+        let api = f.collect.handle(event(&api.to_string())).await;
+        assert_eq!(api.status(), 404);
+        bodies.push(
+            [page, script, api]
+                .iter()
+                .map(|r| String::from_utf8_lossy(r.body()).to_string())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    for body in bodies.concat() {
+        for hidden in [
+            "gone-survey",
+            "gone-touchpoint",
+            "nps-2026",
+            "post-purchase",
+            "support-chat",
+            respondent,
+        ] {
+            assert!(!body.contains(hidden), "{hidden} in {body}");
+        }
+    }
+
+    // Naming the respondent beside a token is refused whether the guess is right or wrong.
+    let t = mint("nps-2026", "post-purchase");
+    let mut answers = Vec::new();
+    for guess in [respondent, "someone.else@correo-mail.es"] {
+        let mut api: serde_json::Value = serde_json::from_str(POST_RESPONSE).unwrap();
+        api["body"] = serde_json::json!({"token": t, "respondent": guess, "score": 9})
+            .to_string()
+            .into();
+        let resp = f.collect.handle(event(&api.to_string())).await;
+        answers.push((resp.status(), body_json(&resp)));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 400);
+    assert!(
+        queued(&f.store).is_empty(),
+        "nothing was recorded after the first answer"
+    );
 }

@@ -14,7 +14,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::ports::{ResponseQueue, SurveyStore};
 use sondeo_domain::response::{mask_respondent, new_event_id, ResponseEvent, Source};
-use sondeo_domain::survey::{clip, Locale, Survey};
+use sondeo_domain::survey::{check_slug, clip, Locale, Survey, MAX_SLUG_LEN};
 use sondeo_domain::time::now_ms;
 use sondeo_domain::token::{LinkClaims, LinkKeyring, TokenError};
 use std::collections::BTreeMap;
@@ -214,24 +214,73 @@ impl CollectApp {
             .verify(token, now_ms() / 1000)
             .map_err(|e| (token_error(e), locale))?;
         let survey = self
+            .claimed_survey(&claims)
+            .await
+            .map_err(|e| (e, locale))?;
+        Ok((claims, survey))
+    }
+
+    /// The survey a verified token names, if it still runs at the token's touchpoint.
+    ///
+    /// The answer is the same whether the survey or only the touchpoint has gone, and names
+    /// neither: the token hides both from whoever holds the link. (Its page is in the
+    /// requester's language in both cases: the survey's would tell that the survey exists.)
+    async fn claimed_survey(&self, claims: &LinkClaims) -> Result<Survey, HttpError> {
+        let closed = || HttpError::not_found("survey_closed", "this survey is no longer running");
+        let survey = self
             .surveys
             .get_survey(&claims.survey)
             .await
-            .map_err(|e| (HttpError::from_store(e), locale))?
-            .ok_or_else(|| {
-                (
-                    HttpError::not_found("unknown_survey", "this survey is no longer running"),
-                    locale,
-                )
-            })?;
-        let locale = survey.locale;
-        survey.require_touchpoint(&claims.touchpoint).map_err(|_| {
-            (
-                HttpError::not_found("unknown_touchpoint", "this survey is no longer running"),
-                locale,
-            )
-        })?;
-        Ok((claims, survey))
+            .map_err(HttpError::from_store)?
+            .ok_or_else(closed)?;
+        survey.touchpoint(&claims.touchpoint).ok_or_else(closed)?;
+        Ok(survey)
+    }
+
+    /// The survey a public-key submission names, if `given` is its public key.
+    ///
+    /// Every refusal reads the same whether the survey does not exist, takes no public key, or
+    /// has another one, so a caller without the key cannot tell which surveys exist or how they
+    /// are set up.
+    async fn keyed_survey(
+        &self,
+        survey_id: &str,
+        given: Option<&str>,
+    ) -> Result<Survey, HttpError> {
+        let Some(given) = given else {
+            return Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_key",
+                "send the survey's public key in the X-Sondeo-Key header or the key field \
+                 (a survey without one takes answers only through its signed links)",
+            ));
+        };
+        // An id that cannot exist is not looked up (nor cached).
+        let survey = match check_slug("survey", survey_id) {
+            Ok(()) => self
+                .surveys
+                .get_survey(survey_id)
+                .await
+                .map_err(HttpError::from_store)?,
+            Err(_) => None,
+        };
+        match survey {
+            Some(survey)
+                if survey.public_key.as_deref().is_some_and(|expected| {
+                    sondeo_domain::keys::constant_time_eq(expected.as_bytes(), given.as_bytes())
+                }) =>
+            {
+                Ok(survey)
+            }
+            _ => Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_key",
+                format!(
+                    "survey '{}' does not exist or does not take this key",
+                    clip(survey_id, MAX_SLUG_LEN)
+                ),
+            )),
+        }
     }
 
     async fn link_page(
@@ -355,25 +404,35 @@ impl CollectApp {
             }
             None => return Err(HttpError::bad_request("missing_score", "score is required")),
         };
-        let (survey_id, touchpoint, respondent, source) = match &sub.token {
+        let (survey, touchpoint, respondent, source) = match &sub.token {
             Some(token) => {
+                // Comparing given fields with the sealed ones would let whoever holds a link
+                // test guesses at what its token hides (the respondent's email address, say):
+                // a token comes alone.
+                let named = [
+                    ("survey", &sub.survey),
+                    ("touchpoint", &sub.touchpoint),
+                    ("respondent", &sub.respondent),
+                ]
+                .into_iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>();
+                if !named.is_empty() {
+                    return Err(HttpError::bad_request(
+                        "token_with_fields",
+                        format!(
+                            "a token already says which survey, touchpoint and respondent it answers for; send it without {}",
+                            named.join(", ")
+                        ),
+                    ));
+                }
                 let c = self
                     .keyring
                     .verify(token, now_ms() / 1000)
                     .map_err(token_error)?;
-                for (name, given, signed) in [
-                    ("survey", &sub.survey, &c.survey),
-                    ("touchpoint", &sub.touchpoint, &c.touchpoint),
-                    ("respondent", &sub.respondent, &c.respondent),
-                ] {
-                    if given.as_ref().is_some_and(|g| g != signed) {
-                        return Err(HttpError::bad_request(
-                            "token_mismatch",
-                            format!("{name} differs from the one the token was signed for"),
-                        ));
-                    }
-                }
-                (c.survey, c.touchpoint, c.respondent, Source::Link)
+                let survey = self.claimed_survey(&c).await?;
+                (survey, c.touchpoint, c.respondent, Source::Link)
             }
             None => {
                 let need = |v: &Option<String>, name: &str| {
@@ -381,65 +440,18 @@ impl CollectApp {
                         HttpError::bad_request("missing_field", format!("{name} is required"))
                     })
                 };
-                (
-                    need(&sub.survey, "survey")?,
-                    need(&sub.touchpoint, "touchpoint")?,
-                    need(&sub.respondent, "respondent")?,
-                    Source::Api,
-                )
+                let survey_id = need(&sub.survey, "survey")?;
+                let touchpoint = need(&sub.touchpoint, "touchpoint")?;
+                let respondent = need(&sub.respondent, "respondent")?;
+                let key = req
+                    .headers()
+                    .get("x-sondeo-key")
+                    .and_then(|v| v.to_str().ok())
+                    .or(sub.key.as_deref());
+                let survey = self.keyed_survey(&survey_id, key).await?;
+                (survey, touchpoint, respondent, Source::Api)
             }
         };
-        let survey = self
-            .surveys
-            .get_survey(&survey_id)
-            .await
-            .map_err(HttpError::from_store)?
-            .ok_or_else(|| {
-                HttpError::not_found(
-                    "unknown_survey",
-                    format!("there is no survey '{}'", clip(&survey_id, 64)),
-                )
-            })?;
-        if source == Source::Api {
-            let key = req
-                .headers()
-                .get("x-sondeo-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or(sub.key.clone());
-            match (&survey.public_key, key) {
-                (None, _) => {
-                    return Err(HttpError::new(
-                        StatusCode::FORBIDDEN,
-                        "token_required",
-                        format!(
-                            "survey '{}' takes submissions only with a signed token",
-                            survey.id
-                        ),
-                    ))
-                }
-                (Some(_), None) => {
-                    return Err(HttpError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "missing_key",
-                        "send the survey's public key in the X-Sondeo-Key header or the key field",
-                    ))
-                }
-                (Some(expected), Some(given))
-                    if !sondeo_domain::keys::constant_time_eq(
-                        expected.as_bytes(),
-                        given.as_bytes(),
-                    ) =>
-                {
-                    return Err(HttpError::new(
-                        StatusCode::FORBIDDEN,
-                        "wrong_key",
-                        "that key does not belong to this survey",
-                    ))
-                }
-                _ => {}
-            }
-        }
         let comment = sub
             .comment
             .map(|c| c.trim().to_string())
