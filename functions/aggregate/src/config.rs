@@ -26,6 +26,19 @@ pub struct AggregateConfig {
     pub table: String,
     /// The roots of trust of the AWS clients.
     pub roots: Roots,
+    /// The `level` of the per-batch metrics line: Lambda's application log level (at least
+    /// INFO), so that Lambda's log-level filter never drops it.
+    pub metrics_level: &'static str,
+}
+
+/// The level a line needs so that Lambda's filter at `application_level` keeps it, never below INFO.
+pub fn metrics_level(application_level: Option<&str>) -> &'static str {
+    match application_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => "WARN",
+        Some("ERROR") => "ERROR",
+        Some("FATAL") => "FATAL",
+        _ => "INFO",
+    }
 }
 
 impl AggregateConfig {
@@ -39,6 +52,7 @@ impl AggregateConfig {
         Ok(AggregateConfig {
             table: settings.required("SONDEO_TABLE")?,
             roots: Roots::from_settings(settings),
+            metrics_level: metrics_level(settings.optional("AWS_LAMBDA_LOG_LEVEL").as_deref()),
         })
     }
 }
@@ -53,6 +67,27 @@ mod tests {
         let c = AggregateConfig::from_settings(&settings).unwrap();
         assert_eq!(c.table, "sondeo");
         assert_eq!(c.roots, Roots::Amazon);
+        assert_eq!(c.metrics_level, "INFO");
+    }
+
+    #[test]
+    fn the_metrics_line_is_kept_at_every_application_log_level() {
+        for (configured, level) in [
+            ("TRACE", "INFO"),
+            ("DEBUG", "INFO"),
+            ("INFO", "INFO"),
+            ("WARN", "WARN"),
+            ("warn", "WARN"),
+            ("ERROR", "ERROR"),
+            ("FATAL", "FATAL"),
+        ] {
+            let settings = Settings::from_pairs(&[
+                ("SONDEO_TABLE", "sondeo"),
+                ("AWS_LAMBDA_LOG_LEVEL", configured),
+            ]);
+            let c = AggregateConfig::from_settings(&settings).unwrap();
+            assert_eq!(c.metrics_level, level, "{configured}");
+        }
     }
 
     #[test]

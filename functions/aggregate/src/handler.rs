@@ -4,21 +4,24 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use sondeo_domain::aggregate::{apply_batch, decode_message, BatchOutcome};
 use sondeo_domain::ports::ResponseLedger;
+use sondeo_domain::time::{now_ms, Day};
 use std::collections::HashMap;
 use tracing::Span;
 
 /// Applies one SQS batch; failed messages are reported alone, and the invocation fails only
-/// when every message failed (so Lambda backs off instead of spinning).
+/// when every message failed (so Lambda backs off instead of spinning). `metrics_level` is the
+/// `level` the per-batch metrics line carries (see `config::metrics_level`).
 pub async fn handle<L: ResponseLedger + ?Sized>(
     ledger: &L,
     event: LambdaEvent<SqsEvent>,
+    metrics_level: &str,
 ) -> Result<SqsBatchResponse, Error> {
     let total = event.payload.records.len();
     let mut without_id = 0;
     let mut spans = HashMap::new();
     let mut messages = Vec::with_capacity(total);
     for record in event.payload.records {
-        let Some(id) = record.message_id else {
+        let Some(id) = record.message_id.filter(|id| !id.is_empty()) else {
             without_id += 1;
             continue;
         };
@@ -28,20 +31,22 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
     }
     let outcome = apply_batch(ledger, messages).await;
     log_outcomes(&spans, &outcome);
-    // CloudWatch Embedded Metric Format: one line, turned into metrics without API calls.
     println!(
         "{}",
-        serde_json::json!({
-            "_aws": {"Timestamp": sondeo_domain::time::now_ms(), "CloudWatchMetrics": [{"Namespace": "Sondeo", "Dimensions": [["service"]],
-                "Metrics": [{"Name": "applied", "Unit": "Count"}, {"Name": "superseded", "Unit": "Count"}, {"Name": "rejected", "Unit": "Count"},
-                            {"Name": "failed", "Unit": "Count"}, {"Name": "items_written", "Unit": "Count"}, {"Name": "conflicts", "Unit": "Count"}]}]},
-            "service": "aggregate",
-            "applied": outcome.applied.len(), "superseded": outcome.superseded.len(), "rejected": outcome.rejected.len(),
-            "failed": outcome.failed.len(), "items_written": outcome.items_written, "conflicts": outcome.conflicts,
-        })
+        metrics_line(&outcome, without_id, metrics_level, now_ms())
     );
     if without_id > 0 {
-        tracing::error!(without_id, "SQS records without a message id were skipped");
+        // A record without an id cannot be reported as a batch item failure, so it cannot be
+        // retried alone: fail the whole invocation and let SQS deliver the batch again (every
+        // applied message is a no-op the second time).
+        tracing::error!(
+            without_id,
+            "SQS records without a message id; failing the batch so nothing is lost"
+        );
+        return Err(format!(
+            "{without_id} of {total} SQS records had no message id; the batch will be retried"
+        )
+        .into());
     }
     if total > 0 && outcome.failed.len() == total {
         return Err(format!("all {total} messages failed; the batch will be retried").into());
@@ -49,6 +54,45 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
     let mut response = SqsBatchResponse::default();
     response.set_failures(outcome.failed);
     Ok(response)
+}
+
+/// The batch's CloudWatch Embedded Metric Format line: one JSON object that CloudWatch turns
+/// into metrics without API calls. It carries a `level` and an RFC 3339 `timestamp` because
+/// Lambda's log-level filter treats a line without them as INFO and drops it below that level.
+pub fn metrics_line(
+    outcome: &BatchOutcome,
+    without_id: usize,
+    level: &str,
+    now_ms: i64,
+) -> String {
+    serde_json::json!({
+        "level": level,
+        "timestamp": rfc3339(now_ms),
+        "message": "aggregate batch metrics",
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{"Namespace": "Sondeo", "Dimensions": [["service"]],
+            "Metrics": [{"Name": "applied", "Unit": "Count"}, {"Name": "superseded", "Unit": "Count"}, {"Name": "rejected", "Unit": "Count"},
+                        {"Name": "failed", "Unit": "Count"}, {"Name": "items_written", "Unit": "Count"}, {"Name": "conflicts", "Unit": "Count"},
+                        {"Name": "isolations", "Unit": "Count"}, {"Name": "without_id", "Unit": "Count"}]}]},
+        "service": "aggregate",
+        "applied": outcome.applied.len(), "superseded": outcome.superseded.len(), "rejected": outcome.rejected.len(),
+        "failed": outcome.failed.len(), "items_written": outcome.items_written, "conflicts": outcome.conflicts,
+        "isolations": outcome.isolations, "without_id": without_id,
+    })
+    .to_string()
+}
+
+/// Unix milliseconds as an RFC 3339 UTC time with milliseconds.
+fn rfc3339(ms: i64) -> String {
+    let day = Day::from_unix_ms(ms);
+    let (y, mo, d) = day.ymd();
+    let in_day = ms.rem_euclid(86_400_000);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
 }
 
 /// The span of one message: its queue message id, and its event id once the body decodes.

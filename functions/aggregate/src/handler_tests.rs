@@ -15,10 +15,10 @@ const FIXTURE: &str = include_str!("../../../tests/fixtures/sqs_event.json");
 #[tokio::test]
 async fn sqs_fixture_batch_counts_once_and_reports_nothing_failed() {
     let store = EmbeddedStore::in_memory().unwrap();
-    let resp = handle(&store, event(FIXTURE)).await.unwrap();
+    let resp = handle(&store, event(FIXTURE), "INFO").await.unwrap();
     assert!(resp.batch_item_failures.is_empty());
     // The same batch delivered again changes nothing.
-    let again = handle(&store, event(FIXTURE)).await.unwrap();
+    let again = handle(&store, event(FIXTURE), "INFO").await.unwrap();
     assert!(again.batch_item_failures.is_empty());
     let day = "2026-11-26".parse().unwrap();
     let rows = store.read_counters("nps-2026", day, day).await.unwrap();
@@ -33,7 +33,7 @@ async fn sqs_fixture_batch_counts_once_and_reports_nothing_failed() {
 async fn a_malformed_message_is_kept_not_retried() {
     let fixture = FIXTURE.replacen("\"body\": \"{", "\"body\": \"{broken", 1);
     let store = EmbeddedStore::in_memory().unwrap();
-    let resp = handle(&store, event(&fixture)).await.unwrap();
+    let resp = handle(&store, event(&fixture), "INFO").await.unwrap();
     assert!(
         resp.batch_item_failures.is_empty(),
         "a message that can never succeed is not retried"
@@ -147,7 +147,7 @@ async fn each_message_is_logged_in_its_own_span_with_its_ids_and_outcome() {
     let capture = capture();
     // WHEN the handler applies it (on this thread: the test runtime has one)
     RECORDING.with(|r| r.set(true));
-    let response = handle(&store, event(&fixture)).await;
+    let response = handle(&store, event(&fixture), "INFO").await;
     RECORDING.with(|r| r.set(false));
     response.unwrap();
     // THEN there is one span per message, with its message id, and its event id when it decodes
@@ -176,4 +176,116 @@ async fn each_message_is_logged_in_its_own_span_with_its_ids_and_outcome() {
     ];
     want.sort();
     assert_eq!(outcomes, want);
+}
+
+/// A ledger over the embedded store that refuses, permanently, any commit holding a `poison` event.
+struct Poisoned(EmbeddedStore, std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl ResponseLedger for Poisoned {
+    async fn load_records(
+        &self,
+        keys: &[sondeo_domain::response::ResponseKey],
+    ) -> Result<
+        HashMap<sondeo_domain::response::ResponseKey, sondeo_domain::aggregate::RecordState>,
+        sondeo_domain::ports::StoreError,
+    > {
+        self.0.load_records(keys).await
+    }
+    async fn commit(
+        &self,
+        chunk: &sondeo_domain::aggregate::Chunk,
+    ) -> Result<sondeo_domain::ports::CommitOutcome, sondeo_domain::ports::StoreError> {
+        if chunk.transitions.iter().any(|t| t.event.event_id == "poison") {
+            return Err(sondeo_domain::ports::StoreError::Permanent(
+                "ValidationException: the item is refused".into(),
+            ));
+        }
+        self.0.commit(chunk).await
+    }
+    async fn keep_rejected(
+        &self,
+        message_id: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), sondeo_domain::ports::StoreError> {
+        self.0.keep_rejected(message_id, body, reason).await?;
+        self.1.lock().unwrap().push(message_id.to_string());
+        Ok(())
+    }
+}
+
+fn batch_of(n: usize, poison_at: usize) -> LambdaEvent<SqsEvent> {
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let id = if i == poison_at { "poison".to_string() } else { format!("e{i}") };
+            let body = serde_json::json!({"event_id": id, "survey": "nps-2026", "touchpoint": "post-purchase",
+                "respondent": format!("r{i}"), "kind": "nps", "score": i % 11, "answered_at": 1_795_658_400_000i64, "source": "link"});
+            serde_json::json!({"messageId": format!("m{i}"), "receiptHandle": "h", "body": body.to_string(),
+                "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+        })
+        .collect();
+    event(&serde_json::json!({ "Records": records }).to_string())
+}
+
+#[tokio::test]
+async fn one_poison_message_in_a_batch_of_100_is_kept_alone_and_99_count() {
+    let store = Poisoned(EmbeddedStore::in_memory().unwrap(), Default::default());
+    let response = handle(&store, batch_of(100, 42), "INFO").await.unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "nothing goes back to the queue, so nothing reaches the dead-letter queue"
+    );
+    let day = "2026-11-26".parse().unwrap();
+    let rows = store.0.read_counters("nps-2026", day, day).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.histogram.n).sum::<i64>(), 99);
+    assert_eq!(*store.1.lock().unwrap(), ["m42"]);
+}
+
+#[tokio::test]
+async fn a_record_without_a_message_id_fails_the_batch_instead_of_vanishing() {
+    let fixture = FIXTURE.replacen("\"messageId\": \"059f36b4-87a3-44ab-83d2-6601ff8f7b1\",", "", 1);
+    assert_ne!(fixture, FIXTURE);
+    let store = EmbeddedStore::in_memory().unwrap();
+    let err = handle(&store, event(&fixture), "INFO").await.unwrap_err();
+    assert!(err.to_string().contains("no message id"), "{err}");
+    // The redelivered batch (with its id) then counts every answer once.
+    handle(&store, event(FIXTURE), "INFO").await.unwrap();
+    let day = "2026-11-26".parse().unwrap();
+    let rows = store.read_counters("nps-2026", day, day).await.unwrap();
+    assert_eq!(rows[0].histogram.n, 2);
+}
+
+#[test]
+fn the_metrics_line_is_emf_with_a_level_lambda_keeps() {
+    let outcome = BatchOutcome {
+        applied: vec!["a".into(), "b".into()],
+        rejected: vec![("c".into(), "bad".into())],
+        items_written: 3,
+        ..Default::default()
+    };
+    let line = metrics_line(&outcome, 0, "WARN", 1_795_658_400_123);
+    assert!(!line.contains('\n'), "one line");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    // Lambda's filter: a valid level and an RFC 3339 timestamp, else the line counts as INFO.
+    assert_eq!(v["level"], "WARN");
+    assert_eq!(v["timestamp"], "2026-11-26T02:00:00.123Z");
+    // EMF: _aws.Timestamp in ms, and every declared metric is a top-level number.
+    assert_eq!(v["_aws"]["Timestamp"], 1_795_658_400_123i64);
+    let directive = &v["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "Sondeo");
+    for dims in directive["Dimensions"].as_array().unwrap() {
+        for d in dims.as_array().unwrap() {
+            assert!(v[d.as_str().unwrap()].is_string(), "dimension {d}");
+        }
+    }
+    let metrics = directive["Metrics"].as_array().unwrap();
+    assert!(metrics.len() >= 6);
+    for m in metrics {
+        let name = m["Name"].as_str().unwrap();
+        assert!(v[name].is_number(), "metric {name} has a value");
+    }
+    assert_eq!(v["applied"], 2);
+    assert_eq!(v["rejected"], 1);
+    assert_eq!(v["items_written"], 3);
 }

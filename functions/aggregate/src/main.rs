@@ -12,8 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // No warm-up call here: nobody waits on the first batch (it sat up to 5 s in the batching
     // window already), so its connection is opened by that batch and init stays lean.
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
+    let level = config.metrics_level;
     lambda_runtime::run(lambda_runtime::service_fn(|event| {
-        handler::handle(&store, event)
+        handler::handle(&store, event, level)
     }))
     .await
 }

@@ -55,6 +55,8 @@ pub struct BatchOutcome {
     pub transactions: usize,
     /// Chunks that found a record changed since it was read, and were re-planned.
     pub conflicts: usize,
+    /// Chunks the store refused permanently and that were split to isolate the refused answer.
+    pub isolations: usize,
 }
 
 /// Decodes and checks a queue message body; the error says why it can never be applied.
@@ -181,28 +183,27 @@ fn finish(mut chunk: Chunk) -> Chunk {
 }
 
 /// Applies a batch of queue messages `(message id, body)` to the ledger, exactly once per response.
+///
+/// A message that can never be applied is kept as rejected with its reason and acknowledged; it
+/// never takes its neighbours down: a chunk the store refuses permanently is split in halves until
+/// the refused answer stands alone, and every other answer commits.
 pub async fn apply_batch<L: ResponseLedger + ?Sized>(
     ledger: &L,
     messages: Vec<(String, String)>,
 ) -> BatchOutcome {
     let mut out = BatchOutcome::default();
-    let mut deliveries = Vec::with_capacity(messages.len());
+    let mut bodies: HashMap<String, String> = HashMap::with_capacity(messages.len());
+    let mut deliveries: HashMap<String, Delivery> = HashMap::with_capacity(messages.len());
     for (id, body) in messages {
         match decode_message(&id, &body) {
-            Ok(d) => deliveries.push(d),
-            Err(reason) => match ledger.keep_rejected(&id, &body, &reason).await {
-                Ok(()) => {
-                    tracing::warn!(message_id = %id, %reason, "rejected message kept for inspection");
-                    out.rejected.push((id, reason));
-                }
-                Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "could not keep rejected message; will retry");
-                    out.failed.push(id);
-                }
-            },
+            Ok(d) => {
+                deliveries.insert(id.clone(), d);
+                bodies.insert(id, body);
+            }
+            Err(reason) => reject(ledger, &mut out, &id, &body, reason).await,
         }
     }
-    let mut pending = latest_per_key(deliveries);
+    let mut pending = latest_per_key(deliveries.values().cloned().collect());
     // Messages older than the batch's latest for their key are superseded once that one commits;
     // they stay attached to it so they are retried with it if it fails.
     for round in 0..MAX_ROUNDS {
@@ -223,7 +224,11 @@ pub async fn apply_batch<L: ResponseLedger + ?Sized>(
         };
         let plan = plan(std::mem::take(&mut pending), &current);
         out.superseded.extend(plan.superseded);
-        for chunk in chunk(plan.transitions, MAX_TRANSACTION_ACTIONS) {
+        let mut replan = Vec::new();
+        // Chunks still to commit; a permanently refused chunk comes back as its two halves.
+        let mut work = chunk(plan.transitions, MAX_TRANSACTION_ACTIONS);
+        work.reverse();
+        while let Some(chunk) = work.pop() {
             match ledger.commit(&chunk).await {
                 Ok(CommitOutcome::Committed) => {
                     out.transactions += 1;
@@ -245,17 +250,68 @@ pub async fn apply_batch<L: ResponseLedger + ?Sized>(
                         message_ids: t.message_ids,
                     }));
                 }
+                Err(e) if !e.is_retryable() && chunk.transitions.len() > 1 => {
+                    // Some answer in here can never be written: find it by halving.
+                    out.isolations += 1;
+                    tracing::warn!(error = %e, transitions = chunk.transitions.len(), "chunk refused; splitting it to isolate the refused answer");
+                    let mut transitions = chunk.transitions;
+                    let second = transitions.split_off(transitions.len() / 2);
+                    for half in [second, transitions] {
+                        let mut halves = self::chunk(half, MAX_TRANSACTION_ACTIONS);
+                        halves.reverse();
+                        work.extend(halves);
+                    }
+                }
+                Err(e) if !e.is_retryable() => {
+                    let Some(t) = chunk.transitions.into_iter().next() else {
+                        continue;
+                    };
+                    let reason = format!("the store refuses this answer: {e}");
+                    for id in t.message_ids {
+                        let Some(d) = deliveries.get(&id) else {
+                            continue;
+                        };
+                        if d.event.event_id == t.event.event_id {
+                            let body = bodies.get(&id).map(String::as_str).unwrap_or_default();
+                            reject(ledger, &mut out, &id, body, reason.clone()).await;
+                        } else {
+                            // An older answer of the same respondent may still be applied.
+                            replan.push(d.clone());
+                        }
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, retryable = e.is_retryable(), "chunk not committed; its messages will be retried");
+                    tracing::warn!(error = %e, "chunk not committed; its messages will be retried");
                     out.failed
                         .extend(chunk.transitions.into_iter().flat_map(|t| t.message_ids));
                 }
             }
         }
+        pending.extend(latest_per_key(replan));
     }
     out.failed
         .extend(pending.into_iter().flat_map(|k| k.message_ids));
     out
+}
+
+/// Keeps a message that can never be applied, or hands it back to the queue when keeping it fails.
+async fn reject<L: ResponseLedger + ?Sized>(
+    ledger: &L,
+    out: &mut BatchOutcome,
+    id: &str,
+    body: &str,
+    reason: String,
+) {
+    match ledger.keep_rejected(id, body, &reason).await {
+        Ok(()) => {
+            tracing::warn!(message_id = %id, %reason, "rejected message kept for inspection");
+            out.rejected.push((id.to_string(), reason));
+        }
+        Err(e) => {
+            tracing::error!(message_id = %id, error = %e, "could not keep rejected message; will retry");
+            out.failed.push(id.to_string());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +421,139 @@ mod tests {
         // One survey, touchpoint and day: one counter item per chunk.
         assert!(chunks.iter().all(|c| c.counters.len() == 1));
         assert_eq!(chunks.len(), 3);
+    }
+
+    /// An in-memory ledger that refuses, permanently, any chunk holding a `poison…` event.
+    #[derive(Default)]
+    struct PoisonLedger {
+        records: std::sync::Mutex<HashMap<ResponseKey, RecordState>>,
+        counted: std::sync::Mutex<i64>,
+        rejected: std::sync::Mutex<Vec<(String, String)>>,
+        commits: std::sync::Mutex<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl ResponseLedger for PoisonLedger {
+        async fn load_records(
+            &self,
+            keys: &[ResponseKey],
+        ) -> Result<HashMap<ResponseKey, RecordState>, crate::ports::StoreError> {
+            let records = self.records.lock().unwrap();
+            Ok(keys
+                .iter()
+                .filter_map(|k| records.get(k).map(|r| (k.clone(), r.clone())))
+                .collect())
+        }
+
+        async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, crate::ports::StoreError> {
+            *self.commits.lock().unwrap() += 1;
+            if chunk
+                .transitions
+                .iter()
+                .any(|t| t.event.event_id.starts_with("poison"))
+            {
+                return Err(crate::ports::StoreError::Permanent(
+                    "ValidationException: item refused".into(),
+                ));
+            }
+            let mut records = self.records.lock().unwrap();
+            for t in &chunk.transitions {
+                records.insert(t.key.clone(), RecordState::of(&t.event));
+            }
+            *self.counted.lock().unwrap() += chunk.counters.values().map(|h| h.n).sum::<i64>();
+            Ok(CommitOutcome::Committed)
+        }
+
+        async fn keep_rejected(
+            &self,
+            message_id: &str,
+            _body: &str,
+            reason: &str,
+        ) -> Result<(), crate::ports::StoreError> {
+            self.rejected
+                .lock()
+                .unwrap()
+                .push((message_id.into(), reason.into()));
+            Ok(())
+        }
+    }
+
+    fn messages(events: &[ResponseEvent]) -> Vec<(String, String)> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("m{i}"), serde_json::to_string(e).unwrap()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_poison_message_is_rejected_alone_and_its_neighbours_count() {
+        let mut events: Vec<ResponseEvent> = (0..100)
+            .map(|i| ev(&format!("e{i}"), &format!("r{i}"), i % 11, 1_000))
+            .collect();
+        events[37].event_id = "poison-37".into();
+        let ledger = PoisonLedger::default();
+        let out = apply_batch(&ledger, messages(&events)).await;
+        assert_eq!(out.applied.len(), 99);
+        assert_eq!(*ledger.counted.lock().unwrap(), 99);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].0, "m37");
+        assert!(out.rejected[0].1.contains("refuses this answer"));
+        assert_eq!(ledger.rejected.lock().unwrap().len(), 1);
+        assert!(out.failed.is_empty(), "nothing goes back to the queue");
+        // Halving finds it in about 2·log2(100) commits, not 100.
+        assert!(*ledger.commits.lock().unwrap() <= 16);
+    }
+
+    #[tokio::test]
+    async fn an_older_answer_of_a_poisoned_respondent_still_counts() {
+        let older = ev("e-old", "r", 6, 1_000);
+        let mut poison = ev("poison", "r", 9, 2_000);
+        poison.comment = Some("refused".into());
+        let other = ev("e-other", "q", 10, 1_500);
+        let ledger = PoisonLedger::default();
+        let out = apply_batch(&ledger, messages(&[older, poison, other])).await;
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].0, "m1");
+        let mut applied = out.applied.clone();
+        applied.sort();
+        assert_eq!(applied, vec!["m0".to_string(), "m2".to_string()]);
+        assert_eq!(*ledger.counted.lock().unwrap(), 2);
+        let key = ev("x", "r", 0, 0).key();
+        assert_eq!(ledger.records.lock().unwrap()[&key].score, 6);
+        assert!(out.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_temporary_failure_is_retried_not_rejected() {
+        struct Down;
+        #[async_trait::async_trait]
+        impl ResponseLedger for Down {
+            async fn load_records(
+                &self,
+                _: &[ResponseKey],
+            ) -> Result<HashMap<ResponseKey, RecordState>, crate::ports::StoreError> {
+                Ok(HashMap::new())
+            }
+            async fn commit(&self, _: &Chunk) -> Result<CommitOutcome, crate::ports::StoreError> {
+                Err(crate::ports::StoreError::Transient("throttled".into()))
+            }
+            async fn keep_rejected(
+                &self,
+                _: &str,
+                _: &str,
+                _: &str,
+            ) -> Result<(), crate::ports::StoreError> {
+                panic!("nothing is rejected on a temporary failure")
+            }
+        }
+        let events: Vec<ResponseEvent> = (0..10)
+            .map(|i| ev(&format!("e{i}"), &format!("r{i}"), 7, 1_000))
+            .collect();
+        let out = apply_batch(&Down, messages(&events)).await;
+        assert_eq!(out.failed.len(), 10);
+        assert!(out.rejected.is_empty());
+        assert_eq!(out.isolations, 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::survey::{check_slug, clip, Survey, SurveyKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Longest comment kept, in characters.
 pub const MAX_COMMENT_CHARS: usize = 2000;
@@ -199,6 +200,33 @@ pub fn new_event_id() -> String {
     to_hex(&bytes)
 }
 
+/// The last nanosecond handed out by [`answer_stamp`] in this process.
+static LAST_STAMP_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The answer time (Unix ms) and event id of an answer being accepted now, ordered after every
+/// stamp this process handed out before: an answer sent after another's acknowledgement wins,
+/// even within the same millisecond or across a backwards clock step.
+///
+/// The event id is 16 hex digits of the stamp's nanosecond, then 64 random bits, so for equal
+/// answer times the later stamp has the greater id.
+pub fn answer_stamp() -> (i64, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut last = LAST_STAMP_NS.load(Ordering::Relaxed);
+    let ns = loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST_STAMP_NS.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    let random: u64 = rand::random();
+    let answered_at = i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX);
+    (answered_at, format!("{ns:016x}{random:016x}"))
+}
+
 /// A respondent id shortened for logs: the first two characters and a digest, never the whole id.
 pub fn mask_respondent(respondent: &str) -> String {
     let prefix: String = respondent.chars().take(2).collect();
@@ -226,6 +254,34 @@ mod tests {
     fn hex_is_lowercase_two_digits_per_byte() {
         assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
         assert_eq!(new_event_id().len(), 32);
+    }
+
+    #[test]
+    fn each_stamp_orders_after_the_one_before_it() {
+        let mut previous = answer_stamp();
+        for _ in 0..100_000 {
+            let next = answer_stamp();
+            assert!(next > previous, "{next:?} must order after {previous:?}");
+            assert_eq!(next.1.len(), 32);
+            previous = next;
+        }
+        // Stamps from racing threads are all distinct and each thread's stay ordered.
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let stamps: Vec<_> = (0..10_000).map(|_| answer_stamp()).collect();
+                    assert!(stamps.windows(2).all(|w| w[1] > w[0]));
+                    stamps
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort();
+        all.dedup_by(|a, b| a.1[..16] == b.1[..16]);
+        assert_eq!(all.len(), 40_000, "no two stamps share a nanosecond");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use http::HeaderName;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::ports::{ResponseQueue, SurveyStore};
-use sondeo_domain::response::{mask_respondent, new_event_id, ResponseEvent, Source};
+use sondeo_domain::response::{answer_stamp, mask_respondent, ResponseEvent, Source};
 use sondeo_domain::survey::{check_slug, clip, Locale, Survey, MAX_SLUG_LEN};
 use sondeo_domain::time::now_ms;
 use sondeo_domain::token::{LinkClaims, LinkKeyring, TokenError};
@@ -546,8 +546,10 @@ fn new_event(
     properties: BTreeMap<String, String>,
     source: Source,
 ) -> ResponseEvent {
+    // Ordered after every answer this process accepted before: a later answer always wins.
+    let (answered_at, event_id) = answer_stamp();
     ResponseEvent {
-        event_id: new_event_id(),
+        event_id,
         survey: survey.id.clone(),
         touchpoint: touchpoint.to_string(),
         respondent: respondent.to_string(),
@@ -555,7 +557,7 @@ fn new_event(
         score,
         comment,
         properties,
-        answered_at: now_ms(),
+        answered_at,
         source,
     }
 }
