@@ -143,7 +143,7 @@ impl AdminApp {
         let given = h
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_credentials)
             .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()));
         match given {
             None => Err(HttpError::new(
@@ -272,5 +272,29 @@ impl AdminApp {
             StatusCode::CREATED,
             &serde_json::json!({"token": token, "expires_at": claims.expires_at, "page": page, "links": links}),
         ))
+    }
+}
+
+/// The credentials of a `Bearer` authorization header; the scheme name is case-insensitive
+/// (RFC 9110 §11.1) and may be followed by several spaces.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer k1", "bearer k1", "BEARER k1", "BeArEr   k1", " Bearer k1"] {
+            assert_eq!(bearer_credentials(header), Some("k1"), "{header}");
+        }
+        for header in ["Basic k1", "Bearerk1", "Bearer", "Token k1"] {
+            assert_eq!(bearer_credentials(header), None, "{header}");
+        }
     }
 }
