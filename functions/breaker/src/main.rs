@@ -3,7 +3,7 @@
 use breaker::config::BreakerFunctionConfig;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
-use sondeo_aws::breaker::LambdaFunctions;
+use sondeo_aws::breaker::{CloudWatchAlarms, LambdaFunctions};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,9 +11,12 @@ async fn main() -> Result<(), Error> {
     let config = BreakerFunctionConfig::from_env()?;
     let sdk = sondeo_aws::lambda::sdk_config(config.roots).await;
     let functions = LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk));
-    let (settings, functions) = (&config.breaker, &functions);
+    let alarms = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&sdk));
+    let (settings, alarms, functions) = (&config.breaker, &alarms, &functions);
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<Value>| breaker::handler::handle(event, settings, functions),
+        move |event: LambdaEvent<Value>| {
+            breaker::handler::handle(event, settings, alarms, functions)
+        },
     ))
     .await
 }
