@@ -25,17 +25,21 @@ impl Histogram {
 
     /// Adds another histogram's counts to this one.
     pub fn merge(&mut self, other: &Histogram) {
-        self.n += other.n;
+        // Saturating: a damaged stored value degrades one figure instead of failing the read.
+        self.n = self.n.saturating_add(other.n);
         self.sum = self.sum.saturating_add(other.sum);
         for (slot, count) in &other.slots {
-            *self.slots.entry(*slot).or_default() += count;
+            let c = self.slots.entry(*slot).or_default();
+            *c = c.saturating_add(*count);
         }
         self.slots.retain(|_, c| *c != 0);
     }
 
     /// Responses in slots `lo..=hi`.
     fn count_between(&self, lo: u16, hi: u16) -> i64 {
-        self.slots.range(lo..=hi).map(|(_, c)| *c).sum()
+        self.slots
+            .range(lo..=hi)
+            .fold(0i64, |acc, (_, c)| acc.saturating_add(*c))
     }
 }
 
@@ -125,7 +129,7 @@ pub fn summarize(kind: SurveyKind, h: &Histogram) -> Summary {
                 h.count_between(7, 8),
                 h.count_between(0, 6),
             );
-            s.nps = Some(100.0 * (p - d) as f64 / n);
+            s.nps = Some(100.0 * (p as f64 - d as f64) / n);
             s.margin_of_error = Some(nps_margin_of_error(p, d, h.n));
             s.promoters = Some(p);
             s.passives = Some(pa);
@@ -168,9 +172,9 @@ fn duration_quantile(h: &Histogram, q: f64) -> Option<f64> {
     }
     // Nearest-rank: the smallest bucket whose cumulative count reaches ceil(q·n).
     let rank = ((q * h.n as f64).ceil() as i64).max(1);
-    let mut seen = 0;
+    let mut seen: i64 = 0;
     for (slot, count) in &h.slots {
-        seen += count;
+        seen = seen.saturating_add(*count);
         if seen >= rank {
             return Some(bucket_middle(*slot));
         }
@@ -194,6 +198,36 @@ fn bucket_middle(slot: u16) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn extreme_stored_counts_degrade_instead_of_failing() {
+        use super::*;
+        let huge = Histogram {
+            n: i64::MAX,
+            sum: i64::MAX,
+            slots: BTreeMap::from([(9u16, i64::MAX), (3u16, i64::MIN)]),
+        };
+        let mut total = Histogram::default();
+        for _ in 0..3 {
+            total.merge(&huge);
+        }
+        assert_eq!(total.n, i64::MAX);
+        for kind in SurveyKind::ALL {
+            let s = summarize(kind, &total);
+            assert_eq!(s.n, i64::MAX);
+            assert!(s.mean.is_some_and(f64::is_finite), "{kind}");
+        }
+        use crate::survey::MAX_DURATION_SECS;
+        let sum = Histogram {
+            n: 2,
+            sum: MAX_DURATION_SECS * 2,
+            slots: BTreeMap::from([(SurveyKind::Duration.slot(MAX_DURATION_SECS), 2)]),
+        };
+        assert_eq!(
+            summarize(SurveyKind::Duration, &sum).mean,
+            Some(MAX_DURATION_SECS as f64)
+        );
+    }
+
     use super::*;
 
     fn hist(kind: SurveyKind, scores: &[(i64, i64)]) -> Histogram {
