@@ -1,7 +1,9 @@
 //! Test support for Sondeo's integration, end-to-end and benchmark harnesses: a moto-backed AWS
 //! setup, a generated response workload with its ground truth, and ledgers that fail on purpose.
 
+pub mod dynamo_wire;
 pub mod runtime_api;
+pub mod write_units;
 
 use async_trait::async_trait;
 use rand::rngs::StdRng;

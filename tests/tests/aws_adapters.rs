@@ -130,11 +130,164 @@ async fn rejected_messages_are_kept_with_their_reason() {
 }
 
 #[tokio::test]
-async fn missing_table_is_a_permanent_error_not_a_panic() {
+async fn missing_table_is_a_retryable_deployment_fault_not_a_panic() {
     let client = aws_sdk_dynamodb::Client::new(&moto_config().await);
     let s = DynamoStore::new(client, "no-such-table");
     let err = s.get_survey("x").await.unwrap_err();
-    assert!(!err.is_retryable(), "{err}");
+    // Fixing the deployment (creating the table) makes the same call succeed.
+    assert!(err.is_retryable(), "{err}");
+}
+
+fn attr_s(v: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(v.into())
+}
+
+fn attr_n(v: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(v.into())
+}
+
+#[tokio::test]
+async fn a_counter_too_large_for_64_bits_is_left_out_and_the_report_still_reads() {
+    let s = store().await;
+    let events = generate_events("huge", 200, 200, 2, 3, 27);
+    deliver_in_order(&s, &events, 50).await;
+    let bad_day = workload_start().plus(1);
+    // A day whose sum overflowed (or was edited by hand): wider than any i64.
+    aws_sdk_dynamodb::Client::new(&moto_config().await)
+        .put_item()
+        .table_name(s.table())
+        .item("pk", attr_s("C#huge"))
+        .item("sk", attr_s(&format!("{bad_day}#tp9")))
+        .item("n", attr_n("3"))
+        .item("sum", attr_n("99999999999999999999999"))
+        .item("s9", attr_n("3"))
+        .send()
+        .await
+        .unwrap();
+    let rows = s
+        .read_counters("huge", workload_start(), workload_start().plus(3))
+        .await
+        .expect("a bad counter item must not fail the read");
+    assert!(rows.iter().all(|r| r.touchpoint != "tp9"));
+    let read: std::collections::BTreeMap<_, _> = rows
+        .iter()
+        .map(|r| ((r.touchpoint.clone(), r.day), r.histogram.clone()))
+        .collect();
+    assert_eq!(read, ground_truth(&events));
+    let report = sondeo_domain::report::build_report(
+        &workload_survey("huge"),
+        &rows,
+        &sondeo_domain::report::ReportQuery {
+            from: workload_start(),
+            to: workload_start().plus(3),
+            bucket: Default::default(),
+            touchpoint: None,
+            stage: None,
+        },
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json.is_object());
+}
+
+#[tokio::test]
+async fn a_record_number_out_of_range_is_clamped_so_its_answers_are_not_poison() {
+    let s = store().await;
+    let e = generate_events("clamp", 1, 1, 1, 1, 28).remove(0);
+    let key = e.key();
+    aws_sdk_dynamodb::Client::new(&moto_config().await)
+        .put_item()
+        .table_name(s.table())
+        .item("pk", attr_s("R#clamp"))
+        .item("sk", attr_s(&key.digest))
+        .item("at", attr_n("99999999999999999999999"))
+        .item("eid", attr_s("edited"))
+        .item("slot", attr_n("9"))
+        .item("score", attr_n("9"))
+        .item("day", attr_n("-99999999999999"))
+        .send()
+        .await
+        .unwrap();
+    let loaded = s
+        .load_records(std::slice::from_ref(&key))
+        .await
+        .expect("clamped, not an error");
+    assert_eq!(loaded[&key].answered_at, i64::MAX);
+    assert_eq!(loaded[&key].day, Day::from_days(i32::MIN));
+    // The stored answer is "latest" for good: a new answer is superseded, not a failure.
+    let outcome = sondeo_domain::aggregate::apply_batch(
+        &s,
+        vec![("m".into(), serde_json::to_string(&e).unwrap())],
+    )
+    .await;
+    assert_eq!(outcome.superseded, vec!["m".to_string()], "{outcome:?}");
+}
+
+#[tokio::test]
+async fn long_comments_leave_the_transactional_record_and_come_back_with_it() {
+    let s = store().await;
+    let mut events = generate_events("notes", 40, 40, 2, 1, 29);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.comment = match i % 4 {
+            0 => None,
+            1 => Some("short and sweet".into()),
+            2 => Some("é".repeat(1_000)),
+            _ => Some("x".repeat(2_000)),
+        };
+        if i % 5 == 0 {
+            e.properties.insert("plan".into(), "p".repeat(200));
+        }
+    }
+    deliver_in_order(&s, &events, 100).await;
+    let mut expected = latest_events(&events);
+    let mut got = s.all_responses("notes").await.unwrap();
+    expected.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    got.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    assert_eq!(got, expected);
+    // On the table: every record fits 1 KB; the long comments sit beside it under the same partition.
+    let items = aws_sdk_dynamodb::Client::new(&moto_config().await)
+        .query()
+        .table_name(s.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", attr_s("R#notes"))
+        .send()
+        .await
+        .unwrap();
+    let (records, details): (Vec<_>, Vec<_>) = items
+        .items()
+        .iter()
+        .partition(|i| !i["sk"].as_s().unwrap().contains('#'));
+    assert_eq!(records.len(), expected.len());
+    for r in &records {
+        let size = sondeo_aws::dynamo::item_size(r);
+        assert!(size <= 1024, "record of {size} bytes");
+    }
+    let long = expected
+        .iter()
+        .filter(|e| e.comment.as_ref().is_some_and(|c| c.len() >= 2_000))
+        .count();
+    assert!(long > 0);
+    assert_eq!(details.len(), long);
+    for d in &details {
+        let sk = d["sk"].as_s().unwrap();
+        let (digest, eid) = sk.split_once('#').unwrap();
+        assert!(records
+            .iter()
+            .any(|r| r["sk"].as_s().unwrap() == digest && r["eid"].as_s().unwrap() == eid));
+    }
+}
+
+/// The latest event of each response (what the records hold).
+fn latest_events(
+    events: &[sondeo_domain::response::ResponseEvent],
+) -> Vec<sondeo_domain::response::ResponseEvent> {
+    let mut latest: HashMap<_, &sondeo_domain::response::ResponseEvent> = HashMap::new();
+    for e in events {
+        let slot = latest.entry(e.key()).or_insert(e);
+        if e.version() > slot.version() {
+            *slot = e;
+        }
+    }
+    latest.into_values().cloned().collect()
 }
 
 #[tokio::test]

@@ -1,12 +1,22 @@
 //! DynamoDB adapter: one table (`pk`, `sk`) holding surveys, response records, counters and
 //! rejected messages; the ledger commits each chunk with one `TransactWriteItems`.
 //!
-//! Items: survey `SURVEY`/`<id>`; record `R#<survey>`/`<digest>`; counter `C#<survey>`/`<day>#<touchpoint>`
-//! with attributes `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`.
+//! Items: survey `SURVEY`/`<id>`; record `R#<survey>`/`<digest>` with `at`, `eid`, `slot`, `score`,
+//! `day` and the event as JSON in `doc`; counter `C#<survey>`/`<day>#<touchpoint>` with attributes
+//! `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`.
+//!
+//! A record is written in a transaction, which costs 2 write units per started KB. When the event
+//! with its comment and properties would make the record larger than 1 KB, they move to a detail
+//! item `R#<survey>`/`<digest>#<event id>` (attributes `c`: comment, `p`: properties as JSON), written
+//! with a plain idempotent `BatchWriteItem` (1 write unit per KB) before the transaction; the record
+//! then keeps the event without them and `x = true`. A detail item whose transaction never
+//! committed is never referenced (records name their event id) and is ignored.
 
 use crate::sdk_error::classify;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 use sondeo_domain::changes::{Chunk, RecordState};
@@ -23,6 +33,12 @@ use std::collections::HashMap;
 const REJECTED_TTL_SECS: i64 = 90 * 86_400;
 /// Most keys in one BatchGetItem.
 const BATCH_GET_MAX: usize = 100;
+/// Most puts in one BatchWriteItem.
+const BATCH_WRITE_MAX: usize = 25;
+/// Largest record kept with its comment and properties: one KB, two write units in a transaction.
+const RECORD_INLINE_MAX: usize = 1024;
+/// Attempts at items DynamoDB left unprocessed (throttled) in a batch request.
+const UNPROCESSED_ATTEMPTS: u32 = 6;
 
 /// The DynamoDB table adapter for surveys, the ledger and counter reads.
 #[derive(Clone, Debug)]
@@ -58,14 +74,129 @@ fn parse_doc<T: serde::de::DeserializeOwned>(
         .map_err(|e| StoreError::Permanent(format!("stored {what} is corrupt: {e}")))
 }
 
-fn attr_num<T: std::str::FromStr>(
+/// A stored number as `T`, clamped into `T`'s range (fractions truncated); None when it is not a number.
+fn clamped<T: TryFrom<i128> + Bounded>(raw: &str) -> Option<T> {
+    let wide: i128 = match raw.parse::<i128>() {
+        Ok(v) => v,
+        // Up to 38 significant digits, exponents, fractions: f64 keeps the sign and magnitude.
+        Err(_) => {
+            let f: f64 = raw.parse().ok()?;
+            if f.is_nan() {
+                return None;
+            }
+            f as i128 // saturates at the i128 bounds
+        }
+    };
+    Some(T::try_from(wide).unwrap_or(if wide < 0 { T::MIN } else { T::MAX }))
+}
+
+/// The least and greatest values of an integer type, for [`clamped`].
+trait Bounded {
+    const MIN: Self;
+    const MAX: Self;
+}
+
+macro_rules! bounded {
+    ($($t:ty),*) => {$(impl Bounded for $t { const MIN: Self = <$t>::MIN; const MAX: Self = <$t>::MAX; })*};
+}
+bounded!(i64, i32, u16);
+
+/// A number attribute of a record, clamped into range with a warning naming the item when it does not fit.
+fn record_num<T: TryFrom<i128> + Bounded + std::str::FromStr>(
     item: &HashMap<String, AttributeValue>,
     name: &str,
+    sk: &str,
 ) -> Result<T, StoreError> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Permanent(format!("item lacks number attribute '{name}'")))
+    let raw = item.get(name).and_then(|v| v.as_n().ok()).ok_or_else(|| {
+        StoreError::Permanent(format!("record '{sk}' lacks number attribute '{name}'"))
+    })?;
+    if let Ok(v) = raw.parse::<T>() {
+        return Ok(v);
+    }
+    let v = clamped(raw).ok_or_else(|| {
+        StoreError::Permanent(format!("record '{sk}' has a non-number '{name}': {raw}"))
+    })?;
+    tracing::warn!(pk = %attr_str(item, "pk").unwrap_or("?"), sk, attribute = name, stored = raw, "record number out of range; clamped");
+    Ok(v)
+}
+
+/// Why a counter item cannot be read as a counter row.
+#[derive(Debug, thiserror::Error)]
+enum BadCounter {
+    /// The sort key is not `<day>#<touchpoint>`.
+    #[error("sort key is not <day>#<touchpoint>")]
+    Key,
+    /// A count or sum is missing, not a number, or does not fit 64 bits.
+    #[error("attribute '{0}' is missing or not a 64-bit integer")]
+    Number(String),
+}
+
+/// A counter item as a row, or why it cannot be one.
+fn counter_row(item: &HashMap<String, AttributeValue>, sk: &str) -> Result<CounterRow, BadCounter> {
+    let (day, touchpoint) = sk.split_once('#').ok_or(BadCounter::Key)?;
+    let day: Day = day.parse().map_err(|_| BadCounter::Key)?;
+    let int = |name: &str| -> Result<i64, BadCounter> {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| BadCounter::Number(name.to_string()))
+    };
+    let mut h = Histogram {
+        n: int("n")?,
+        sum: int("sum")?,
+        slots: Default::default(),
+    };
+    for name in item.keys() {
+        if let Some(slot) = name.strip_prefix('s').and_then(|x| x.parse::<u16>().ok()) {
+            let count = int(name)?;
+            if count != 0 {
+                h.slots.insert(slot, count);
+            }
+        }
+    }
+    Ok(CounterRow {
+        touchpoint: touchpoint.to_string(),
+        day,
+        histogram: h,
+    })
+}
+
+/// Bytes DynamoDB counts for an item: the UTF-8 lengths of attribute names plus the values' sizes.
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// Bytes DynamoDB counts for one attribute value (the "Item sizes and formats" rules).
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| 1 + k.len() + value_size(e))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// Bytes of a number: one per two significant digits (leading and trailing zeros trimmed), plus one.
+pub fn number_size(n: &str) -> usize {
+    let mantissa = n.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        .max(1);
+    significant.div_ceil(2) + 1
 }
 
 impl DynamoStore {
@@ -82,15 +213,39 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Every stored response record of a survey (for export and recounts).
+    /// Every stored response of a survey, as its counted event with comment and properties
+    /// (for export and recounts).
     pub async fn all_responses(&self, survey: &str) -> Result<Vec<ResponseEvent>, StoreError> {
         let items = self
             .query_all("query responses", format!("R#{survey}"), None)
             .await?;
-        items
+        // Records have the digest as sort key, detail items `<digest>#<event id>`.
+        let (records, details): (Vec<_>, Vec<_>) = items
             .iter()
-            .map(|item| parse_doc(item, "response"))
-            .collect()
+            .partition(|item| attr_str(item, "sk").is_ok_and(|sk| !sk.contains('#')));
+        let details: HashMap<&str, &HashMap<String, AttributeValue>> = details
+            .into_iter()
+            .filter_map(|d| Some((attr_str(d, "sk").ok()?, d)))
+            .collect();
+        let mut out = Vec::with_capacity(records.len());
+        for item in records {
+            let mut event: ResponseEvent = parse_doc(item, "response")?;
+            let sk = attr_str(item, "sk")?;
+            if let Some(d) = details.get(detail_sk(sk, &event.event_id).as_str()) {
+                event.comment = attr_str(d, "c").ok().map(str::to_string);
+                if let Ok(p) = attr_str(d, "p") {
+                    event.properties = serde_json::from_str(p).map_err(|e| {
+                        StoreError::Permanent(format!(
+                            "stored properties of '{sk}' are corrupt: {e}"
+                        ))
+                    })?;
+                }
+            } else if item.get("x").is_some() {
+                tracing::warn!(survey, sk, event_id = %event.event_id, "record's comment item is missing");
+            }
+            out.push(event);
+        }
+        Ok(out)
     }
 
     /// Every item of a partition, optionally with a sort key in `from..=to`, across pages.
@@ -125,23 +280,53 @@ impl DynamoStore {
         }
     }
 
+    /// The record's transactional put and, when the comment and properties would make the record
+    /// larger than [`RECORD_INLINE_MAX`], the detail item that holds them instead.
     fn record_put(
         &self,
         t: &sondeo_domain::changes::Transition,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> Result<(TransactWriteItem, Option<HashMap<String, AttributeValue>>), StoreError> {
         let e = &t.event;
         let state = RecordState::of(e);
-        let doc = serde_json::to_string(e).map_err(|err| StoreError::Permanent(err.to_string()))?;
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(format!("R#{}", t.key.survey)))
-            .item("sk", s(&t.key.digest))
-            .item("at", n(e.answered_at))
-            .item("eid", s(&e.event_id))
-            .item("slot", n(state.slot))
-            .item("score", n(e.score))
-            .item("day", n(state.day.days()))
-            .item("doc", s(doc));
+        let pk = format!("R#{}", t.key.survey);
+        let to_json = |v: &ResponseEvent| {
+            serde_json::to_string(v).map_err(|err| StoreError::Permanent(err.to_string()))
+        };
+        let mut item = HashMap::from([
+            ("pk".to_string(), s(&pk)),
+            ("sk".to_string(), s(&t.key.digest)),
+            ("at".to_string(), n(e.answered_at)),
+            ("eid".to_string(), s(&e.event_id)),
+            ("slot".to_string(), n(state.slot)),
+            ("score".to_string(), n(e.score)),
+            ("day".to_string(), n(state.day.days())),
+            ("doc".to_string(), s(to_json(e)?)),
+        ]);
+        let mut detail = None;
+        if item_size(&item) > RECORD_INLINE_MAX && (e.comment.is_some() || !e.properties.is_empty())
+        {
+            let bare = ResponseEvent {
+                comment: None,
+                properties: Default::default(),
+                ..e.clone()
+            };
+            item.insert("doc".into(), s(to_json(&bare)?));
+            item.insert("x".into(), AttributeValue::Bool(true));
+            let mut d = HashMap::from([
+                ("pk".to_string(), s(&pk)),
+                ("sk".to_string(), s(detail_sk(&t.key.digest, &e.event_id))),
+            ]);
+            if let Some(c) = &e.comment {
+                d.insert("c".into(), s(c));
+            }
+            if !e.properties.is_empty() {
+                let p = serde_json::to_string(&e.properties)
+                    .map_err(|err| StoreError::Permanent(err.to_string()))?;
+                d.insert("p".into(), s(p));
+            }
+            detail = Some(d);
+        }
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         put = match &t.expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some((at, eid)) => put
@@ -154,7 +339,50 @@ impl DynamoStore {
         let put = put
             .build()
             .map_err(|e| StoreError::Permanent(e.to_string()))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        Ok((TransactWriteItem::builder().put(put).build(), detail))
+    }
+
+    /// Writes detail items (idempotent plain puts, 1 write unit per KB), retrying unprocessed ones.
+    async fn put_details(
+        &self,
+        details: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
+        let mut details = details.into_iter().peekable();
+        while details.peek().is_some() {
+            let mut pending = Vec::with_capacity(BATCH_WRITE_MAX);
+            for item in details.by_ref().take(BATCH_WRITE_MAX) {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Permanent(e.to_string()))?;
+                pending.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let res = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| classify("write comments", e))?;
+                pending = res
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > UNPROCESSED_ATTEMPTS {
+                        return Err(StoreError::Transient(format!(
+                            "comments still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)"
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn counter_update(
@@ -183,6 +411,11 @@ impl DynamoStore {
             .map_err(|e| StoreError::Permanent(e.to_string()))?;
         Ok(TransactWriteItem::builder().update(u).build())
     }
+}
+
+/// The sort key of the detail item holding the comment and properties of one event of a response.
+fn detail_sk(digest: &str, event_id: &str) -> String {
+    format!("{digest}#{event_id}")
 }
 
 /// A token that makes a retried commit of the same chunk idempotent for DynamoDB (≤ 36 chars).
@@ -298,12 +531,13 @@ impl ResponseLedger for DynamoStore {
                         attr_str(item, "sk")?.to_string(),
                     );
                     if let Some(key) = by_item.get(&id) {
+                        let sk = id.1.as_str();
                         let state = RecordState {
-                            answered_at: attr_num(item, "at")?,
+                            answered_at: record_num(item, "at", sk)?,
                             event_id: attr_str(item, "eid")?.to_string(),
-                            slot: attr_num(item, "slot")?,
-                            score: attr_num(item, "score")?,
-                            day: Day::from_days(attr_num(item, "day")?),
+                            slot: record_num(item, "slot", sk)?,
+                            score: record_num(item, "score", sk)?,
+                            day: Day::from_days(record_num(item, "day", sk)?),
                         };
                         out.insert((*key).clone(), state);
                     }
@@ -314,10 +548,10 @@ impl ResponseLedger for DynamoStore {
                     .filter(|r| !r.keys().is_empty())
                 {
                     attempt += 1;
-                    if attempt > 6 {
-                        return Err(StoreError::Transient(
-                            "records still unprocessed after 6 attempts (throttled)".into(),
-                        ));
+                    if attempt > UNPROCESSED_ATTEMPTS {
+                        return Err(StoreError::Transient(format!(
+                            "records still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)"
+                        )));
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
                     pending = Some(rest.clone());
@@ -329,9 +563,14 @@ impl ResponseLedger for DynamoStore {
 
     async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, StoreError> {
         let mut items = Vec::with_capacity(chunk.action_count());
+        let mut details = Vec::new();
         for t in &chunk.transitions {
-            items.push(self.record_put(t)?);
+            let (put, detail) = self.record_put(t)?;
+            items.push(put);
+            details.extend(detail);
         }
+        // Comments first: once the transaction commits, its answers are acknowledged.
+        self.put_details(details).await?;
         for (key, h) in &chunk.counters {
             items.push(self.counter_update(key, h)?);
         }
@@ -408,33 +647,73 @@ impl CounterReader for DynamoStore {
         let mut rows = Vec::with_capacity(items.len());
         for item in &items {
             let sk = attr_str(item, "sk")?;
-            let (day, touchpoint) = sk
-                .split_once('#')
-                .ok_or_else(|| StoreError::Permanent(format!("bad counter key '{sk}'")))?;
-            let day: Day = day
-                .parse()
-                .map_err(|e: sondeo_domain::time::DayParseError| {
-                    StoreError::Permanent(e.to_string())
-                })?;
-            let mut h = Histogram {
-                n: attr_num(item, "n")?,
-                sum: attr_num(item, "sum")?,
-                slots: Default::default(),
-            };
-            for (name, v) in item {
-                if let Some(slot) = name.strip_prefix('s').and_then(|x| x.parse::<u16>().ok()) {
-                    let count: i64 = v.as_n().ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-                    if count != 0 {
-                        h.slots.insert(slot, count);
-                    }
+            match counter_row(item, sk) {
+                Ok(row) => rows.push(row),
+                // One bad item must not break every report covering its day: leave it out, loudly.
+                Err(e) => {
+                    tracing::warn!(pk = %format!("C#{survey}"), sk, error = %e, "counter item skipped")
                 }
             }
-            rows.push(CounterRow {
-                touchpoint: touchpoint.to_string(),
-                day,
-                histogram: h,
-            });
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_cost_a_byte_per_two_significant_digits_plus_one() {
+        assert_eq!(number_size("0"), 2);
+        assert_eq!(number_size("100"), 2);
+        assert_eq!(number_size("12345"), 4);
+        assert_eq!(number_size("-0.0012"), 2);
+        assert_eq!(number_size("99999999999999999999999"), 13);
+    }
+
+    #[test]
+    fn item_size_counts_names_and_values() {
+        let item = HashMap::from([
+            ("pk".to_string(), s("R#s")),
+            ("at".to_string(), n(1_700_000_000_000i64)),
+            ("x".to_string(), AttributeValue::Bool(true)),
+        ]);
+        // 1_700_000_000_000 has two significant digits: 2 bytes.
+        assert_eq!(item_size(&item), (2 + 3) + (2 + 2) + (1 + 1));
+    }
+
+    #[test]
+    fn stored_numbers_out_of_range_clamp_to_the_type_bounds() {
+        assert_eq!(clamped::<i64>("99999999999999999999999"), Some(i64::MAX));
+        assert_eq!(clamped::<i32>("-99999999999999"), Some(i32::MIN));
+        assert_eq!(clamped::<u16>("70000"), Some(u16::MAX));
+        assert_eq!(clamped::<u16>("-1"), Some(0));
+        assert_eq!(clamped::<i64>("1E+30"), Some(i64::MAX));
+        assert_eq!(clamped::<i64>("12.7"), Some(12));
+        assert_eq!(clamped::<i64>("seven"), None);
+    }
+
+    #[test]
+    fn a_counter_item_that_does_not_fit_is_explained_not_read() {
+        let item = |sum: &str| {
+            HashMap::from([
+                ("pk".to_string(), s("C#s")),
+                ("sk".to_string(), s("2026-10-01#tp")),
+                ("n".to_string(), n(2)),
+                ("sum".to_string(), AttributeValue::N(sum.into())),
+                ("s9".to_string(), n(2)),
+            ])
+        };
+        let row = counter_row(&item("18"), "2026-10-01#tp").unwrap();
+        assert_eq!((row.histogram.n, row.histogram.sum), (2, 18));
+        assert!(matches!(
+            counter_row(&item("99999999999999999999999"), "2026-10-01#tp"),
+            Err(BadCounter::Number(name)) if name == "sum"
+        ));
+        assert!(matches!(
+            counter_row(&item("18"), "not-a-key"),
+            Err(BadCounter::Key)
+        ));
     }
 }
