@@ -31,6 +31,72 @@ pub fn path_segment(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
+/// Why the `--api` URL cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiUrlError {
+    /// Not a URL with a scheme and a host.
+    #[error("'{url}' is not an API URL such as https://abc.execute-api.eu-west-1.amazonaws.com")]
+    Malformed {
+        /// The URL given.
+        url: String,
+    },
+    /// Plain HTTP to a host that is not this machine: the API key would travel in clear text.
+    #[error(
+        "refusing to send the API key over plain HTTP to '{host}': use https://, \
+         or http:// only to this machine (127.0.0.1, ::1 or localhost)"
+    )]
+    PlainHttp {
+        /// The host named in the URL.
+        host: String,
+    },
+    /// A scheme other than https or http.
+    #[error("'{scheme}' is not supported in the API URL: use https://")]
+    Scheme {
+        /// The scheme named in the URL.
+        scheme: String,
+    },
+}
+
+/// Checks that an API base URL keeps the API key private: `https://` anywhere, `http://` only
+/// to a loopback address (127.0.0.0/8, ::1, localhost).
+pub fn check_api_url(url: &str) -> Result<(), ApiUrlError> {
+    let malformed = || ApiUrlError::Malformed {
+        url: url.to_string(),
+    };
+    let uri: http::Uri = url.parse().map_err(|_| malformed())?;
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        return Err(malformed());
+    };
+    if host.is_empty() {
+        return Err(malformed());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        "http" => Err(ApiUrlError::PlainHttp {
+            host: host.to_string(),
+        }),
+        other => Err(ApiUrlError::Scheme {
+            scheme: other.to_string(),
+        }),
+    }
+}
+
+/// Whether a URL host names this machine: 127.0.0.0/8, ::1 (in brackets) or `localhost`.
+fn is_loopback(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = bare.strip_suffix('.').unwrap_or(bare);
+            name.eq_ignore_ascii_case("localhost")
+        }
+    }
+}
+
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -45,6 +111,9 @@ pub enum ClientError {
     /// The API could not be reached or answered something that is not JSON.
     #[error("{0}")]
     Transport(String),
+    /// The API URL would expose the API key.
+    #[error(transparent)]
+    Url(#[from] ApiUrlError),
 }
 
 /// Where API calls go.
@@ -61,6 +130,15 @@ pub enum ApiClient {
 }
 
 impl ApiClient {
+    /// A client for a deployed stack, refusing URLs that would send the key in clear text.
+    pub fn remote(base: &str, key: &str) -> Result<ApiClient, ApiUrlError> {
+        check_api_url(base)?;
+        Ok(ApiClient::Remote {
+            base: base.to_string(),
+            key: key.to_string(),
+        })
+    }
+
     /// Calls a route with an optional JSON body; returns the JSON answer of a 2xx response.
     pub async fn call(
         &self,
@@ -83,6 +161,8 @@ impl ApiClient {
                 (resp.status(), resp.into_body())
             }
             ApiClient::Remote { base, key } => {
+                // Checked again here: the variant can be built without `remote`.
+                check_api_url(base)?;
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_native_roots()
                     .map_err(|e| ClientError::Transport(format!("no TLS root certificates: {e}")))?
@@ -144,5 +224,61 @@ mod tests {
         );
         assert_eq!(path_segment("../admin?x#y"), "..%2Fadmin%3Fx%23y");
         assert_eq!(query_string(&[]), "");
+    }
+
+    #[test]
+    fn https_is_accepted_anywhere_and_plain_http_only_to_loopback() {
+        for ok in [
+            "https://abc.execute-api.eu-west-1.amazonaws.com",
+            "HTTPS://example.com/prod/",
+            "http://127.0.0.1:8787",
+            "http://127.9.8.7",
+            "http://localhost:8787/",
+            "http://LOCALHOST.",
+            "http://[::1]:8787",
+        ] {
+            assert_eq!(check_api_url(ok), Ok(()), "{ok}");
+        }
+        for (url, host) in [
+            ("http://example.com", "example.com"),
+            ("http://10.0.0.5:8787", "10.0.0.5"),
+            ("http://128.0.0.1", "128.0.0.1"),
+            ("http://localhost.example.com", "localhost.example.com"),
+            ("http://127.0.0.1.nip.io", "127.0.0.1.nip.io"),
+            ("http://[::2]", "[::2]"),
+            ("http://0.0.0.0:8787", "0.0.0.0"),
+        ] {
+            assert_eq!(
+                check_api_url(url),
+                Err(ApiUrlError::PlainHttp { host: host.into() }),
+                "{url}"
+            );
+        }
+        assert!(matches!(
+            check_api_url("ftp://example.com"),
+            Err(ApiUrlError::Scheme { .. })
+        ));
+        for bad in ["example.com", "/v1", "", "http://"] {
+            assert!(
+                matches!(check_api_url(bad), Err(ApiUrlError::Malformed { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remote_client_built_by_hand_refuses_plain_http_before_connecting() {
+        let client = ApiClient::Remote {
+            base: "http://example.com".into(),
+            key: "sk_secret".into(),
+        };
+        let err = client
+            .call(Method::GET, "/v1/surveys", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Url(ApiUrlError::PlainHttp { .. })),
+            "{err}"
+        );
     }
 }

@@ -2,5 +2,6 @@
 //! the API client the `sondeo` command uses locally and against a deployed stack.
 
 pub mod client;
+pub mod head_check;
 pub mod local;
 pub mod server;

@@ -144,10 +144,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         return serve(&cli.data_dir, *addr, base_url.clone()).await;
     }
     let client = match (&cli.api, &cli.api_key) {
-        (Some(base), Some(key)) => ApiClient::Remote {
-            base: base.clone(),
-            key: key.clone(),
-        },
+        (Some(base), Some(key)) => ApiClient::remote(base, key)?,
         (Some(_), None) => return Err("--api needs --api-key (or SONDEO_API_KEY)".into()),
         (None, _) => ApiClient::Local(Arc::new(LocalStack::open(&cli.data_dir, None).await?)),
     };

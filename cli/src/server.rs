@@ -1,11 +1,21 @@
 //! The local HTTP server (`axum::serve` of the same routers the functions run) and the durable-queue drain loop feeding the shared aggregator.
 
+use crate::head_check::{self, CheckedListener};
 use crate::local::LocalStack;
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::serve::ListenerExt;
 use sondeo_domain::aggregate::apply_batch;
+use sondeo_domain::changes::Chunk;
+use sondeo_domain::changes::RecordState;
+use sondeo_domain::ports::{CommitOutcome, ResponseLedger, StoreError};
+use sondeo_domain::response::ResponseKey;
+use sondeo_embedded::EmbeddedStore;
 use sondeo_http::{self as web, HttpError};
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -69,11 +79,57 @@ async fn drain_loop(stack: Arc<LocalStack>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The store as the aggregator's ledger, noting whether a write found the disk full.
+struct WatchedLedger<'a> {
+    store: &'a EmbeddedStore,
+    out_of_space: AtomicBool,
+}
+
+impl WatchedLedger<'_> {
+    fn watch<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::OutOfSpace(_)) = &result {
+            self.out_of_space.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl ResponseLedger for WatchedLedger<'_> {
+    async fn load_records(
+        &self,
+        keys: &[ResponseKey],
+    ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
+        self.store.load_records(keys).await
+    }
+
+    async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, StoreError> {
+        self.watch(self.store.commit(chunk).await)
+    }
+
+    async fn keep_rejected(
+        &self,
+        message_id: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.watch(self.store.keep_rejected(message_id, body, reason).await)
+    }
+}
+
+/// How long the drain loop waits before reading the queue again when the disk is full.
+const OUT_OF_SPACE_PAUSE: Duration = Duration::from_secs(1);
+
 /// Takes one batch from the local queue, applies it with the shared aggregator, and acknowledges
 /// what was applied; failed messages come back after a delay. Returns the messages handled.
 pub async fn drain_once(stack: &LocalStack) -> usize {
     let batch = match stack.store.receive_async(DRAIN_BATCH, VISIBILITY_MS).await {
         Ok(b) => b,
+        Err(e @ StoreError::OutOfSpace(_)) => {
+            tracing::warn!(error = %e, "the disk is full; the queue is read again in a second");
+            tokio::time::sleep(OUT_OF_SPACE_PAUSE).await;
+            return 0;
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the local queue");
             return 0;
@@ -83,7 +139,11 @@ pub async fn drain_once(stack: &LocalStack) -> usize {
         return 0;
     }
     let n = batch.len();
-    let outcome = apply_batch(&stack.store, batch).await;
+    let ledger = WatchedLedger {
+        store: &stack.store,
+        out_of_space: AtomicBool::new(false),
+    };
+    let outcome = apply_batch(&ledger, batch).await;
     let done: Vec<String> = outcome
         .applied
         .iter()
@@ -94,7 +154,21 @@ pub async fn drain_once(stack: &LocalStack) -> usize {
     if let Err(e) = stack.store.ack_async(&done).await {
         tracing::error!(error = %e, "cannot acknowledge applied messages; they will be delivered again (and change nothing)");
     }
-    if !outcome.failed.is_empty() {
+    if !outcome.failed.is_empty() && ledger.out_of_space.load(Ordering::Relaxed) {
+        // The disk is full, not the messages wrong: they stay queued, uncounted toward the
+        // dead-letter limit, and are applied once space is freed.
+        tracing::warn!(
+            failed = outcome.failed.len(),
+            "the disk is full; answers stay queued and are applied once space is freed"
+        );
+        if let Err(e) = stack
+            .store
+            .retry_uncounted_async(&outcome.failed, OUT_OF_SPACE_PAUSE.as_millis() as i64)
+            .await
+        {
+            tracing::error!(error = %e, "cannot reschedule failed messages; they reappear after the visibility timeout");
+        }
+    } else if !outcome.failed.is_empty() {
         tracing::warn!(
             failed = outcome.failed.len(),
             "messages failed; retrying in a second"
@@ -117,8 +191,21 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let service =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(stack.router.clone());
+    // Request heads hyper would refuse with an empty answer are refused here with a reason.
+    let nonce: &'static str =
+        Box::leak(format!("{:032x}", rand::random::<u128>()).into_boxed_str());
+    let listener = CheckedListener::new(listener, nonce);
+    let router = stack.router.clone();
+    let service = tower::service_fn(move |req: axum::extract::Request| {
+        let router = router.clone();
+        async move {
+            if let Some(why) = head_check::refusal(&req, nonce) {
+                return Ok::<_, Infallible>(web::routing::into_axum(why.error().to_json()));
+            }
+            router.oneshot(req).await
+        }
+    });
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
     let serve = tokio::spawn(async move {
         let stopped = async move {
             let _ = accept_stop.changed().await;

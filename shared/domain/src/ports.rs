@@ -20,12 +20,16 @@ pub enum StoreError {
     /// A create found the item already there.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The disk (or the database's size limit) is full: nothing was written; try again once
+    /// space is freed.
+    #[error("storage is out of space: {0}")]
+    OutOfSpace(String),
 }
 
 impl StoreError {
     /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Transient(_))
+        matches!(self, StoreError::Transient(_) | StoreError::OutOfSpace(_))
     }
 }
 
@@ -87,4 +91,17 @@ pub trait CounterReader: Send + Sync {
         from: Day,
         to: Day,
     ) -> Result<Vec<CounterRow>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_full_disk_and_a_transient_failure_are_retryable_the_others_are_not() {
+        assert!(StoreError::OutOfSpace("disk full".into()).is_retryable());
+        assert!(StoreError::Transient("busy".into()).is_retryable());
+        assert!(!StoreError::Permanent("bad".into()).is_retryable());
+        assert!(!StoreError::AlreadyExists("survey 's'".into()).is_retryable());
+    }
 }

@@ -69,6 +69,9 @@ enum Job {
     Enqueue(String, oneshot::Sender<Result<(), StoreError>>),
 }
 
+/// SQLite's largest `max_page_count` (its default): no cap.
+const UNCAPPED_PAGES: u64 = 0xffff_fffe;
+
 /// Most enqueues written in one group commit.
 const GROUP_COMMIT_MAX: usize = 512;
 
@@ -82,8 +85,27 @@ fn db_err(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Transient(format!("sqlite busy: {f}"))
         }
+        rusqlite::Error::SqliteFailure(f, message) if is_out_of_space(&f, message.as_deref()) => {
+            StoreError::OutOfSpace(format!(
+                "sqlite: {}",
+                message.unwrap_or_else(|| f.to_string())
+            ))
+        }
         other => StoreError::Permanent(format!("sqlite: {other}")),
     }
+}
+
+/// Whether SQLite failed for want of space: SQLITE_FULL (a full disk, or the size cap of
+/// [`EmbeddedStore::cap_size`]), or an I/O error while writing or syncing, which is how some
+/// file systems report a full disk.
+fn is_out_of_space(f: &rusqlite::ffi::Error, message: Option<&str>) -> bool {
+    use rusqlite::ffi;
+    f.code == rusqlite::ErrorCode::DiskFull
+        || matches!(
+            f.extended_code,
+            ffi::SQLITE_IOERR_WRITE | ffi::SQLITE_IOERR_FSYNC | ffi::SQLITE_IOERR_TRUNCATE
+        )
+        || message.is_some_and(|m| m.contains("database or disk is full"))
 }
 
 fn stopped() -> StoreError {
@@ -233,6 +255,50 @@ impl EmbeddedStore {
     ) -> Result<Vec<ResponseEvent>, StoreError> {
         let survey = survey.to_owned();
         self.call(move |conn| all_responses_on(conn, &survey)).await
+    }
+
+    /// Makes messages visible again after `delay_ms` without counting the failed delivery toward
+    /// [`MAX_RECEIVES`]: for failures of the store itself (such as a full disk), which say
+    /// nothing about the message and must not move it to the dead-letter table.
+    pub async fn retry_uncounted_async(
+        &self,
+        ids: &[String],
+        delay_ms: i64,
+    ) -> Result<(), StoreError> {
+        let ids = id_list(ids);
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE queue SET visible_at = ?1, receives = max(receives - 1, 0)
+                 WHERE id IN (SELECT value FROM json_each(?2))",
+            )
+            .and_then(|mut s| s.execute(params![now_ms() + delay_ms, ids]))
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Caps the database's size at `max_bytes` (never below its current size; `None` lifts the
+    /// cap), with SQLite's `max_page_count`: a write past the cap fails with
+    /// [`StoreError::OutOfSpace`] exactly as on a full disk. Returns the cap in bytes.
+    pub async fn cap_size(&self, max_bytes: Option<u64>) -> Result<u64, StoreError> {
+        self.call(move |conn| {
+            let page_size: u64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(db_err)?;
+            let pages = match max_bytes {
+                // SQLite keeps the cap at least at the current size; 0 would mean "unchanged".
+                Some(bytes) => (bytes / page_size.max(1)).max(1),
+                None => UNCAPPED_PAGES,
+            };
+            let capped: u64 = conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })
+                .map_err(db_err)?;
+            Ok(capped.saturating_mul(page_size))
+        })
+        .await
     }
 
     /// Transactions the group commit has written so far: enqueues divided by this is the number
@@ -610,25 +676,50 @@ fn commit_on(
         return Ok(CommitOutcome::Conflicted(conflicts));
     }
     {
+        // SQLite turns an integer sum that overflows into a REAL; each upsert returns whether its
+        // counters are still integers, and one that is not drops the whole transaction.
         let mut add = tx
             .prepare_cached(
                 "INSERT INTO counters (survey, day, touchpoint, n, sum) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (survey, day, touchpoint) DO UPDATE SET n = n + excluded.n, sum = sum + excluded.sum",
+                 ON CONFLICT (survey, day, touchpoint) DO UPDATE SET n = n + excluded.n, sum = sum + excluded.sum
+                 RETURNING typeof(n) = 'integer' AND typeof(sum) = 'integer'",
             )
             .map_err(db_err)?;
         let mut add_slot = tx
             .prepare_cached(
                 "INSERT INTO counter_slots (survey, day, touchpoint, slot, count) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (survey, day, touchpoint, slot) DO UPDATE SET count = count + excluded.count",
+                 ON CONFLICT (survey, day, touchpoint, slot) DO UPDATE SET count = count + excluded.count
+                 RETURNING typeof(count) = 'integer'",
             )
             .map_err(db_err)?;
+        let overflow = |k: &CounterKey, what: &str| {
+            StoreError::Permanent(format!(
+                "the {what} counter of survey '{}', touchpoint '{}', day {} would overflow a 64-bit integer; nothing was written",
+                k.survey,
+                k.touchpoint,
+                k.day.days()
+            ))
+        };
         for (k, h) in counters {
-            add.execute(params![k.survey, k.day.days(), k.touchpoint, h.n, h.sum])
+            let whole: bool = add
+                .query_row(
+                    params![k.survey, k.day.days(), k.touchpoint, h.n, h.sum],
+                    |r| r.get(0),
+                )
                 .map_err(db_err)?;
+            if !whole {
+                return Err(overflow(k, "count or sum"));
+            }
             for (slot, count) in &h.slots {
-                add_slot
-                    .execute(params![k.survey, k.day.days(), k.touchpoint, slot, count])
+                let whole: bool = add_slot
+                    .query_row(
+                        params![k.survey, k.day.days(), k.touchpoint, slot, count],
+                        |r| r.get(0),
+                    )
                     .map_err(db_err)?;
+                if !whole {
+                    return Err(overflow(k, &format!("slot {slot}")));
+                }
             }
         }
     }
@@ -663,17 +754,17 @@ fn read_counters_on(
             .map_err(db_err)?;
     let base = stmt
         .query_map(params![survey, from.days(), to.days()], |r| {
-            Ok((
-                r.get::<_, i32>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
+            Ok(counter_row(r, survey).and_then(|(day, tp, n, sum)| {
+                (n >= 0).then_some((day, tp, n, sum)).or_else(|| {
+                    tracing::warn!(survey, day, n, "counter row with a negative count skipped");
+                    None
+                })
+            }))
         })
         .map_err(db_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)?;
-    for (day, tp, n, sum) in base {
+    for (day, tp, n, sum) in base.into_iter().flatten() {
         index.insert((day, tp.clone()), rows.len());
         rows.push(CounterRow {
             touchpoint: tp,
@@ -690,22 +781,61 @@ fn read_counters_on(
             .map_err(db_err)?;
     let slots = stmt
         .query_map(params![survey, from.days(), to.days()], |r| {
-            Ok((
-                r.get::<_, i32>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u16>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
+            Ok(counter_row(r, survey).and_then(|(day, tp, slot, count)| {
+                match (u16::try_from(slot), count >= 0) {
+                    (Ok(slot), true) => Some((day, tp, slot, count)),
+                    _ => {
+                        tracing::warn!(
+                            survey,
+                            day,
+                            slot,
+                            count,
+                            "counter slot out of range skipped"
+                        );
+                        None
+                    }
+                }
+            }))
         })
         .map_err(db_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)?;
-    for (day, tp, slot, count) in slots {
+    for (day, tp, slot, count) in slots.into_iter().flatten() {
         if let Some(i) = index.get(&(day, tp)) {
             rows[*i].histogram.slots.insert(slot, count);
         }
     }
     Ok(rows)
+}
+
+/// A counter row's day, touchpoint and two integer columns; `None` (with a warning) when a
+/// column holds something else (a REAL from an old overflow, text, a day out of range), so one
+/// bad row degrades the report instead of failing it.
+fn counter_row(r: &rusqlite::Row<'_>, survey: &str) -> Option<(i32, String, i64, i64)> {
+    use rusqlite::types::ValueRef;
+    let int = |i: usize| match r.get_ref(i) {
+        Ok(ValueRef::Integer(v)) => Some(v),
+        _ => None,
+    };
+    let day = int(0).and_then(|d| i32::try_from(d).ok());
+    let touchpoint = match r.get_ref(1) {
+        Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok().map(str::to_owned),
+        _ => None,
+    };
+    match (day, touchpoint, int(2), int(3)) {
+        (Some(day), Some(tp), Some(a), Some(b)) => Some((day, tp, a, b)),
+        _ => {
+            let kinds: Vec<String> = (0..4)
+                .map(|i| {
+                    r.get_ref(i)
+                        .map(|v| format!("{:?}", v.data_type()))
+                        .unwrap_or_default()
+                })
+                .collect();
+            tracing::warn!(survey, columns = ?kinds, "counter row holding a value that is not a valid integer skipped");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -903,6 +1033,195 @@ mod tests {
             store.group_commits()
         );
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// The chunk that applies `e` to a ledger holding no record of its respondent yet.
+    fn first_chunk(e: &ResponseEvent) -> Chunk {
+        use sondeo_domain::aggregate::{
+            chunk, latest_per_key, plan, Delivery, MAX_TRANSACTION_ACTIONS,
+        };
+        let d = vec![Delivery {
+            message_id: "m".into(),
+            event: e.clone(),
+        }];
+        chunk(
+            plan(latest_per_key(d), &HashMap::new()).transitions,
+            MAX_TRANSACTION_ACTIONS,
+        )
+        .remove(0)
+    }
+
+    /// Runs raw SQL on the store's connection, as a damaged or hand-edited database would hold.
+    async fn raw_sql(store: &EmbeddedStore, sql: &'static str) {
+        store
+            .call(move |conn| conn.execute_batch(sql).map_err(db_err))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_counter_update_that_would_overflow_is_refused_and_writes_nothing() {
+        // GIVEN a day whose score sum is a few points short of i64::MAX
+        let store = EmbeddedStore::in_memory().unwrap();
+        let answer = event(1);
+        let day = Day::from_unix_ms(answer.answered_at).days();
+        let sql = format!(
+            "INSERT INTO counters (survey, day, touchpoint, n, sum) VALUES ('s', {day}, 't', 1, {});",
+            i64::MAX - 5
+        );
+        raw_sql(&store, Box::leak(sql.into_boxed_str())).await;
+        // WHEN an answer scoring 9 is committed on that day
+        let refused = store.commit(&first_chunk(&answer)).await;
+        // THEN it is refused for good, and neither its record nor any counter changed
+        match refused {
+            Err(e @ StoreError::Permanent(_)) => assert!(e.to_string().contains("overflow"), "{e}"),
+            other => panic!("expected a permanent refusal, got {other:?}"),
+        }
+        assert!(store
+            .load_records(&[answer.key()])
+            .await
+            .unwrap()
+            .is_empty());
+        let (kind, sum): (String, i64) = store
+            .call(|conn| {
+                conn.query_row("SELECT typeof(sum), sum FROM counters", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(db_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!((kind.as_str(), sum), ("integer", i64::MAX - 5));
+        let d = Day::from_days(day);
+        let rows = store.read_counters("s", d, d).await.unwrap();
+        assert_eq!((rows[0].histogram.n, rows[0].histogram.slots.len()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn counter_rows_holding_reals_text_or_out_of_range_values_are_skipped_not_fatal() {
+        // GIVEN one sound row and rows holding what an old overflow or a hand edit leaves behind
+        let store = EmbeddedStore::in_memory().unwrap();
+        raw_sql(
+            &store,
+            "INSERT INTO counters VALUES ('s', 10, 'good', 2, 15);
+             INSERT INTO counter_slots VALUES ('s', 10, 'good', 6, 1);
+             INSERT INTO counter_slots VALUES ('s', 10, 'good', 9, 1);
+             INSERT INTO counter_slots VALUES ('s', 10, 'good', 70000, 1);
+             INSERT INTO counter_slots VALUES ('s', 10, 'good', 7, 1.5);
+             INSERT INTO counter_slots VALUES ('s', 10, 'good', 8, -3);
+             INSERT INTO counters VALUES ('s', 11, 'real-sum', 1, 9.3e18 * 2);
+             INSERT INTO counter_slots VALUES ('s', 11, 'real-sum', 9, 1);
+             INSERT INTO counters VALUES ('s', 12, 'text-n', 'many', 9);
+             INSERT INTO counters VALUES ('s', 13, 'negative-n', -1, 9);
+             INSERT INTO counters VALUES ('s', 14, x'ff00', 1, 9);",
+        )
+        .await;
+        // WHEN the counters are read
+        let rows = store
+            .read_counters("s", Day::from_days(0), Day::from_days(100))
+            .await
+            .unwrap();
+        // THEN the sound row comes back with its sound slots, and the others are skipped
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].touchpoint, "good");
+        assert_eq!((rows[0].histogram.n, rows[0].histogram.sum), (2, 15));
+        assert_eq!(
+            rows[0]
+                .histogram
+                .slots
+                .iter()
+                .map(|(s, c)| (*s, *c))
+                .collect::<Vec<_>>(),
+            vec![(6, 1), (9, 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_database_refuses_enqueues_as_out_of_space_keeps_the_rest_and_recovers() {
+        // GIVEN a store on disk capped at its current size, as a full disk would leave it
+        let path = temp_db("full");
+        let store = EmbeddedStore::open(&path).unwrap();
+        store.cap_size(Some(0)).await.unwrap();
+        // WHEN answers are enqueued (concurrently, so they share group commits) until one fails
+        let mut accepted = 0;
+        let mut refusal = None;
+        for round in 0..200 {
+            let mut enqueues = tokio::task::JoinSet::new();
+            for i in 0..20 {
+                let store = store.clone();
+                enqueues.spawn(async move { store.enqueue(&event(round * 20 + i)).await });
+            }
+            while let Some(done) = enqueues.join_next().await {
+                match done.unwrap() {
+                    Ok(()) => accepted += 1,
+                    Err(e) => refusal = Some(e),
+                }
+            }
+            if refusal.is_some() {
+                break;
+            }
+        }
+        // THEN the refusal is a retryable out-of-space error, and every accepted answer is kept
+        let refusal = refusal.expect("the capped database filled up");
+        assert!(
+            matches!(refusal, StoreError::OutOfSpace(_)) && refusal.is_retryable(),
+            "{refusal:?}"
+        );
+        assert_eq!(store.queue_depth_async().await.unwrap(), (accepted, 0));
+        // AND once space is back the next enqueue succeeds without reopening the store
+        store.cap_size(None).await.unwrap();
+        store.enqueue(&event(99_999)).await.unwrap();
+        assert_eq!(store.queue_depth_async().await.unwrap(), (accepted + 1, 0));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn sqlite_full_and_write_errors_are_out_of_space_busy_is_transient_the_rest_permanent() {
+        let failure = |code: i32, message: &str| {
+            db_err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some(message.into()),
+            ))
+        };
+        use rusqlite::ffi;
+        for (code, message) in [
+            (ffi::SQLITE_FULL, "database or disk is full"),
+            (ffi::SQLITE_IOERR_WRITE, "disk I/O error"),
+            (ffi::SQLITE_IOERR_FSYNC, "disk I/O error"),
+            (ffi::SQLITE_CANTOPEN, "database or disk is full"),
+        ] {
+            assert!(
+                matches!(failure(code, message), StoreError::OutOfSpace(_)),
+                "{code} {message}"
+            );
+        }
+        assert!(matches!(
+            failure(ffi::SQLITE_BUSY, "database is locked"),
+            StoreError::Transient(_)
+        ));
+        assert!(matches!(
+            failure(ffi::SQLITE_IOERR_READ, "disk I/O error"),
+            StoreError::Permanent(_)
+        ));
+        assert!(matches!(
+            failure(ffi::SQLITE_CONSTRAINT, "constraint"),
+            StoreError::Permanent(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_uncounted_retry_never_moves_a_message_to_the_dead_letter_table() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        store.enqueue(&event(1)).await.unwrap();
+        for _ in 0..MAX_RECEIVES * 2 {
+            let got = store.receive_async(10, 60_000).await.unwrap();
+            assert_eq!(got.len(), 1);
+            store
+                .retry_uncounted_async(&[got[0].0.clone()], 0)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.queue_depth_async().await.unwrap(), (1, 0));
     }
 
     #[tokio::test]

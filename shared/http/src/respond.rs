@@ -15,6 +15,9 @@ pub type Response = http::Response<Bytes>;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Seconds a client is asked to wait (`Retry-After`) before retrying a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
 /// A request that cannot be served, with the status and a message a person understands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -53,6 +56,7 @@ impl HttpError {
     }
 
     /// Maps a storage failure to 503 (try again) or 500, logging the detail but not returning it.
+    /// Every 503 carries `Retry-After` (see [`json_response`] and [`html_response`]).
     pub fn from_store(e: StoreError) -> HttpError {
         match e {
             StoreError::AlreadyExists(what) => HttpError::new(
@@ -66,6 +70,17 @@ impl HttpError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the service is busy; please try again in a moment",
+                )
+            }
+            StoreError::OutOfSpace(detail) => {
+                tracing::error!(%detail, "storage is out of space; answering 503 until space is freed");
+                HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "out_of_space",
+                    format!(
+                        "the server is out of disk space, so nothing was recorded; \
+                         please try again later (in {RETRY_AFTER_SECS} seconds or more)"
+                    ),
                 )
             }
             StoreError::Permanent(detail) => {
@@ -99,6 +114,15 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_retry_after(r)
+}
+
+/// A 503 says when to try again, so clients retry instead of giving up.
+fn with_retry_after(mut r: Response) -> Response {
+    if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
     r
 }
 
@@ -131,7 +155,7 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
     );
-    r
+    with_retry_after(r)
 }
 
 /// Query-string parameters (last value wins).
@@ -214,4 +238,54 @@ pub fn base_url(configured: Option<&str>, req: &Request) -> String {
             },
         );
     format!("{proto}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_after(r: &Response) -> Option<&str> {
+        r.headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn a_full_disk_answers_503_with_retry_after_and_says_so() {
+        let e = HttpError::from_store(StoreError::OutOfSpace("database or disk is full".into()));
+        let r = e.to_json();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after(&r), Some("5"));
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["error"]["code"], "out_of_space");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("out of disk space") && message.contains("try again later"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("database or disk"),
+            "the detail stays in the log"
+        );
+    }
+
+    #[test]
+    fn a_transient_store_failure_answers_503_with_retry_after_as_json_and_html() {
+        let e = HttpError::from_store(StoreError::Transient("ThrottlingException".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after(&e.to_json()), Some("5"));
+        let page = html_response(e.status, format!("<p>{}</p>", e.message));
+        assert_eq!(retry_after(&page), Some("5"));
+    }
+
+    #[test]
+    fn other_errors_carry_no_retry_after() {
+        let e = HttpError::from_store(StoreError::Permanent("bad".into()));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after(&e.to_json()), None);
+        assert_eq!(
+            retry_after(&html_response(StatusCode::BAD_REQUEST, String::new())),
+            None
+        );
+    }
 }
