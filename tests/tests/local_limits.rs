@@ -296,3 +296,77 @@ async fn requests_the_http_parser_refuses_get_a_one_line_reason() {
         .expect("the server stops");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Submits one answer in process, through the same router the server runs.
+async fn answer_in_process(stack: &LocalStack, respondent: usize) -> u16 {
+    let body = serde_json::json!({"survey": "stuck", "touchpoint": "web", "respondent": format!("r{respondent}@example.com"),
+        "score": 7, "key": "pk_stuck_test"});
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/v1/responses")
+        .header("content-type", "application/json")
+        .body(Bytes::from(body.to_string()))
+        .unwrap();
+    sondeo_local::server::dispatch(stack, req)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_waiting_out_a_full_disk_are_not_dead_lettered_and_all_count_once_it_clears() {
+    use sondeo_domain::ports::SurveyStore;
+    use sondeo_local::server::drain_once;
+    // GIVEN local mode (its queue drained by hand) with 40 answers applied and 40 waiting,
+    // each delivered once already
+    let dir = temp_dir("stuck");
+    let stack = LocalStack::open(&dir, None).await.unwrap();
+    let survey: sondeo_domain::survey::Survey = serde_json::from_value(serde_json::json!({
+        "id": "stuck", "kind": "nps", "question": "Recommend us?",
+        "touchpoints": [{"slug": "web"}], "public_key": "pk_stuck_test"}))
+    .unwrap();
+    stack.store.create_survey(&survey).await.unwrap();
+    for r in 0..40 {
+        assert_eq!(answer_in_process(&stack, r).await, 202);
+    }
+    while drain_once(&stack).await > 0 {}
+    for r in 40..80 {
+        assert_eq!(answer_in_process(&stack, r).await, 202);
+    }
+    let waiting = stack.store.receive_async(100, 0).await.unwrap();
+    assert_eq!(waiting.len(), 40);
+    let ids: Vec<String> = waiting.into_iter().map(|(id, _)| id).collect();
+    stack.store.retry_later_async(&ids, 0).await.unwrap();
+
+    // WHEN the disk is full for more deliveries than the dead-letter limit allows
+    stack.store.cap_size(Some(0)).await.unwrap();
+    for _ in 0..sondeo_embedded::MAX_RECEIVES + 1 {
+        drain_once(&stack).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    assert_eq!(
+        stack.store.queue_depth_async().await.unwrap(),
+        (40, 0),
+        "the waiting answers are still queued, none dead-lettered"
+    );
+
+    // THEN once space is back every answer is applied, none lost
+    stack.store.cap_size(None).await.unwrap();
+    for _ in 0..50 {
+        if drain_once(&stack).await == 0 && stack.store.queue_depth_async().await.unwrap().0 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stack.store.queue_depth_async().await.unwrap(), (0, 0));
+    assert_eq!(
+        stack
+            .store
+            .all_responses_async("stuck")
+            .await
+            .unwrap()
+            .len(),
+        80
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
