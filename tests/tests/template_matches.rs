@@ -4,7 +4,9 @@
 //! router dispatches every path, so no API Gateway route table is kept in step), the outputs and
 //! `SONDEO_BASE_URL` point at the URL of the function that serves them, and every environment
 //! variable a function declares it needs (its crate's `config::VARIABLES`) is set in its
-//! environment, secrets only as Secrets Manager ARNs.
+//! environment, secrets only as Secrets Manager ARNs; each function's role grants exactly the
+//! actions its code calls, DynamoDB ones only on the partitions it touches; the flood breaker is
+//! wired to every public function and its alarm, and reconciles on a schedule.
 //!
 //! The checks return a list of problems so the drift tests at the bottom can prove, on
 //! deliberately broken copies of the template, that each check really fails.
@@ -731,10 +733,35 @@ fn environment_problems(template: &Value, ws: &Workspace) -> Vec<String> {
     problems
 }
 
+/// The text of a `!Sub` string (short or long form), if the value is one.
+fn sub_text(value: &Value) -> Option<&str> {
+    match intrinsic(value)? {
+        (name, Value::String(text)) if name == "Fn::Sub" => Some(text.as_str()),
+        _ => None,
+    }
+}
+
+/// The minutes between runs of a `rate(N minute[s])` or `rate(N hour[s])` schedule.
+fn rate_minutes(schedule: &str) -> Option<u64> {
+    let inner = schedule.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    match unit.trim() {
+        "minute" | "minutes" => Some(n),
+        "hour" | "hours" => Some(n * 60),
+        "day" | "days" => Some(n * 1440),
+        _ => None,
+    }
+}
+
 /// The flood breaker's wiring: every public function (one with a function URL) has a flood
 /// alarm over its Invocations and Throttles whose ALARM and OK actions invoke the breaker, a
-/// permission lets that alarm invoke it, and the breaker may switch exactly those functions
-/// (its `SONDEO_GUARDED_FUNCTIONS` and its concurrency policy). Miswired, a flood goes unchecked.
+/// permission lets that alarm invoke it, the breaker may cap exactly those functions (its
+/// `SONDEO_GUARDED_FUNCTIONS` and its concurrency policy) and read exactly those alarms (its
+/// `SONDEO_FLOOD_ALARMS` and `DescribeAlarms` policy), a schedule runs it at least every 10
+/// minutes (so a lost alarm event cannot leave a function capped), and its flood concurrency
+/// cannot be 0 (which would switch a function off). Miswired, a flood goes unchecked or a
+/// function stays capped.
 fn flood_breaker_problems(template: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let functions = template_functions(template);
@@ -757,11 +784,59 @@ fn flood_breaker_problems(template: &Value) -> Vec<String> {
             "{breaker_id}: SONDEO_GUARDED_FUNCTIONS names {guarded:?}, the public functions are {public:?}"
         ));
     }
+    let events = props["Events"].as_mapping().into_iter().flatten();
+    let every = events
+        .filter(|(_, e)| matches!(e["Type"].as_str(), Some("Schedule" | "ScheduleV2")))
+        .filter_map(|(_, e)| {
+            e["Properties"]["Schedule"]
+                .as_str()
+                .or_else(|| e["Properties"]["ScheduleExpression"].as_str())
+                .and_then(rate_minutes)
+        })
+        .min();
+    if every.is_none_or(|m| m > 10) {
+        problems.push(format!(
+            "{breaker_id}: no schedule runs it at least every 10 minutes (found: {every:?}); a lost OK would leave a function capped"
+        ));
+    }
+    let flood_concurrency =
+        references(&props["Environment"]["Variables"]["SONDEO_FLOOD_CONCURRENCY"]);
+    let at_least_one = flood_concurrency.iter().all(|p| {
+        let param = &template["Parameters"][p.as_str()];
+        param["MinValue"].as_u64().is_some_and(|m| m >= 1)
+            && param["Default"].as_u64().is_some_and(|d| d >= 1)
+    });
+    if flood_concurrency.is_empty() || !at_least_one {
+        problems.push(format!(
+            "{breaker_id}: SONDEO_FLOOD_CONCURRENCY must be a parameter with MinValue and Default >= 1 (FloodConcurrency), not {flood_concurrency:?}: 0 switches the function off"
+        ));
+    }
+    let listed: BTreeSet<&str> =
+        sub_text(&props["Environment"]["Variables"]["SONDEO_FLOOD_ALARMS"])
+            .map(|t| t.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+    let mut describable = BTreeSet::new();
+    for policy in props["Policies"].as_sequence().into_iter().flatten() {
+        for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+            if statement["Action"].as_str() == Some("cloudwatch:DescribeAlarms")
+                || statement["Action"].as_sequence().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x.as_str() == Some("cloudwatch:DescribeAlarms"))
+                })
+            {
+                let resources = &statement["Resource"];
+                let items: Vec<&Value> = match resources.as_sequence() {
+                    Some(seq) => seq.iter().collect(),
+                    None => vec![resources],
+                };
+                describable.extend(items.into_iter().filter_map(sub_text));
+            }
+        }
+    }
     for action in [
+        "lambda:GetFunctionConcurrency",
         "lambda:PutFunctionConcurrency",
         "lambda:DeleteFunctionConcurrency",
-        "lambda:ListTags",
-        "lambda:TagResource",
     ] {
         let mut allowed = BTreeSet::new();
         for policy in props["Policies"].as_sequence().into_iter().flatten() {
@@ -795,6 +870,26 @@ fn flood_breaker_problems(template: &Value) -> Vec<String> {
             continue;
         };
         let aprops = &alarm["Properties"];
+        match sub_text(&aprops["AlarmName"]) {
+            Some(name) => {
+                if !listed.contains(name) {
+                    problems.push(format!(
+                        "{alarm_id}: its AlarmName {name:?} is not in {breaker_id}'s SONDEO_FLOOD_ALARMS {listed:?}"
+                    ));
+                }
+                if !describable
+                    .iter()
+                    .any(|arn| arn.ends_with(&format!(":alarm:{name}")))
+                {
+                    problems.push(format!(
+                        "{alarm_id}: {breaker_id} may not cloudwatch:DescribeAlarms it ({describable:?})"
+                    ));
+                }
+            }
+            None => problems.push(format!(
+                "{alarm_id}: AlarmName must be a !Sub name the breaker can list (a Ref would be circular)"
+            )),
+        }
         let metric_names: BTreeSet<&str> = aprops["Metrics"]
             .as_sequence()
             .into_iter()
@@ -826,6 +921,271 @@ fn flood_breaker_problems(template: &Value) -> Vec<String> {
                 "{alarm_id}: no AWS::Lambda::Permission lets it invoke {breaker_id} (principal lambda.alarms.cloudwatch.amazonaws.com, SourceArn the alarm)"
             ));
         }
+    }
+    problems
+}
+
+// ---------------------------------------------------------------------------- permissions
+
+/// One permission a function's role grants: an action on a resource (a logical id, or the text
+/// of a `!Sub` ARN), for DynamoDB on the partitions matching one `dynamodb:LeadingKeys` pattern.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    action: String,
+    resource: String,
+    leading_key: Option<String>,
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.action, self.resource)?;
+        match &self.leading_key {
+            Some(k) => write!(f, " (partition {k:?})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The grants each function's code needs, and no more: the SDK calls it makes (read from
+/// `shared/aws/src/dynamo.rs`, `sqs.rs`, `secrets.rs`, `lambda.rs`, `breaker.rs` and each
+/// function's `main.rs`) on the resources and partitions it touches. Items: `SURVEY`/<id>,
+/// `R#<survey>`/<digest> (response records, personal data), `C#<survey>`/<day>#<touchpoint>,
+/// `REJECTED`/<message id>; `warm-up` is the key the init warm-up reads and nothing writes.
+fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
+    type Spec = (&'static str, &'static str, &'static [&'static str]);
+    const TABLE: &str = "Table";
+    const QUEUE: &str = "ResponseQueue";
+    const COLLECT_ALARM: &str =
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-collect-flood";
+    const METRICS_ALARM: &str =
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-metrics-flood";
+    let specs: &[Spec] = match binary {
+        "collect" => &[
+            // get_survey (through the cache); the warm-up GetItem.
+            ("dynamodb:GetItem", TABLE, &["SURVEY", "warm-up"]),
+            // SqsQueue::send; the warm-up's GetQueueAttributes.
+            ("sqs:SendMessage", QUEUE, &[]),
+            ("sqs:GetQueueAttributes", QUEUE, &[]),
+            ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
+        ],
+        "metrics" => &[
+            ("dynamodb:GetItem", TABLE, &["SURVEY", "warm-up"]),
+            // create_survey.
+            ("dynamodb:PutItem", TABLE, &["SURVEY"]),
+            // list_surveys; read_counters.
+            ("dynamodb:Query", TABLE, &["SURVEY", "C#*"]),
+            ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
+            ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
+        ],
+        "aggregate" => &[
+            // load_records.
+            ("dynamodb:BatchGetItem", TABLE, &["R#*"]),
+            // commit's record Puts (TransactWriteItems is authorised per action); keep_rejected.
+            ("dynamodb:PutItem", TABLE, &["R#*", "REJECTED"]),
+            // commit's detail items of large answers.
+            ("dynamodb:BatchWriteItem", TABLE, &["R#*"]),
+            // commit's counter Updates.
+            ("dynamodb:UpdateItem", TABLE, &["C#*"]),
+            // The SQS event source mapping's documented minimum.
+            ("sqs:ReceiveMessage", QUEUE, &[]),
+            ("sqs:DeleteMessage", QUEUE, &[]),
+            ("sqs:GetQueueAttributes", QUEUE, &[]),
+        ],
+        "breaker" => &[
+            ("lambda:GetFunctionConcurrency", "CollectFunction", &[]),
+            ("lambda:GetFunctionConcurrency", "MetricsFunction", &[]),
+            ("lambda:PutFunctionConcurrency", "CollectFunction", &[]),
+            ("lambda:PutFunctionConcurrency", "MetricsFunction", &[]),
+            ("lambda:DeleteFunctionConcurrency", "CollectFunction", &[]),
+            ("lambda:DeleteFunctionConcurrency", "MetricsFunction", &[]),
+            ("cloudwatch:DescribeAlarms", COLLECT_ALARM, &[]),
+            ("cloudwatch:DescribeAlarms", METRICS_ALARM, &[]),
+        ],
+        _ => return None,
+    };
+    let mut grants = BTreeSet::new();
+    for (action, resource, keys) in specs {
+        let grant = |leading_key: Option<String>| Grant {
+            action: action.to_string(),
+            resource: resource.to_string(),
+            leading_key,
+        };
+        if keys.is_empty() {
+            grants.insert(grant(None));
+        }
+        grants.extend(keys.iter().map(|k| grant(Some(k.to_string()))));
+    }
+    Some(grants)
+}
+
+/// A resource of a policy statement as a name: the logical id it refers to, or its ARN text.
+fn resource_name(value: &Value) -> String {
+    if let Some(text) = sub_text(value) {
+        return text.to_string();
+    }
+    if intrinsic(value).is_some() {
+        return references(value)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| format!("{value:?}"));
+    }
+    value
+        .as_str()
+        .map_or_else(|| format!("{value:?}"), str::to_string)
+}
+
+/// The `dynamodb:LeadingKeys` patterns a statement is limited to, if it is limited (a
+/// `ForAllValues:StringEquals` or `ForAllValues:StringLike` condition: every key of the request
+/// must match one; `ForAnyValue` would let any other key through alongside one that matches).
+fn leading_keys(statement: &Value) -> Option<Vec<String>> {
+    let condition = statement["Condition"].as_mapping()?;
+    let mut found = None;
+    for (operator, keys) in condition {
+        let operator = operator.as_str()?;
+        let values = &keys["dynamodb:LeadingKeys"];
+        if values.is_null() {
+            continue;
+        }
+        if operator != "ForAllValues:StringEquals" && operator != "ForAllValues:StringLike" {
+            return None;
+        }
+        let list: Vec<String> = match values.as_sequence() {
+            Some(seq) => seq
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            None => values.as_str().map(String::from).into_iter().collect(),
+        };
+        found = Some(list).filter(|l: &Vec<String>| !l.is_empty());
+    }
+    found
+}
+
+/// The grants of one function's inline policies, and the problems found reading them: a policy
+/// that is not an inline statement list (a managed policy or a SAM policy template grants what
+/// nobody here reviewed), `NotAction`/`NotResource`, and any DynamoDB statement without a
+/// `dynamodb:LeadingKeys` condition (it would reach every item of the table).
+fn granted(template: &Value, function_id: &str) -> (BTreeSet<Grant>, Vec<String>) {
+    let props = &template["Resources"][function_id]["Properties"];
+    let mut grants = BTreeSet::new();
+    let mut problems = Vec::new();
+    if !props["Role"].is_null() {
+        problems.push(format!(
+            "{function_id}: uses a Role defined elsewhere; its permissions cannot be checked"
+        ));
+    }
+    for policy in props["Policies"].as_sequence().into_iter().flatten() {
+        let Some(statements) = policy["Statement"].as_sequence() else {
+            problems.push(format!(
+                "{function_id}: policy {policy:?} is not an inline statement list"
+            ));
+            continue;
+        };
+        for statement in statements {
+            let sid = statement["Sid"].as_str().unwrap_or("(no Sid)");
+            if !statement["NotAction"].is_null() || !statement["NotResource"].is_null() {
+                problems.push(format!(
+                    "{function_id}: statement {sid} uses NotAction/NotResource"
+                ));
+            }
+            if statement["Effect"].as_str() != Some("Allow") {
+                continue;
+            }
+            let actions: Vec<String> = match statement["Action"].as_sequence() {
+                Some(seq) => seq
+                    .iter()
+                    .filter_map(|a| a.as_str().map(String::from))
+                    .collect(),
+                None => statement["Action"]
+                    .as_str()
+                    .map(String::from)
+                    .into_iter()
+                    .collect(),
+            };
+            let resources: Vec<String> = match statement["Resource"].as_sequence() {
+                Some(seq) => seq.iter().map(resource_name).collect(),
+                None => vec![resource_name(&statement["Resource"])],
+            };
+            let keys = leading_keys(statement);
+            for action in &actions {
+                let partitions: Vec<Option<String>> = if action.starts_with("dynamodb:") {
+                    match &keys {
+                        Some(keys) => keys.iter().cloned().map(Some).collect(),
+                        None => {
+                            problems.push(format!(
+                                "{function_id}: statement {sid} allows {action} without a ForAllValues dynamodb:LeadingKeys condition, so on every item of the table"
+                            ));
+                            vec![Some("*".to_string())]
+                        }
+                    }
+                } else {
+                    vec![None]
+                };
+                for resource in &resources {
+                    for key in &partitions {
+                        grants.insert(Grant {
+                            action: action.clone(),
+                            resource: resource.clone(),
+                            leading_key: key.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (grants, problems)
+}
+
+/// Problems with the functions' permissions: each function's role must grant exactly its
+/// [`minimal_grants`]; an extra action, resource or partition is a problem, and so is a missing
+/// one (the code would be refused in production).
+fn permission_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for function in template_functions(template) {
+        let id = &function.logical_id;
+        let binary = function.binary.as_deref().unwrap_or("");
+        let Some(minimal) = minimal_grants(binary) else {
+            problems.push(format!(
+                "{id}: binary {binary:?} has no minimal grant list in minimal_grants"
+            ));
+            continue;
+        };
+        let (grants, found) = granted(template, id);
+        problems.extend(found);
+        for extra in grants.difference(&minimal) {
+            problems.push(format!("{id}: allows {extra}, beyond what {binary} calls"));
+        }
+        for missing in minimal.difference(&grants) {
+            problems.push(format!("{id}: lacks {missing}, which {binary} calls"));
+        }
+    }
+    problems
+}
+
+/// The aggregation-lag alarm must fire when the oldest queued response is 15 minutes old (the
+/// README's figure), give or take one 5-minute datapoint: threshold 900 s, one breaching period.
+fn lag_alarm_problems(template: &Value) -> Vec<String> {
+    let alarm = &template["Resources"]["AggregationLagAlarm"]["Properties"];
+    let period = alarm["Period"].as_u64().unwrap_or(0);
+    let needed = alarm["DatapointsToAlarm"]
+        .as_u64()
+        .or_else(|| alarm["EvaluationPeriods"].as_u64())
+        .unwrap_or(0);
+    let threshold = alarm["Threshold"].as_u64();
+    let mut problems = Vec::new();
+    if alarm["MetricName"].as_str() != Some("ApproximateAgeOfOldestMessage") {
+        problems.push("AggregationLagAlarm: does not watch ApproximateAgeOfOldestMessage".into());
+    }
+    if threshold != Some(900) {
+        problems.push(format!(
+            "AggregationLagAlarm: Threshold {threshold:?} s, the README says 15 minutes (900)"
+        ));
+    }
+    if period == 0 || needed == 0 || period * needed > 300 {
+        problems.push(format!(
+            "AggregationLagAlarm: needs {needed} breaching periods of {period} s, so it fires up to {} minutes after the 15 the README says",
+            (period * needed) / 60
+        ));
     }
     problems
 }
@@ -926,6 +1286,8 @@ fn each_function_declares_the_variables_it_and_shared_code_read() {
     }
     required("aggregate", "SONDEO_TABLE");
     required("breaker", "SONDEO_GUARDED_FUNCTIONS");
+    required("breaker", "SONDEO_FLOOD_ALARMS");
+    required("breaker", "SONDEO_FLOOD_CONCURRENCY");
     optional("breaker", "SONDEO_MAX_CONCURRENCY");
     // Read by shared code on every function's behalf: the TLS roots switch.
     for binary in ws.binaries.keys() {
@@ -1397,5 +1759,160 @@ fn a_miswired_flood_breaker_is_reported() {
     assert!(mentions(
         &flood_breaker_problems(&t),
         &["MetricsFunction", "no flood alarm"]
+    ));
+}
+
+#[test]
+fn a_breaker_that_could_stay_capped_or_switch_a_function_off_is_reported() {
+    let mut t = load_template();
+    resource_mut(&mut t, "FloodBreakerFunction")["Properties"]
+        .as_mapping_mut()
+        .expect("properties")
+        .remove("Events");
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["FloodBreakerFunction", "schedule"]
+    ));
+
+    let mut t = load_template();
+    t["Parameters"]["FloodConcurrency"]["MinValue"] = Value::Number(0.into());
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["SONDEO_FLOOD_CONCURRENCY", "off"]
+    ));
+
+    let mut t = load_template();
+    resource_mut(&mut t, "FloodBreakerFunction")["Properties"]["Environment"]["Variables"]
+        ["SONDEO_FLOOD_ALARMS"] = sub("${AWS::StackName}-collect-flood");
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["MetricsFloodAlarm", "SONDEO_FLOOD_ALARMS"]
+    ));
+
+    let mut t = load_template();
+    resource_mut(&mut t, "FloodBreakerFunction")["Properties"]["Policies"][0]["Statement"][1]
+        ["Resource"] = Value::Sequence(vec![sub(
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-collect-flood",
+    )]);
+    assert!(mentions(
+        &flood_breaker_problems(&t),
+        &["MetricsFloodAlarm", "DescribeAlarms"]
+    ));
+}
+
+#[test]
+fn each_function_is_granted_exactly_the_actions_and_partitions_it_uses() {
+    assert_no_problems("permissions", permission_problems(&load_template()));
+}
+
+/// The policy statements of a function, to break.
+fn statements_mut<'a>(template: &'a mut Value, function: &str) -> &'a mut Vec<Value> {
+    resource_mut(template, function)["Properties"]["Policies"][0]["Statement"]
+        .as_sequence_mut()
+        .expect("statements")
+}
+
+fn statement_mut<'a>(template: &'a mut Value, function: &str, sid: &str) -> &'a mut Value {
+    statements_mut(template, function)
+        .iter_mut()
+        .find(|s| s["Sid"].as_str() == Some(sid))
+        .unwrap_or_else(|| panic!("{function} has no statement {sid}"))
+}
+
+fn yaml(text: &str) -> Value {
+    serde_yaml::from_str(text).expect("YAML")
+}
+
+#[test]
+fn an_action_a_function_does_not_call_is_reported() {
+    // The aggregator's old grants: GetItem and ConditionCheckItem, which it never calls.
+    let mut t = load_template();
+    statements_mut(&mut t, "AggregateFunction").push(yaml(
+        "Effect: Allow\nAction: [dynamodb:GetItem, dynamodb:ConditionCheckItem]\nResource: !GetAtt Table.Arn\nCondition: {ForAllValues:StringLike: {dynamodb:LeadingKeys: ['R#*']}}",
+    ));
+    let problems = permission_problems(&t);
+    for action in ["dynamodb:GetItem", "dynamodb:ConditionCheckItem"] {
+        assert!(
+            mentions(&problems, &["AggregateFunction", action, "beyond"]),
+            "{action}: {problems:?}"
+        );
+    }
+
+    let mut t = load_template();
+    statement_mut(&mut t, "CollectFunction", "EnqueueResponses")["Action"] =
+        yaml("[sqs:SendMessage, sqs:ReceiveMessage]");
+    assert!(mentions(
+        &permission_problems(&t),
+        &["CollectFunction", "sqs:ReceiveMessage", "beyond"]
+    ));
+}
+
+#[test]
+fn a_dynamodb_grant_on_the_whole_table_or_another_partition_is_reported() {
+    // Collect reading every item (response records, personal data included): no condition.
+    let mut t = load_template();
+    statement_mut(&mut t, "CollectFunction", "ReadSurveys")
+        .as_mapping_mut()
+        .expect("statement")
+        .remove("Condition");
+    let problems = permission_problems(&t);
+    assert!(
+        mentions(&problems, &["CollectFunction", "GetItem", "LeadingKeys"]),
+        "{problems:?}"
+    );
+
+    // ForAnyValue lets other partitions through.
+    let mut t = load_template();
+    statement_mut(&mut t, "CollectFunction", "ReadSurveys")["Condition"] =
+        yaml("ForAnyValue:StringEquals: {dynamodb:LeadingKeys: [SURVEY]}");
+    assert!(mentions(
+        &permission_problems(&t),
+        &["CollectFunction", "LeadingKeys"]
+    ));
+
+    // Collect reading response records.
+    let mut t = load_template();
+    statement_mut(&mut t, "CollectFunction", "ReadSurveys")["Condition"] =
+        yaml("ForAllValues:StringLike: {dynamodb:LeadingKeys: [SURVEY, warm-up, 'R#*']}");
+    assert!(mentions(
+        &permission_problems(&t),
+        &["CollectFunction", "R#*", "beyond"]
+    ));
+}
+
+#[test]
+fn a_missing_grant_or_an_unreviewed_policy_is_reported() {
+    let mut t = load_template();
+    statements_mut(&mut t, "AggregateFunction")
+        .retain(|s| s["Sid"].as_str() != Some("AddToCounters"));
+    assert!(mentions(
+        &permission_problems(&t),
+        &["AggregateFunction", "lacks", "dynamodb:UpdateItem", "C#*"]
+    ));
+
+    let mut t = load_template();
+    resource_mut(&mut t, "MetricsFunction")["Properties"]["Policies"]
+        .as_sequence_mut()
+        .expect("policies")
+        .push(yaml("DynamoDBReadPolicy: {TableName: !Ref Table}"));
+    assert!(mentions(
+        &permission_problems(&t),
+        &["MetricsFunction", "not an inline statement list"]
+    ));
+}
+
+#[test]
+fn the_lag_alarm_fires_at_the_documented_fifteen_minutes() {
+    assert_no_problems("lag alarm", lag_alarm_problems(&load_template()));
+    let mut t = load_template();
+    let alarm = &mut resource_mut(&mut t, "AggregationLagAlarm")["Properties"];
+    alarm["EvaluationPeriods"] = Value::Number(3.into());
+    alarm
+        .as_mapping_mut()
+        .expect("properties")
+        .remove("DatapointsToAlarm");
+    assert!(mentions(
+        &lag_alarm_problems(&t),
+        &["AggregationLagAlarm", "15 minutes"]
     ));
 }

@@ -216,9 +216,7 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
         (Locale::Es, "invalid_link") => {
             "Este enlace no es válido: fue alterado o no procede de nosotros.".to_string()
         }
-        (Locale::Es, "survey_closed") => {
-            "Esta encuesta ya no está activa.".to_string()
-        }
+        (Locale::Es, "survey_closed") => "Esta encuesta ya no está activa.".to_string(),
         (Locale::Es, "invalid_score") => format!("Puntuación no válida. ({})", e.message),
         _ => e.message.clone(),
     };
