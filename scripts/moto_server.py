@@ -12,6 +12,9 @@ is minutes per batch. All those snapshots are taken before any action runs, so t
 identical; this wrapper makes the repeated copies of one table within one transaction return the
 first copy. What moto accepts, rejects and rolls back is unchanged.
 
+Memory: moto's models record every instance they create (`instances_tracked`); the tracked DynamoDB
+items and tables are dropped after each call, so the rollback copies do not accumulate.
+
 Usage: python scripts/moto_server.py -H 127.0.0.1 -p PORT
 """
 
@@ -21,6 +24,7 @@ import threading
 import types
 
 import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 from moto.server import main
 
@@ -57,7 +61,13 @@ _lock = threading.RLock()
 def _serialized(method):
     def call(self, *args, **kwargs):
         with _lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                # moto's BaseModel keeps every model object it ever created, so each transaction's
+                # rollback copy of a table would stay in memory for good (tens of GB in a long run).
+                Item.instances_tracked.clear()
+                Table.instances_tracked.clear()
 
     call.__name__ = method.__name__
     return call

@@ -1,64 +1,76 @@
-//! DynamoDB write units per response in the aggregator, at SQS batch sizes 10 and 100, for a
-//! campaign burst (one survey, one touchpoint, one day) and for the mixed 10,000-answer workload
-//! (2,000 respondents, 5 touchpoints, 30 days, answer changes).
+//! DynamoDB capacity units per answer in the aggregator, measured on the wire: each workload is
+//! delivered once, in answer-time order, in SQS batches of 10 and 100, through the shared
+//! aggregator into the real `DynamoStore` on a moto server. A tap on the client's HTTP connection
+//! (`sondeo_tests::dynamo_wire`) sizes every item of every request DynamoDB accepted as DynamoDB
+//! bills it: item size = attribute names + values (strings by UTF-8 bytes, numbers one byte per
+//! two significant digits plus one); 2 write units per started KB of each item in a
+//! `TransactWriteItems`, 1 per started KB in a plain `BatchWriteItem` (long comments), 1 read unit
+//! per key of a consistent `BatchGetItem`. moto bills nothing: the units come from the requests.
 //!
-//! Every item in a `TransactWriteItems` costs 2 write units (items here are under 1 KB), so the
-//! figure is 2 × items written / answers. Items per transaction come from the shared planner, the
-//! same for DynamoDB and the embedded store, so this runs on the embedded store.
+//! Workloads: a campaign burst (one survey, touchpoint and day), a live day (3 surveys × 5
+//! touchpoints, every answer today) and the mixed workload (2,000 respondents, 5 touchpoints, 30
+//! days, answer changes); every answer carries a comment of 0, 200 or 2,000 characters.
 //!
-//! Run: `cargo bench -p sondeo-tests --bench write_units`
+//! Run (moto on 127.0.0.1, `AWS_ENDPOINT_URL` set as in scripts/test.sh):
+//! `cargo bench -p sondeo-tests --bench write_units` (env ANSWERS: burst and live-day size, default
+//! 5,000; ONLY=burst|live|mixed: one workload)
 
 use sondeo_domain::response::ResponseEvent;
-use sondeo_embedded::EmbeddedStore;
-use sondeo_tests::{
-    burst_events, deliver_in_order, deliver_shuffled, generate_events, CountingLedger,
-};
-use std::sync::atomic::Ordering;
-
-struct Figures {
-    wcu_per_answer: f64,
-    rcu_per_answer: f64,
-    items_per_tx: f64,
-}
-
-async fn measure(events: &[ResponseEvent], batch: usize, triple_shuffled: bool) -> Figures {
-    let ledger = CountingLedger::new(EmbeddedStore::in_memory().expect("sqlite"));
-    if triple_shuffled {
-        deliver_shuffled(&ledger, events, 3, batch, 99).await;
-    } else {
-        deliver_in_order(&ledger, events, batch).await;
-    }
-    let items = ledger.items.load(Ordering::Relaxed) as f64;
-    let tx = ledger.transactions.load(Ordering::Relaxed) as f64;
-    let n = events.len() as f64;
-    Figures {
-        wcu_per_answer: 2.0 * items / n,
-        rcu_per_answer: ledger.keys_read.load(Ordering::Relaxed) as f64 / n,
-        items_per_tx: items / tx.max(1.0),
-    }
-}
+use sondeo_tests::write_units::{live_day_events, measure_units, with_comments};
+use sondeo_tests::{burst_events, generate_events};
 
 #[tokio::main]
 async fn main() {
-    let burst = burst_events("burst", 10_000, 1);
-    let mixed = generate_events("mixed", 10_000, 2_000, 5, 30, 2);
-    println!("DynamoDB units per answer in the aggregator (transactional writes: 2 WCU per item)");
+    let answers: usize = std::env::var("ANSWERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let workloads: [(&str, Vec<ResponseEvent>); 3] = [
+        ("campaign burst", burst_events("burst", answers, 1)),
+        (
+            "live day, 3 surveys x 5 touchpoints",
+            live_day_events(answers, 3),
+        ),
+        (
+            "mixed 10,000 (5 tp x 30 days)",
+            generate_events("mixed", 10_000, 2_000, 5, 30, 2),
+        ),
+    ];
     println!(
-        "{:<44} {:>6} {:>10} {:>10} {:>12}",
-        "workload", "batch", "WCU/answer", "RCU/answer", "items/tx"
+        "DynamoDB units per answer in the aggregator, sized from the requests sent (moto server)"
     );
-    for (name, events, shuffled) in [
-        ("campaign burst, delivered once", &burst, false),
-        ("mixed 10,000, delivered once", &mixed, false),
-        ("mixed 10,000, 3x shuffled (random batches)", &mixed, true),
-    ] {
+    println!(
+        "{:<38} {:>6} {:>8} {:>11} {:>10} {:>10} {:>9} {:>11}",
+        "workload",
+        "batch",
+        "comment",
+        "WCU/answer",
+        "tx WCU/a",
+        "put WCU/a",
+        "items/tx",
+        "RCU/answer"
+    );
+    let only = std::env::var("ONLY").unwrap_or_default();
+    for (name, events) in workloads
+        .iter()
+        .filter(|(name, _)| name.contains(only.as_str()))
+    {
         for batch in [10, 100] {
-            let f = measure(events, batch, shuffled).await;
-            println!(
-                "{name:<44} {batch:>6} {:>10.3} {:>10.3} {:>12.1}",
-                f.wcu_per_answer, f.rcu_per_answer, f.items_per_tx
-            );
+            for chars in [0, 200, 2_000] {
+                let f = measure_units(&with_comments(events, chars), batch).await;
+                let per = |units: u64| units as f64 / f.answers as f64;
+                println!(
+                    "{name:<38} {batch:>6} {chars:>8} {:>11.3} {:>10.3} {:>10.3} {:>9.1} {:>11.3}",
+                    f.wcu_per_answer(),
+                    per(f.transact_wcu),
+                    per(f.plain_wcu),
+                    f.items_per_transaction(),
+                    f.rcu_per_answer(),
+                );
+            }
         }
     }
-    println!("goals (issue 3): burst <= 2.3 at batch 10, <= 2.05 at batch 100");
+    println!(
+        "goals (issue 9): burst <= 2.05 at batch 100 and <= 2.3 at 10; live day <= 2.3 at 100"
+    );
 }
