@@ -1,26 +1,38 @@
-//! Cost of one million responses on AWS list prices, from request counts measured on a local run.
+//! Cost of one million responses on AWS list prices, from requests counted on a local run.
 //!
-//! Drives the same handlers the Lambda functions run (in-process, embedded storage): every
-//! response is a one-click link (the page `GET` and its answer `POST`), a share of respondents also
-//! send a comment (a second `POST`). The queue is then drained with the aggregator's own code in
-//! batches of the template's SQS `BatchSize`, counting DynamoDB items written and keys read.
-//! Memory sizes and the batch size are read from `infra/template.yaml`.
+//! Drives the same handlers the Lambda functions run (in-process, the embedded queue): every
+//! response is a one-click link (the page `GET` and its answer `POST`). A share of respondents
+//! send a comment later, as its own `POST`, event and record write (it arrives well after the
+//! score, in another batch). The queue is drained with the aggregator's own code, in batches of
+//! the template's SQS `BatchSize`, into the real `DynamoStore` on a moto server, and a tap on the
+//! DynamoDB client sizes every request DynamoDB accepted as DynamoDB bills it
+//! (`sondeo_tests::dynamo_wire`). SQS requests are counted per call: one `SendMessage` per answer;
+//! per batch of n messages, the event source mapping's ceil(n/10) `ReceiveMessage` and
+//! ceil(n/10) `DeleteMessageBatch` (at most 10 messages per call). Memory sizes and the batch
+//! size are read from `infra/template.yaml`.
 //!
-//! Durations are billed per millisecond: measured handler time plus an allowance for each AWS call
-//! the handler makes (locally those calls hit SQLite, not the network); the allowances are below.
+//! Durations are billed per millisecond: collect is the measured handler time plus an allowance
+//! for its `SendMessage` (locally the queue is SQLite); aggregate is stated: per invocation, a
+//! handler allowance plus a typical in-region latency for each DynamoDB request it made (moto's
+//! latency is not DynamoDB's). The allowances are below.
 //!
-//! Run: `cargo bench -p sondeo-tests --bench cost` (env RESPONSES to change the sample size)
+//! Run (moto on 127.0.0.1, `AWS_ENDPOINT_URL` set as in scripts/test.sh):
+//! `cargo bench -p sondeo-tests --bench cost` (env RESPONSES to change the sample size, default
+//! 5,000: moto copies the whole table for every transaction, so larger runs slow down quadratically)
 
 use bytes::Bytes;
+use sondeo_aws::dynamo::DynamoStore;
 use sondeo_domain::aggregate::apply_batch;
 use sondeo_domain::token::LinkClaims;
-use sondeo_local::local::{LocalStack, DEMO_SURVEY};
+use sondeo_local::local::LocalStack;
+use sondeo_local::local::DEMO_SURVEY;
 use sondeo_local::server::dispatch;
-use sondeo_tests::CountingLedger;
-use std::sync::atomic::Ordering;
+use sondeo_tests::dynamo_wire::DynamoTap;
+use sondeo_tests::{create_table, moto_config, unique};
 use std::time::Instant;
 
-/// us-east-1 list prices (US$), as published on the AWS pricing pages; last checked 2025-11.
+/// us-east-1 list prices (US$), as published on the AWS pricing pages; last checked 2025-11
+/// (DynamoDB on-demand after the November 2024 reduction).
 mod price {
     /// HTTP API, per million requests (first 300 million a month).
     pub const HTTP_API_PER_M: f64 = 1.00;
@@ -38,10 +50,17 @@ mod price {
     pub const LOGS_PER_GB: f64 = 0.50;
 }
 
-/// Allowances (ms) for AWS calls that locally go to SQLite: typical in-region latencies.
+/// Allowance (ms) for collect's `SendMessage`, which locally goes to SQLite: a typical in-region latency.
 const SQS_SEND_MS: f64 = 8.0;
+/// Stated aggregate durations (ms): handler work per invocation, and per DynamoDB request.
+const AGGREGATE_HANDLER_MS: f64 = 3.0;
 const DDB_BATCH_GET_MS: f64 = 6.0;
+const DDB_BATCH_WRITE_MS: f64 = 8.0;
 const DDB_TRANSACT_MS: f64 = 12.0;
+/// Most messages in one SQS `ReceiveMessage` or `DeleteMessageBatch`.
+const SQS_MESSAGES_PER_CALL: usize = 10;
+/// Length of the comments sent (characters): a typical short paragraph.
+const COMMENT_CHARS: usize = 200;
 /// Bytes of log per invocation from the Lambda platform (JSON start/report lines), and per API request (access log).
 const PLATFORM_LOG_BYTES: f64 = 600.0;
 const ACCESS_LOG_BYTES: f64 = 350.0;
@@ -70,12 +89,83 @@ fn request(method: &str, uri: String, body: &'static str) -> sondeo_http::Reques
         .expect("request")
 }
 
+/// Requests and billed time counted over the run.
+#[derive(Default)]
+struct Counts {
+    http_requests: usize,
+    collect_ms: f64,
+    enqueued: usize,
+    batches: usize,
+    aggregate_ms: f64,
+    sqs_receives: usize,
+    sqs_deletes: usize,
+}
+
+impl Counts {
+    /// Sends one request to the collect handler and bills its time.
+    async fn collect(&mut self, stack: &LocalStack, req: sondeo_http::Request) {
+        let posts = req.method() == http::Method::POST;
+        let started = Instant::now();
+        let resp = dispatch(stack, req).await;
+        let local_ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(
+            resp.status().is_success(),
+            "{}",
+            String::from_utf8_lossy(resp.body())
+        );
+        self.http_requests += 1;
+        self.collect_ms += (local_ms + if posts { SQS_SEND_MS } else { 0.0 })
+            .ceil()
+            .max(1.0);
+        self.enqueued += usize::from(posts);
+    }
+
+    /// Drains the queue in batches of `batch_size` into DynamoDB, as the event source mapping would.
+    async fn drain(
+        &mut self,
+        stack: &LocalStack,
+        ledger: &DynamoStore,
+        tap: &DynamoTap,
+        batch_size: usize,
+    ) {
+        loop {
+            let batch = stack.store.receive(batch_size, 60_000).expect("receive");
+            if batch.is_empty() {
+                return;
+            }
+            let calls = batch.len().div_ceil(SQS_MESSAGES_PER_CALL);
+            let before = tap.counts();
+            let outcome = apply_batch(ledger, batch).await;
+            assert!(
+                outcome.failed.is_empty() && outcome.rejected.is_empty(),
+                "{outcome:?}"
+            );
+            let after = tap.counts();
+            let made = |op: &str| (after.count(op) - before.count(op)) as f64;
+            self.aggregate_ms += AGGREGATE_HANDLER_MS
+                + made("BatchGetItem") * DDB_BATCH_GET_MS
+                + made("BatchWriteItem") * DDB_BATCH_WRITE_MS
+                + made("TransactWriteItems") * DDB_TRANSACT_MS;
+            let ids: Vec<String> = outcome
+                .applied
+                .iter()
+                .chain(&outcome.superseded)
+                .cloned()
+                .collect();
+            stack.store.ack(&ids).expect("ack");
+            self.sqs_receives += calls;
+            self.sqs_deletes += ids.len().div_ceil(SQS_MESSAGES_PER_CALL);
+            self.batches += 1;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let responses: usize = std::env::var("RESPONSES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(5_000);
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../infra/template.yaml"
@@ -104,87 +194,73 @@ async fn main() {
     let stack = LocalStack::open(&dir, None).await.expect("local stack");
     stack.ensure_demo_survey().await.expect("demo survey");
     let now = sondeo_domain::time::now_ms() / 1000;
+    let sdk = moto_config().await;
+    let tap = DynamoTap::new();
+    let client = tap.client(&sdk);
+    let table = create_table(&client, &unique("cost")).await;
+    tap.reset_counts();
+    let ledger = DynamoStore::new(client.clone(), table.clone());
+    let comment_body: &'static str = Box::leak(
+        format!(
+            "score=9&comment={}",
+            "Fast+delivery+and+a+friendly+courier.+"
+                .chars()
+                .cycle()
+                .take(COMMENT_CHARS)
+                .collect::<String>()
+        )
+        .into_boxed_str(),
+    );
+    let tokens: Vec<String> = (0..responses)
+        .map(|i| {
+            let claims = LinkClaims {
+                survey: DEMO_SURVEY.into(),
+                touchpoint: "post-purchase".into(),
+                respondent: format!("r{i}@example.com"),
+                issued_at: now,
+                expires_at: now + 3600,
+            };
+            stack.keyring.sign(&claims).expect("sign")
+        })
+        .collect();
+    let commenters = (responses as f64 * COMMENT_SHARE).round() as usize;
 
-    // 1. The collect function: page view and answer for every response, comments for some.
-    let (mut http_requests, mut collect_ms, mut enqueued) = (0usize, 0f64, 0usize);
-    for i in 0..responses {
-        let claims = LinkClaims {
-            survey: DEMO_SURVEY.into(),
-            touchpoint: "post-purchase".into(),
-            respondent: format!("r{i}@example.com"),
-            issued_at: now,
-            expires_at: now + 3600,
-        };
-        let token = stack.keyring.sign(&claims).expect("sign");
-        let mut calls = vec![
-            request("GET", format!("/r/{token}?score=9"), ""),
-            request("POST", format!("/r/{token}"), "score=9"),
-        ];
-        if (i as f64) < responses as f64 * COMMENT_SHARE {
-            calls.push(request(
-                "POST",
-                format!("/r/{token}"),
-                "score=9&comment=Fast+delivery",
-            ));
-        }
-        for req in calls {
-            let posts = req.method() == http::Method::POST;
-            let started = Instant::now();
-            let resp = dispatch(&stack, req).await;
-            let local_ms = started.elapsed().as_secs_f64() * 1000.0;
-            assert!(
-                resp.status().is_success(),
-                "{}",
-                String::from_utf8_lossy(resp.body())
-            );
-            http_requests += 1;
-            let billed = (local_ms + if posts { SQS_SEND_MS } else { 0.0 })
-                .ceil()
-                .max(1.0);
-            collect_ms += billed;
-            enqueued += usize::from(posts);
-        }
+    let mut c = Counts::default();
+    // 1. Scores: the page view and the one-click answer of every response, then the aggregator.
+    for token in &tokens {
+        c.collect(&stack, request("GET", format!("/r/{token}?score=9"), ""))
+            .await;
+        c.collect(&stack, request("POST", format!("/r/{token}"), "score=9"))
+            .await;
     }
-
-    // 2. The aggregate function: the queue drained in batches of the template's batch size.
-    let ledger = CountingLedger::new(stack.store.clone());
-    let (mut batches, mut aggregate_ms) = (0usize, 0f64);
-    loop {
-        let batch = stack.store.receive(batch_size, 60_000).expect("receive");
-        if batch.is_empty() {
-            break;
-        }
-        let ids_before = (
-            ledger.reads.load(Ordering::Relaxed),
-            ledger.transactions.load(Ordering::Relaxed),
-        );
-        let started = Instant::now();
-        let outcome = apply_batch(&ledger, batch).await;
-        let local_ms = started.elapsed().as_secs_f64() * 1000.0;
-        assert!(outcome.failed.is_empty());
-        let ids: Vec<String> = outcome
-            .applied
-            .iter()
-            .chain(&outcome.superseded)
-            .cloned()
-            .collect();
-        stack.store.ack(&ids).expect("ack");
-        let reads = ledger.reads.load(Ordering::Relaxed) - ids_before.0;
-        let txs = ledger.transactions.load(Ordering::Relaxed) - ids_before.1;
-        aggregate_ms +=
-            (local_ms + reads as f64 * DDB_BATCH_GET_MS + txs as f64 * DDB_TRANSACT_MS).ceil();
-        batches += 1;
+    c.drain(&stack, &ledger, &tap, batch_size).await;
+    // 2. Comments, later and on their own: a POST, an event and a record write each.
+    for token in &tokens[..commenters] {
+        c.collect(&stack, request("POST", format!("/r/{token}"), comment_body))
+            .await;
     }
+    c.drain(&stack, &ledger, &tap, batch_size).await;
+    let _ = client.delete_table().table_name(&table).send().await;
     let _ = std::fs::remove_dir_all(&dir);
+    let Counts {
+        http_requests,
+        collect_ms,
+        enqueued,
+        batches,
+        aggregate_ms,
+        sqs_receives,
+        sqs_deletes,
+    } = c;
+    let units = tap.counts();
 
     let per_m = 1_000_000.0 / responses as f64;
-    let wru = 2.0 * ledger.items.load(Ordering::Relaxed) as f64;
-    let rru = ledger.keys_read.load(Ordering::Relaxed) as f64;
+    let wru = units.wcu() as f64;
+    let rru = units.rcu as f64;
+    let sqs_sends = enqueued as f64;
+    let sqs_requests = sqs_sends + (sqs_receives + sqs_deletes) as f64;
+    let collect_gbs = collect_ms / 1000.0 * collect_mb / 1024.0;
+    let aggregate_gbs = aggregate_ms / 1000.0 * aggregate_mb / 1024.0;
     let invocations = (http_requests + batches) as f64;
-    // SQS: one SendMessage per answer; the event source mapping's ReceiveMessage and DeleteMessageBatch per batch.
-    let sqs_requests = enqueued as f64 + 2.0 * batches as f64;
-    let gbs =
-        collect_ms / 1000.0 * collect_mb / 1024.0 + aggregate_ms / 1000.0 * aggregate_mb / 1024.0;
     // What the template deploys decides which lines cost: an API Gateway front (per request, with
     // an access log) or function URLs (free); Lambda's START/REPORT lines unless system logs are
     // at WARN; the per-answer log line only at debug level.
@@ -237,22 +313,46 @@ async fn main() {
             },
         ),
         (
-            "Lambda invocations",
-            invocations * per_m,
+            "Lambda requests, collect",
+            http_requests as f64 * per_m,
             "invocations",
-            invocations * per_m / 1e6 * price::LAMBDA_PER_M,
+            http_requests as f64 * per_m / 1e6 * price::LAMBDA_PER_M,
         ),
         (
-            "Lambda compute (arm64)",
-            gbs * per_m,
+            "Lambda compute, collect",
+            collect_gbs * per_m,
             "GB-s",
-            gbs * per_m * price::LAMBDA_ARM_GBS,
+            collect_gbs * per_m * price::LAMBDA_ARM_GBS,
         ),
         (
-            "SQS requests",
-            sqs_requests * per_m,
+            "Lambda requests, aggregate",
+            batches as f64 * per_m,
+            "invocations",
+            batches as f64 * per_m / 1e6 * price::LAMBDA_PER_M,
+        ),
+        (
+            "Lambda compute, aggregate",
+            aggregate_gbs * per_m,
+            "GB-s",
+            aggregate_gbs * per_m * price::LAMBDA_ARM_GBS,
+        ),
+        (
+            "SQS SendMessage",
+            sqs_sends * per_m,
             "requests",
-            sqs_requests * per_m / 1e6 * price::SQS_PER_M,
+            sqs_sends * per_m / 1e6 * price::SQS_PER_M,
+        ),
+        (
+            "SQS ReceiveMessage",
+            sqs_receives as f64 * per_m,
+            "requests",
+            sqs_receives as f64 * per_m / 1e6 * price::SQS_PER_M,
+        ),
+        (
+            "SQS DeleteMessageBatch",
+            sqs_deletes as f64 * per_m,
+            "requests",
+            sqs_deletes as f64 * per_m / 1e6 * price::SQS_PER_M,
         ),
         (
             "DynamoDB writes",
@@ -274,8 +374,22 @@ async fn main() {
         ),
     ];
     println!("Cost of one million responses, us-east-1 list prices (checked 2025-11), template defaults:");
-    println!("  measured on {responses} local responses: {http_requests} HTTP requests, {enqueued} answers enqueued, {batches} aggregator batches of up to {batch_size}");
-    println!("  collect {collect_mb} MB, aggregate {aggregate_mb} MB; billed ms = measured handler time + AWS call allowance");
+    println!("  counted on {responses} local responses ({commenters} with a later {COMMENT_CHARS}-character comment): {http_requests} HTTP requests, {enqueued} answers enqueued, {batches} aggregator batches of up to {batch_size}");
+    println!(
+        "  DynamoDB: {} transactions ({} items), {} BatchWriteItem ({} comment items), {} BatchGetItem ({} keys); largest item {} bytes",
+        units.count("TransactWriteItems"),
+        units.transact_items,
+        units.count("BatchWriteItem"),
+        units.plain_items,
+        units.count("BatchGetItem"),
+        units.keys_read,
+        units.largest_item
+    );
+    println!(
+        "  SQS: {:.2} requests per response (send per answer; receive and delete per 10 messages of a batch)",
+        sqs_requests / responses as f64
+    );
+    println!("  collect {collect_mb} MB (measured handler time + {SQS_SEND_MS} ms per SendMessage), aggregate {aggregate_mb} MB (stated: {AGGREGATE_HANDLER_MS} ms + {DDB_BATCH_GET_MS} ms per BatchGetItem, {DDB_BATCH_WRITE_MS} ms per BatchWriteItem, {DDB_TRANSACT_MS} ms per transaction)");
     println!(
         "{:<28} {:>16} {:<12} {:>10}",
         "item", "quantity", "unit", "US$"
@@ -289,7 +403,7 @@ async fn main() {
         "{:<28} {:>16} {:<12} {total:>10.3}",
         "total per million responses", "", ""
     );
-    println!("not per response: Secrets Manager US$0.80/month (2 secrets), the event source mapping's idle polling, alarms; free tiers not deducted");
+    println!("not per response: Secrets Manager US$0.80/month (2 secrets); the event source mapping's idle long polling (its pollers each make about 3 empty ReceiveMessage a minute: at 5 pollers about 0.65 M requests, US$0.26, a month); alarms; free tiers not deducted");
     println!(
         "goal (issue 4): <= US$3.00 per million responses: {}",
         if total <= 3.0 { "met" } else { "NOT met" }
