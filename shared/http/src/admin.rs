@@ -290,7 +290,13 @@ mod tests {
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {
-        for header in ["Bearer k1", "bearer k1", "BEARER k1", "BeArEr   k1", " Bearer k1"] {
+        for header in [
+            "Bearer k1",
+            "bearer k1",
+            "BEARER k1",
+            "BeArEr   k1",
+            " Bearer k1",
+        ] {
             assert_eq!(bearer_credentials(header), Some("k1"), "{header}");
         }
         for header in ["Basic k1", "Bearerk1", "Bearer", "Token k1"] {
