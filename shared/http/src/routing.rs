@@ -5,7 +5,7 @@ use crate::respond::{HttpError, Request, Response, MAX_BODY_BYTES};
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::Router;
 use http::{HeaderValue, StatusCode};
-use tower::Layer;
+use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -24,43 +24,64 @@ pub struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let id = format!("{:016x}", rand::random::<u64>());
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        HeaderValue::from_bytes(&hex16(rand::random()))
+            .ok()
+            .map(RequestId::new)
     }
+}
+
+/// A number as 16 lower-case hex digits (what `format!("{:016x}")` gives, without the formatter).
+fn hex16(mut n: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    out
 }
 
 /// Adds the shared layers and the 404 fallback to a router's routes, and trims trailing slashes.
 pub fn finish(routes: Router) -> HttpService {
     let header = http::HeaderName::from_static(REQUEST_ID_HEADER);
+    // One `Router::layer` for the whole stack: axum boxes each layer it is given around every
+    // route, and each box costs a clone and a boxed future per request.
+    let layers = ServiceBuilder::new()
+        // Outermost first: set the id, open the span with it, echo it on the response.
+        .layer(SetRequestIdLayer::new(header.clone(), RandomRequestId))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(header))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let router = routes
         .fallback(no_route)
         // A known path with a method no route serves: the same JSON 404 as an unknown path.
         .method_not_allowed_fallback(no_route)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // Outermost first: set the id, open the span with it, echo it on the response.
-        .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(SetRequestIdLayer::new(header, RandomRequestId));
+        .layer(layers);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
 /// One span per request: method, the route's pattern (never the raw path, which holds link
 /// tokens) and the request id.
-fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("unmatched");
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    tracing::info_span!("request", method = %req.method(), route, request_id)
+pub fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
+    // The field values are only looked up when the span is enabled (a subscriber at INFO).
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or("unmatched"),
+        request_id = req
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
 }
 
-async fn no_route(method: http::Method, uri: http::Uri) -> axum::response::Response {
+/// The JSON 404 for a path (or a known path's method) no route serves.
+pub async fn no_route(method: http::Method, uri: http::Uri) -> axum::response::Response {
     into_axum(
         HttpError::not_found(
             "no_route",
@@ -99,4 +120,110 @@ pub async fn buffered(req: axum::extract::Request) -> Result<Request, HttpError>
 /// An `http::Response<Bytes>` as axum's response type.
 pub fn into_axum(resp: Response) -> axum::response::Response {
     resp.map(axum::body::Body::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    type Fields = BTreeMap<String, String>;
+
+    /// Keeps the fields of every span named "request".
+    #[derive(Clone, Default)]
+    struct RequestSpans(Arc<Mutex<Vec<Fields>>>);
+
+    struct Collect<'a>(&'a mut Fields);
+
+    impl Visit for Collect<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_string(), value.to_string());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0
+                .insert(field.name().to_string(), format!("{value:?}"));
+        }
+    }
+
+    impl Subscriber for RequestSpans {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let mut spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if span.metadata().name() == "request" {
+                let mut fields = Fields::new();
+                span.record(&mut Collect(&mut fields));
+                spans.push(fields);
+            }
+            Id::from_u64(spans.len() as u64 + 1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Sends one request through a finished router while `spans` records; returns the
+    /// response's request-id header.
+    fn send(spans: &RequestSpans, req: http::Request<axum::body::Body>) -> String {
+        let router = finish(Router::new().route("/items/{id}", get(|| async { "item" })));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        tracing::subscriber::with_default(spans.clone(), || {
+            let resp = rt
+                .block_on(router.oneshot(req))
+                .unwrap_or_else(|never| match never {});
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.headers()[REQUEST_ID_HEADER]
+                .to_str()
+                .expect("ASCII id")
+                .to_string()
+        })
+    }
+
+    #[test]
+    fn each_request_has_one_span_with_its_route_and_the_id_it_is_answered_with() {
+        let spans = RequestSpans::default();
+        let req = http::Request::get("/items/7/")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let id = send(&spans, req);
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{id}"
+        );
+        let req = http::Request::get("/items/8")
+            .header(REQUEST_ID_HEADER, "from-the-client")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        assert_eq!(send(&spans, req), "from-the-client");
+        let spans = spans.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let expected = |id: &str| {
+            Fields::from([
+                ("method".to_string(), "GET".to_string()),
+                ("route".to_string(), "/items/{id}".to_string()),
+                ("request_id".to_string(), id.to_string()),
+            ])
+        };
+        assert_eq!(spans, vec![expected(&id), expected("from-the-client")]);
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_of_the_number() {
+        assert_eq!(&hex16(0x0123_4567_89ab_cdef), b"0123456789abcdef");
+        assert_eq!(&hex16(0), b"0000000000000000");
+        assert_eq!(&hex16(u64::MAX), b"ffffffffffffffff");
+        assert_eq!(&hex16(0xa5), b"00000000000000a5");
+    }
 }
