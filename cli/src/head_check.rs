@@ -179,14 +179,19 @@ fn check_head(bytes: &[u8]) -> Head {
             return Head::Complete { len, body: None };
         }
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok());
-            match (n, length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(seen)) if n == seen => {}
-                _ => return Head::Refused(Refusal::InvalidContentLength),
+            // As hyper: repeated values (in one header or several) must all be the same number.
+            let Ok(text) = std::str::from_utf8(h.value) else {
+                return Head::Refused(Refusal::InvalidContentLength);
+            };
+            for v in text.split(',').map(str::trim) {
+                let n = Some(v)
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok());
+                match (n, length) {
+                    (Some(n), None) => length = Some(n),
+                    (Some(n), Some(seen)) if n == seen => {}
+                    _ => return Head::Refused(Refusal::InvalidContentLength),
+                }
             }
         }
     }
@@ -423,7 +428,7 @@ mod tests {
             }
         );
         let post =
-            b"POST /v1/responses HTTP/1.1\r\ncontent-length: 12\r\nContent-Length: 12\r\n\r\n";
+            b"POST /v1/responses HTTP/1.1\r\ncontent-length: 12\r\nContent-Length: 12, 12\r\n\r\n";
         assert!(matches!(
             check_head(post),
             Head::Complete { body: Some(12), .. }

@@ -96,14 +96,14 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 }
 
 /// Whether SQLite failed for want of space: SQLITE_FULL (a full disk, or the size cap of
-/// [`EmbeddedStore::cap_size`]), or an I/O error while writing or syncing, which is how some
-/// file systems report a full disk.
+/// [`EmbeddedStore::cap_size`]), or an I/O error while writing or syncing, which is how a
+/// full quota (EDQUOT) or a full network file system (ENOSPC from fsync) reaches SQLite.
 fn is_out_of_space(f: &rusqlite::ffi::Error, message: Option<&str>) -> bool {
     use rusqlite::ffi;
     f.code == rusqlite::ErrorCode::DiskFull
         || matches!(
             f.extended_code,
-            ffi::SQLITE_IOERR_WRITE | ffi::SQLITE_IOERR_FSYNC | ffi::SQLITE_IOERR_TRUNCATE
+            ffi::SQLITE_IOERR_WRITE | ffi::SQLITE_IOERR_FSYNC
         )
         || message.is_some_and(|m| m.contains("database or disk is full"))
 }
