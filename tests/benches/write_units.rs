@@ -13,7 +13,7 @@
 //!
 //! Run (moto on 127.0.0.1, `AWS_ENDPOINT_URL` set as in scripts/test.sh):
 //! `cargo bench -p sondeo-tests --bench write_units` (env ANSWERS: burst and live-day size, default
-//! 5,000; ONLY=burst|live|mixed: one workload)
+//! 5,000; ONLY=burst|live|mixed: one workload; BATCHES=100: only these batch sizes)
 
 use sondeo_domain::response::ResponseEvent;
 use sondeo_tests::write_units::{live_day_events, measure_units, with_comments};
@@ -51,11 +51,16 @@ async fn main() {
         "RCU/answer"
     );
     let only = std::env::var("ONLY").unwrap_or_default();
+    let batches: Vec<usize> = std::env::var("BATCHES")
+        .unwrap_or_else(|_| "10,100".into())
+        .split(',')
+        .filter_map(|b| b.trim().parse().ok())
+        .collect();
     for (name, events) in workloads
         .iter()
         .filter(|(name, _)| name.contains(only.as_str()))
     {
-        for batch in [10, 100] {
+        for &batch in &batches {
             for chars in [0, 200, 2_000] {
                 let f = measure_units(&with_comments(events, chars), batch).await;
                 let per = |units: u64| units as f64 / f.answers as f64;
