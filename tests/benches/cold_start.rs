@@ -25,11 +25,21 @@
 //!   build), to compare two builds;
 //! - `COLD_START_TLS=0` talks plain HTTP to moto;
 //! - `COLD_START_SECRETS=manager` gives collect and metrics their keys through Secrets Manager
-//!   (in moto), as on Lambda, instead of `SONDEO_LINK_KEYS` / `SONDEO_API_KEYS`;
+//!   (in moto), as on Lambda, instead of `SONDEO_LINK_KEYS` / `SONDEO_API_KEYS` (the rows other
+//!   than "deployed", which always fetch them);
 //! - `COLD_START_WRAPPER="valgrind --tool=callgrind"` starts each binary under that command
 //!   (instruction profiles of init; the times it prints are then the wrapper's);
 //! - `MOTO_SERVER` the moto_server executable (default `.venv/bin/moto_server`, from
 //!   `bash scripts/install-tools.sh`).
+//!
+//! collect and metrics each start in three set-ups: the default (warm-up on, keys as
+//! `COLD_START_SECRETS` says), the binary's own init (`SONDEO_WARM_UP=off`, keys in the
+//! environment unless `COLD_START_SECRETS=manager`: no call leaves the process), and the
+//! deployed configuration: the environment exactly as `infra/template.yaml` sets it (Globals and
+//! the function's own variables and LoggingConfig, parameters at their defaults, so warm-up on
+//! and both key sets as Secrets Manager ARNs read at init, here from secrets seeded in moto; the
+//! table and queue are moto's). A last table sets the own-init and deployed rows side by side as
+//! ratios to hello-lambda.
 //!
 //! Logs of the functions and of moto go to `<target>/cold-start/`.
 
@@ -80,16 +90,19 @@ fn main() {
         build_release(&root);
     }
     let release = bin_dir.unwrap_or_else(|| target.join("release"));
-    // (binary, kind, whether its init warm-up calls run): collect and metrics also start once
-    // with `SONDEO_WARM_UP=off`, which shows the binary's own init apart from those calls.
+    // (binary, kind, set-up): collect and metrics also start with `SONDEO_WARM_UP=off`, which
+    // shows the binary's own init apart from its calls, and in the deployed configuration.
     let functions = [
-        ("hello-lambda", Kind::Hello, true),
-        ("collect", Kind::Collect, true),
-        ("collect", Kind::Collect, false),
-        ("aggregate", Kind::Aggregate, true),
-        ("metrics", Kind::Metrics, true),
-        ("metrics", Kind::Metrics, false),
+        ("hello-lambda", Kind::Hello, Setup::Default),
+        ("collect", Kind::Collect, Setup::Default),
+        ("collect", Kind::Collect, Setup::OwnInit),
+        ("collect", Kind::Collect, Setup::Deployed),
+        ("aggregate", Kind::Aggregate, Setup::Default),
+        ("metrics", Kind::Metrics, Setup::Default),
+        ("metrics", Kind::Metrics, Setup::OwnInit),
+        ("metrics", Kind::Metrics, Setup::Deployed),
     ];
+    let template = Template::read(&root);
     for (binary, _, _) in &functions {
         let path = release.join(binary);
         assert!(
@@ -115,6 +128,18 @@ fn main() {
     rt.block_on(async move {
         let moto = Moto::start(&root, &out_dir, tls_bundle.as_ref()).await;
         let backend = Backend::create(&moto, secrets_manager, tls_bundle.as_ref()).await;
+        // The deployed configuration's environment per function, resolved once.
+        let deployed: Vec<(String, Vec<(String, String)>)> = ["collect", "metrics"]
+            .into_iter()
+            .map(|binary| (binary.to_string(), template.environment(binary, &backend)))
+            .collect();
+        for (binary, env) in &deployed {
+            let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+            println!(
+                "cold start: {binary} deployed environment from the template: {}",
+                names.join(", ")
+            );
+        }
         let emulator = Emulator::start().await;
         println!(
             "cold start: {runs} runs per binary, moto at {} ({}), keys from {}, runtime API at {}",
@@ -130,7 +155,7 @@ fn main() {
 
         let mut results: Vec<Measured> = functions
             .iter()
-            .map(|(binary, kind, warm_up)| Measured::new(binary, *kind, *warm_up))
+            .map(|(binary, kind, setup)| Measured::new(binary, *kind, *setup))
             .collect();
         for m in &results {
             let _ = std::fs::remove_file(out_dir.join(format!("{}.log", m.binary)));
@@ -142,6 +167,7 @@ fn main() {
                 &release,
                 &moto,
                 &backend,
+                &deployed,
                 tls_bundle.as_ref(),
                 usize::MAX,
             );
@@ -150,12 +176,21 @@ fn main() {
         // Interleaved, so drift on the machine spreads over every binary alike.
         for run in 0..runs {
             for m in results.iter_mut() {
-                let spec = RunSpec::new(m, &release, &moto, &backend, tls_bundle.as_ref(), run);
+                let spec = RunSpec::new(
+                    m,
+                    &release,
+                    &moto,
+                    &backend,
+                    &deployed,
+                    tls_bundle.as_ref(),
+                    run,
+                );
                 let sample = emulator.run(&spec, &out_dir).await;
                 m.samples.push(sample);
             }
         }
         report(&results, &release, runs);
+        report_setups(&results, secrets_manager);
         drop(moto);
     });
 }
@@ -355,12 +390,14 @@ impl Moto {
     }
 }
 
-/// The table, queue and survey the functions use, and the key secrets if in Secrets Manager.
+/// The table, queue and survey the functions use, and the key secrets in Secrets Manager.
 struct Backend {
     queue_url: String,
     keyring: LinkKeyring,
-    link_keys_arn: Option<String>,
-    api_keys_arn: Option<String>,
+    link_keys_arn: String,
+    api_keys_arn: String,
+    /// Whether the rows other than "deployed" read their keys from Secrets Manager too.
+    secrets_manager: bool,
 }
 
 impl Backend {
@@ -435,22 +472,227 @@ impl Backend {
             })
             .queue_url
             .expect("queue URL");
-        let (link_keys_arn, api_keys_arn) = if secrets_manager {
-            let (kid, secret) = LINK_KEYS.split_once(':').expect("kid:secret");
-            let link = json!({ "active": kid, kid: secret }).to_string();
-            let api = json!({ "api_key": API_KEY }).to_string();
-            (
-                Some(create_secret(moto, tls, "sondeo-bench-link-keys", &link)),
-                Some(create_secret(moto, tls, "sondeo-bench-api-keys", &api)),
-            )
-        } else {
-            (None, None)
-        };
+        // The secrets in the shape the template's GenerateSecretString gives them.
+        let (kid, secret) = LINK_KEYS.split_once(':').expect("kid:secret");
+        let link = json!({ "active": kid, kid: secret }).to_string();
+        let api = json!({ "api_key": API_KEY }).to_string();
         Backend {
             queue_url,
             keyring: LinkKeyring::from_spec(LINK_KEYS).expect("bench link keys"),
-            link_keys_arn,
-            api_keys_arn,
+            link_keys_arn: create_secret(moto, tls, "sondeo-bench-link-keys", &link),
+            api_keys_arn: create_secret(moto, tls, "sondeo-bench-api-keys", &api),
+            secrets_manager,
+        }
+    }
+}
+
+/// `infra/template.yaml`, for the deployed configuration's environment.
+struct Template(serde_yaml::Value);
+
+/// What the bench stands in for the collect function URL (`!GetAtt CollectFunctionUrl.FunctionUrl`),
+/// which only exists once deployed.
+const COLLECT_FUNCTION_URL: &str = "https://cold-start-bench.lambda-url.us-east-1.on.aws/";
+
+impl Template {
+    fn read(root: &Path) -> Template {
+        let path = root.join("infra/template.yaml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        Template(serde_yaml::from_str(&text).expect("infra/template.yaml is YAML"))
+    }
+
+    /// The variables Lambda gives the function whose build binary is `binary`, as the template
+    /// sets them (Globals' variables, then the function's own; LoggingConfig as the
+    /// `AWS_LAMBDA_LOG_*` variables Lambda derives from it), with parameters at their defaults,
+    /// the table, queue and secrets as this bench's.
+    fn environment(&self, binary: &str, backend: &Backend) -> Vec<(String, String)> {
+        let (_, function) = self.0["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+            .unwrap_or_else(|| panic!("no function in the template builds {binary}"));
+        let globals = &self.0["Globals"]["Function"];
+        let properties = &function["Properties"];
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut put = |name: &str, value: Option<String>| {
+            env.retain(|(k, _)| k != name);
+            if let Some(value) = value {
+                env.push((name.to_string(), value));
+            }
+        };
+        for scope in [globals, properties] {
+            for (name, value) in scope["Environment"]["Variables"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                let name = name.as_str().expect("variable names are strings");
+                put(name, self.resolve(value, backend));
+            }
+            let logging = &scope["LoggingConfig"];
+            if !logging["LogFormat"].is_null() {
+                put(
+                    "AWS_LAMBDA_LOG_FORMAT",
+                    self.resolve(&logging["LogFormat"], backend),
+                );
+            }
+            if !logging["ApplicationLogLevel"].is_null() {
+                put(
+                    "AWS_LAMBDA_LOG_LEVEL",
+                    self.resolve(&logging["ApplicationLogLevel"], backend),
+                );
+            }
+        }
+        env
+    }
+
+    /// A template value as the string CloudFormation would give the function; `None` for
+    /// `AWS::NoValue` (the variable is not set).
+    fn resolve(&self, value: &serde_yaml::Value, backend: &Backend) -> Option<String> {
+        use serde_yaml::Value;
+        let list = |v: &Value| -> Vec<Value> { v.as_sequence().cloned().unwrap_or_default() };
+        match value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Tagged(tagged) => {
+                let arg = &tagged.value;
+                match tagged.tag.to_string().trim_start_matches('!') {
+                    "Ref" => self.reference(arg.as_str().expect("!Ref names a string"), backend),
+                    "GetAtt" => {
+                        let target = arg.as_str().map(str::to_string).unwrap_or_else(|| {
+                            list(arg)
+                                .iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        });
+                        match target.as_str() {
+                            "CollectFunctionUrl.FunctionUrl" => {
+                                Some(COLLECT_FUNCTION_URL.to_string())
+                            }
+                            other => panic!("the bench has no stand-in for !GetAtt {other}"),
+                        }
+                    }
+                    "If" => {
+                        let args = list(arg);
+                        let name = args[0].as_str().expect("!If names a condition");
+                        let branch = if self.condition(name, backend) { 1 } else { 2 };
+                        self.resolve(&args[branch], backend)
+                    }
+                    "Sub" => {
+                        let (text, vars) = match arg {
+                            Value::String(s) => (s.clone(), Value::Null),
+                            _ => {
+                                let args = list(arg);
+                                (
+                                    args[0].as_str().expect("!Sub text").to_string(),
+                                    args.get(1).cloned().unwrap_or(Value::Null),
+                                )
+                            }
+                        };
+                        let mut out = String::new();
+                        let mut rest = text.as_str();
+                        while let Some(start) = rest.find("${") {
+                            out.push_str(&rest[..start]);
+                            let end = rest[start..].find('}').expect("closed ${") + start;
+                            let name = &rest[start + 2..end];
+                            let value = match vars.get(name) {
+                                Some(v) => self.resolve(v, backend),
+                                None => self.reference(name, backend),
+                            };
+                            out.push_str(&value.unwrap_or_default());
+                            rest = &rest[end + 1..];
+                        }
+                        out.push_str(rest);
+                        Some(out)
+                    }
+                    "Select" => {
+                        let args = list(arg);
+                        let index = self
+                            .resolve(&args[0], backend)
+                            .and_then(|i| i.parse::<usize>().ok())
+                            .expect("!Select index");
+                        let items: Vec<Option<String>> = match &args[1] {
+                            Value::Tagged(t)
+                                if t.tag.to_string().trim_start_matches('!') == "Split" =>
+                            {
+                                let split = list(&t.value);
+                                let delimiter =
+                                    self.resolve(&split[0], backend).unwrap_or_default();
+                                let text = self.resolve(&split[1], backend).unwrap_or_default();
+                                text.split(delimiter.as_str())
+                                    .map(|s| Some(s.to_string()))
+                                    .collect()
+                            }
+                            items => list(items)
+                                .iter()
+                                .map(|v| self.resolve(v, backend))
+                                .collect(),
+                        };
+                        items.into_iter().nth(index).flatten()
+                    }
+                    "FindInMap" => {
+                        let args: Vec<String> = list(arg)
+                            .iter()
+                            .map(|v| self.resolve(v, backend).expect("!FindInMap key"))
+                            .collect();
+                        let value = self.0["Mappings"][&args[0]][&args[1]][&args[2]].clone();
+                        self.resolve(&value, backend)
+                    }
+                    other => panic!("the bench cannot resolve !{other} in the template"),
+                }
+            }
+            other => panic!("the bench cannot resolve {other:?} in the template"),
+        }
+    }
+
+    /// `!Ref name`: a parameter's default, a pseudo parameter, or one of the bench's resources.
+    fn reference(&self, name: &str, backend: &Backend) -> Option<String> {
+        if let Some(parameter) = self.0["Parameters"].get(name) {
+            return self.resolve(&parameter["Default"], backend);
+        }
+        match name {
+            "AWS::NoValue" => None,
+            "AWS::Region" => Some("us-east-1".into()),
+            "AWS::StackName" => Some("sondeo-bench".into()),
+            _ => {
+                let kind = self.0["Resources"][name]["Type"].as_str().unwrap_or("");
+                match kind {
+                    "AWS::DynamoDB::Table" => Some(TABLE.into()),
+                    // An SQS queue's Ref is its URL.
+                    "AWS::SQS::Queue" => Some(backend.queue_url.clone()),
+                    "AWS::SecretsManager::Secret" if name == "LinkKeysSecret" => {
+                        Some(backend.link_keys_arn.clone())
+                    }
+                    "AWS::SecretsManager::Secret" if name == "ApiKeysSecret" => {
+                        Some(backend.api_keys_arn.clone())
+                    }
+                    _ => panic!("the bench has no stand-in for !Ref {name} ({kind})"),
+                }
+            }
+        }
+    }
+
+    /// A condition of the template's Conditions, with parameters at their defaults.
+    fn condition(&self, name: &str, backend: &Backend) -> bool {
+        let value = self.0["Conditions"][name].clone();
+        self.truth(&value, backend)
+    }
+
+    fn truth(&self, value: &serde_yaml::Value, backend: &Backend) -> bool {
+        let serde_yaml::Value::Tagged(tagged) = value else {
+            panic!("the bench cannot evaluate the condition {value:?}");
+        };
+        let args = tagged.value.as_sequence().cloned().unwrap_or_default();
+        match tagged.tag.to_string().trim_start_matches('!') {
+            "Not" => !self.truth(&args[0], backend),
+            "And" => args.iter().all(|a| self.truth(a, backend)),
+            "Or" => args.iter().any(|a| self.truth(a, backend)),
+            "Equals" => self.resolve(&args[0], backend) == self.resolve(&args[1], backend),
+            "Condition" => self.condition(tagged.value.as_str().unwrap_or(""), backend),
+            other => panic!("the bench cannot evaluate !{other}"),
         }
     }
 }
@@ -502,6 +744,7 @@ impl RunSpec {
         release: &Path,
         moto: &Moto,
         backend: &Backend,
+        deployed: &[(String, Vec<(String, String)>)],
         tls: Option<&TlsMaterial>,
         run: usize,
     ) -> RunSpec {
@@ -533,18 +776,29 @@ impl RunSpec {
                 tls.ca.to_string_lossy().into_owned(),
             ));
         }
-        if !m.warm_up {
+        if m.setup == Setup::OwnInit {
             env.push(("SONDEO_WARM_UP".into(), "off".into()));
+        }
+        let template_env = deployed
+            .iter()
+            .find(|(binary, _)| m.setup == Setup::Deployed && *binary == m.binary)
+            .map(|(_, env)| env);
+        if let Some(template_env) = template_env {
+            // What the template sets replaces the bench's defaults (log format and level, RUST_LOG).
+            env.retain(|(k, _)| template_env.iter().all(|(t, _)| t != k));
         }
         let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
         let event = match m.kind {
             Kind::Hello => api_event("GET", "/", "/", None, &[]),
             Kind::Collect => {
-                set("SONDEO_TABLE", TABLE);
-                set("SONDEO_QUEUE_URL", &backend.queue_url);
-                match &backend.link_keys_arn {
-                    Some(arn) => set("SONDEO_LINK_KEYS_SECRET_ARN", arn),
-                    None => set("SONDEO_LINK_KEYS", LINK_KEYS),
+                if template_env.is_none() {
+                    set("SONDEO_TABLE", TABLE);
+                    set("SONDEO_QUEUE_URL", &backend.queue_url);
+                    if backend.secrets_manager {
+                        set("SONDEO_LINK_KEYS_SECRET_ARN", &backend.link_keys_arn);
+                    } else {
+                        set("SONDEO_LINK_KEYS", LINK_KEYS);
+                    }
                 }
                 let now = sondeo_domain::time::now_ms() / 1000;
                 let token = backend
@@ -567,18 +821,17 @@ impl RunSpec {
                 )
             }
             Kind::Metrics => {
-                set("SONDEO_TABLE", TABLE);
-                match (&backend.link_keys_arn, &backend.api_keys_arn) {
-                    (Some(link), Some(api)) => {
-                        set("SONDEO_LINK_KEYS_SECRET_ARN", link);
-                        set("SONDEO_API_KEYS_SECRET_ARN", api);
-                    }
-                    _ => {
+                if template_env.is_none() {
+                    set("SONDEO_TABLE", TABLE);
+                    if backend.secrets_manager {
+                        set("SONDEO_LINK_KEYS_SECRET_ARN", &backend.link_keys_arn);
+                        set("SONDEO_API_KEYS_SECRET_ARN", &backend.api_keys_arn);
+                    } else {
                         set("SONDEO_LINK_KEYS", LINK_KEYS);
                         set("SONDEO_API_KEYS", API_KEY);
                     }
+                    set("SONDEO_BASE_URL", "https://surveys.example.com");
                 }
-                set("SONDEO_BASE_URL", "https://surveys.example.com");
                 // A GetItem (the survey) and a Query (its counters).
                 let mut e = api_event(
                     "GET",
@@ -596,6 +849,7 @@ impl RunSpec {
                 sqs_event(run)
             }
         };
+        env.extend(template_env.into_iter().flatten().cloned());
         RunSpec {
             binary: release.join(&m.binary),
             name: m.binary.clone(),
@@ -836,30 +1090,40 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
 
 // ---------------------------------------------------------------------------- report
 
+/// The environment a binary starts with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Setup {
+    /// Warm-up on, keys as `COLD_START_SECRETS` says.
+    Default,
+    /// `SONDEO_WARM_UP=off`: the binary's own init, without its warm-up calls.
+    OwnInit,
+    /// The environment `infra/template.yaml` sets: warm-up on, keys from Secrets Manager.
+    Deployed,
+}
+
 struct Measured {
     binary: String,
     kind: Kind,
-    /// Whether the function's init warm-up calls run (`SONDEO_WARM_UP` unset) or not (`off`).
-    warm_up: bool,
+    setup: Setup,
     samples: Vec<Sample>,
 }
 
 impl Measured {
-    fn new(binary: &str, kind: Kind, warm_up: bool) -> Measured {
+    fn new(binary: &str, kind: Kind, setup: Setup) -> Measured {
         Measured {
             binary: binary.to_string(),
             kind,
-            warm_up,
+            setup,
             samples: Vec::new(),
         }
     }
 
-    /// The row's name: the binary, marked when its warm-up is off.
+    /// The row's name: the binary, marked when its set-up is not the default.
     fn label(&self) -> String {
-        if self.warm_up || self.kind == Kind::Hello || self.kind == Kind::Aggregate {
-            self.binary.clone()
-        } else {
-            format!("{} (no warm-up)", self.binary)
+        match self.setup {
+            Setup::Default => self.binary.clone(),
+            Setup::OwnInit => format!("{} (no warm-up)", self.binary),
+            Setup::Deployed => format!("{} (deployed)", self.binary),
         }
     }
 
@@ -1042,6 +1306,44 @@ fn report(results: &[Measured], release: &Path, runs: usize) {
         println!("goals missed:\n  - {}", misses.join("\n  - "));
         println!(
             "(init includes the calls a function makes at init, warm-up and secrets, to a local Python moto: the CPU ratio shows the in-process work)"
+        );
+    }
+}
+
+/// The binary's own init beside the deployed configuration, each as a ratio to hello-lambda
+/// (medians, as the table above).
+fn report_setups(results: &[Measured], secrets_manager: bool) {
+    let Some(hello) = results.iter().find(|m| m.kind == Kind::Hello) else {
+        return;
+    };
+    let baseline = median(&hello.init_ms());
+    let baseline_cpu = median(&hello.init_cpu_ms());
+    println!();
+    println!("init as a ratio to hello-lambda (medians: init wall time, init CPU time)");
+    println!(
+        "{:<10} {:<62} {:>9} {:>9} {:>9} {:>9}",
+        "function", "configuration", "init ms", "x hello", "CPU ms", "x hello"
+    );
+    for m in results
+        .iter()
+        .filter(|m| matches!(m.setup, Setup::OwnInit | Setup::Deployed))
+    {
+        let what = match m.setup {
+            Setup::OwnInit if secrets_manager => {
+                "binary's own init (SONDEO_WARM_UP=off, keys from Secrets Manager)"
+            }
+            Setup::OwnInit => "binary's own init (SONDEO_WARM_UP=off, keys in env: no call)",
+            _ => "deployed (template env: warm-up on, keys from Secrets Manager)",
+        };
+        let (init, cpu) = (median(&m.init_ms()), median(&m.init_cpu_ms()));
+        println!(
+            "{:<10} {:<62} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            m.binary,
+            what,
+            init,
+            init / baseline,
+            cpu,
+            cpu / baseline_cpu
         );
     }
 }
