@@ -59,12 +59,7 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
 /// The batch's CloudWatch Embedded Metric Format line: one JSON object that CloudWatch turns
 /// into metrics without API calls. It carries a `level` and an RFC 3339 `timestamp` because
 /// Lambda's log-level filter treats a line without them as INFO and drops it below that level.
-pub fn metrics_line(
-    outcome: &BatchOutcome,
-    without_id: usize,
-    level: &str,
-    now_ms: i64,
-) -> String {
+pub fn metrics_line(outcome: &BatchOutcome, without_id: usize, level: &str, now_ms: i64) -> String {
     serde_json::json!({
         "level": level,
         "timestamp": rfc3339(now_ms),

@@ -196,7 +196,11 @@ impl ResponseLedger for Poisoned {
         &self,
         chunk: &sondeo_domain::aggregate::Chunk,
     ) -> Result<sondeo_domain::ports::CommitOutcome, sondeo_domain::ports::StoreError> {
-        if chunk.transitions.iter().any(|t| t.event.event_id == "poison") {
+        if chunk
+            .transitions
+            .iter()
+            .any(|t| t.event.event_id == "poison")
+        {
             return Err(sondeo_domain::ports::StoreError::Permanent(
                 "ValidationException: the item is refused".into(),
             ));
@@ -244,7 +248,11 @@ async fn one_poison_message_in_a_batch_of_100_is_kept_alone_and_99_count() {
 
 #[tokio::test]
 async fn a_record_without_a_message_id_fails_the_batch_instead_of_vanishing() {
-    let fixture = FIXTURE.replacen("\"messageId\": \"059f36b4-87a3-44ab-83d2-6601ff8f7b1\",", "", 1);
+    let fixture = FIXTURE.replacen(
+        "\"messageId\": \"059f36b4-87a3-44ab-83d2-6601ff8f7b1\",",
+        "",
+        1,
+    );
     assert_ne!(fixture, FIXTURE);
     let store = EmbeddedStore::in_memory().unwrap();
     let err = handle(&store, event(&fixture), "INFO").await.unwrap_err();
