@@ -138,41 +138,67 @@ fn one(slot: u16, score: i64, sign: i64) -> Histogram {
 }
 
 /// Packs transitions into chunks of at most `max_actions` items, merging counter deltas per key.
+///
+/// Transitions that share their first counter go whole into one chunk whenever they fit in one,
+/// so a counter item is written once per batch rather than once in each of two chunks.
 pub fn chunk(mut transitions: Vec<Transition>, max_actions: usize) -> Vec<Chunk> {
     // Transitions that touch the same counters sit together, so chunks share counter items.
-    transitions.sort_by(|a, b| {
-        a.deltas
-            .first()
-            .map(|d| &d.0)
-            .cmp(&b.deltas.first().map(|d| &d.0))
-    });
+    transitions.sort_by(|a, b| first_counter(a).cmp(&first_counter(b)));
     let max_actions = max_actions.max(3);
     let mut chunks = Vec::new();
     let mut current = Chunk::default();
-    for t in transitions {
-        let new_keys = t
-            .deltas
+    let mut rest = transitions.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        let mut group = vec![first];
+        while let Some(next) = rest.next_if(|t| first_counter(t) == first_counter(&group[0])) {
+            group.push(next);
+        }
+        let keys: std::collections::BTreeSet<&CounterKey> = group
             .iter()
-            .filter(|(k, _)| !current.counters.contains_key(k))
-            .count();
+            .flat_map(|t| t.deltas.iter().map(|d| &d.0))
+            .collect();
+        let alone = group.len() + keys.len();
+        let added = group.len()
+            + keys
+                .iter()
+                .filter(|k| !current.counters.contains_key(**k))
+                .count();
         if !current.transitions.is_empty()
-            && current.transitions.len() + current.counters.len() + 1 + new_keys > max_actions
+            && current.action_count() + added > max_actions
+            && alone <= max_actions
         {
             chunks.push(finish(std::mem::take(&mut current)));
         }
-        for (key, delta) in &t.deltas {
-            current
-                .counters
-                .entry(key.clone())
-                .or_default()
-                .merge(delta);
+        for t in group {
+            let new_keys = t
+                .deltas
+                .iter()
+                .filter(|(k, _)| !current.counters.contains_key(k))
+                .count();
+            if !current.transitions.is_empty()
+                && current.transitions.len() + current.counters.len() + 1 + new_keys > max_actions
+            {
+                chunks.push(finish(std::mem::take(&mut current)));
+            }
+            for (key, delta) in &t.deltas {
+                current
+                    .counters
+                    .entry(key.clone())
+                    .or_default()
+                    .merge(delta);
+            }
+            current.transitions.push(t);
         }
-        current.transitions.push(t);
     }
     if !current.transitions.is_empty() {
         chunks.push(finish(current));
     }
     chunks
+}
+
+/// The counter a transition adds its new answer to.
+fn first_counter(t: &Transition) -> Option<&CounterKey> {
+    t.deltas.first().map(|d| &d.0)
 }
 
 fn finish(mut chunk: Chunk) -> Chunk {
@@ -554,6 +580,31 @@ mod tests {
         assert_eq!(out.failed.len(), 10);
         assert!(out.rejected.is_empty());
         assert_eq!(out.isolations, 0);
+    }
+
+    #[test]
+    fn a_counter_is_written_once_when_its_answers_fit_in_one_chunk() {
+        // 100 answers over 15 counters (3 surveys × 5 touchpoints): 115 actions, two chunks, and
+        // no counter item in both.
+        let events: Vec<ResponseEvent> = (0..100)
+            .map(|i| {
+                let mut e = ev(&format!("e{i}"), &format!("r{i}"), i % 11, 1_000);
+                e.survey = format!("s{}", i % 3);
+                e.touchpoint = format!("t{}", (i / 3) % 5);
+                e
+            })
+            .collect();
+        let p = plan(latest_per_key(deliver(&events)), &HashMap::new());
+        let chunks = chunk(p.transitions, MAX_TRANSACTION_ACTIONS);
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks
+            .iter()
+            .all(|c| c.action_count() <= MAX_TRANSACTION_ACTIONS));
+        assert_eq!(chunks.iter().map(Chunk::action_count).sum::<usize>(), 115);
+        assert_eq!(
+            chunks.iter().map(|c| c.transitions.len()).sum::<usize>(),
+            100
+        );
     }
 
     #[test]
