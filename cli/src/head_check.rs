@@ -16,6 +16,7 @@ use http::StatusCode;
 use sondeo_http::HttpError;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -217,7 +218,7 @@ enum Reading {
 /// A connection whose request heads are checked before hyper reads them.
 pub struct CheckedIo<T> {
     inner: T,
-    nonce: &'static str,
+    nonce: Arc<str>,
     reading: Reading,
     /// Bytes read from the connection and not yet checked or handed over.
     inbound: Vec<u8>,
@@ -229,7 +230,7 @@ pub struct CheckedIo<T> {
 
 impl<T> CheckedIo<T> {
     /// Wraps a connection; refusals carry `nonce`.
-    pub fn new(inner: T, nonce: &'static str) -> CheckedIo<T> {
+    pub fn new(inner: T, nonce: Arc<str>) -> CheckedIo<T> {
         CheckedIo {
             inner,
             nonce,
@@ -376,12 +377,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CheckedIo<T> {
 /// A listener whose connections check request heads (see [`CheckedIo`]).
 pub struct CheckedListener<L> {
     inner: L,
-    nonce: &'static str,
+    nonce: Arc<str>,
 }
 
 impl<L> CheckedListener<L> {
     /// Wraps a listener; its refusals carry `nonce`.
-    pub fn new(inner: L, nonce: &'static str) -> CheckedListener<L> {
+    pub fn new(inner: L, nonce: Arc<str>) -> CheckedListener<L> {
         CheckedListener { inner, nonce }
     }
 }
@@ -392,7 +393,7 @@ impl<L: Listener> Listener for CheckedListener<L> {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = self.inner.accept().await;
-        (CheckedIo::new(io, self.nonce), addr)
+        (CheckedIo::new(io, self.nonce.clone()), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

@@ -192,14 +192,14 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
         let _ = tcp.set_nodelay(true);
     });
     // Request heads hyper would refuse with an empty answer are refused here with a reason.
-    let nonce: &'static str =
-        Box::leak(format!("{:032x}", rand::random::<u128>()).into_boxed_str());
-    let listener = CheckedListener::new(listener, nonce);
+    let nonce: Arc<str> = format!("{:032x}", rand::random::<u128>()).into();
+    let listener = CheckedListener::new(listener, nonce.clone());
     let router = stack.router.clone();
     let service = tower::service_fn(move |req: axum::extract::Request| {
         let router = router.clone();
+        let refused = head_check::refusal(&req, &nonce);
         async move {
-            if let Some(why) = head_check::refusal(&req, nonce) {
+            if let Some(why) = refused {
                 return Ok::<_, Infallible>(web::routing::into_axum(why.error().to_json()));
             }
             router.oneshot(req).await
