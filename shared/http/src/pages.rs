@@ -218,6 +218,12 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
         }
         (Locale::Es, "survey_closed") => "Esta encuesta ya no está activa.".to_string(),
         (Locale::Es, "invalid_score") => format!("Puntuación no válida. ({})", e.message),
+        (Locale::Es, "out_of_space") => {
+            "El servidor se ha quedado sin espacio en disco y no ha guardado nada; inténtelo de nuevo en unos segundos.".to_string()
+        }
+        (Locale::Es, "unavailable") => {
+            "El servicio no está disponible en este momento y no ha guardado nada; inténtelo de nuevo en unos segundos.".to_string()
+        }
         _ => e.message.clone(),
     };
     let body = format!(
@@ -237,6 +243,16 @@ pub fn html_error(e: &HttpError, locale: Locale) -> Response {
 mod tests {
     use super::*;
     use sondeo_domain::survey::{Locale, Survey, SurveyKind};
+
+    #[test]
+    fn a_full_disk_is_explained_in_spanish_too() {
+        for code in ["out_of_space", "unavailable"] {
+            let e = HttpError::new(http::StatusCode::SERVICE_UNAVAILABLE, code, "try again");
+            let page = error_page(&e, Locale::Es);
+            assert!(page.contains("inténtelo de nuevo"), "{code}: {page}");
+            assert!(!page.contains("try again"));
+        }
+    }
 
     #[test]
     fn answer_page_escapes_survey_text_and_checks_the_clicked_score() {
