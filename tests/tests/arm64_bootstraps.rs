@@ -157,13 +157,20 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
                 _ => Err("expected an empty batchItemFailures".into()),
             },
         },
-        // Not an alarm event: logged and ignored, no Lambda API call.
+        // Not an alarm event: logged and ignored, no CloudWatch or Lambda API call.
         "breaker" => Case {
-            env: vec![(
-                "SONDEO_GUARDED_FUNCTIONS",
-                "arn:aws:lambda:us-east-1:123456789012:function:sondeo-collect,arn:aws:lambda:us-east-1:123456789012:function:sondeo-metrics"
-                    .to_string(),
-            )],
+            env: vec![
+                (
+                    "SONDEO_GUARDED_FUNCTIONS",
+                    "arn:aws:lambda:us-east-1:123456789012:function:sondeo-collect,arn:aws:lambda:us-east-1:123456789012:function:sondeo-metrics"
+                        .to_string(),
+                ),
+                (
+                    "SONDEO_FLOOD_ALARMS",
+                    "sondeo-collect-flood,sondeo-metrics-flood".to_string(),
+                ),
+                ("SONDEO_FLOOD_CONCURRENCY", "5".to_string()),
+            ],
             event: json!({ "alarmData": {} }),
             check: |response| match response["ignored"].as_str() {
                 Some(_) => Ok(()),
