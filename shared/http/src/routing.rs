@@ -135,9 +135,27 @@ mod tests {
 
     type Fields = BTreeMap<String, String>;
 
-    /// Keeps the fields of every span named "request".
+    /// Keeps the fields of every span named "request" opened on a thread that is recording.
     #[derive(Clone, Default)]
     struct RequestSpans(Arc<Mutex<Vec<Fields>>>);
+
+    thread_local! {
+        /// Whether spans opened on this thread are kept.
+        static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// The recorder, installed once as the global subscriber. A scoped one (`with_default`) races
+    /// with the other tests: a callsite first hit on another thread without a subscriber is
+    /// cached as disabled for every thread, and its span goes missing.
+    fn recorder() -> &'static RequestSpans {
+        static RECORDER: std::sync::OnceLock<RequestSpans> = std::sync::OnceLock::new();
+        RECORDER.get_or_init(|| {
+            let spans = RequestSpans::default();
+            tracing::subscriber::set_global_default(spans.clone())
+                .expect("no other test sets a global subscriber");
+            spans
+        })
+    }
 
     struct Collect<'a>(&'a mut Fields);
 
@@ -157,7 +175,7 @@ mod tests {
         }
         fn new_span(&self, span: &Attributes<'_>) -> Id {
             let mut spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if span.metadata().name() == "request" {
+            if span.metadata().name() == "request" && RECORDING.with(|r| r.get()) {
                 let mut fields = Fields::new();
                 span.record(&mut Collect(&mut fields));
                 spans.push(fields);
@@ -171,32 +189,32 @@ mod tests {
         fn exit(&self, _: &Id) {}
     }
 
-    /// Sends one request through a finished router while `spans` records; returns the
-    /// response's request-id header.
-    fn send(spans: &RequestSpans, req: http::Request<axum::body::Body>) -> String {
+    /// Sends one request through a finished router on this thread while the recorder keeps
+    /// its spans; returns the response's request-id header.
+    fn send(req: http::Request<axum::body::Body>) -> String {
+        recorder();
         let router = finish(Router::new().route("/items/{id}", get(|| async { "item" })));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        tracing::subscriber::with_default(spans.clone(), || {
-            let resp = rt
-                .block_on(router.oneshot(req))
-                .unwrap_or_else(|never| match never {});
-            assert_eq!(resp.status(), StatusCode::OK);
-            resp.headers()[REQUEST_ID_HEADER]
-                .to_str()
-                .expect("ASCII id")
-                .to_string()
-        })
+        RECORDING.with(|r| r.set(true));
+        let resp = rt
+            .block_on(router.oneshot(req))
+            .unwrap_or_else(|never| match never {});
+        RECORDING.with(|r| r.set(false));
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.headers()[REQUEST_ID_HEADER]
+            .to_str()
+            .expect("ASCII id")
+            .to_string()
     }
 
     #[test]
     fn each_request_has_one_span_with_its_route_and_the_id_it_is_answered_with() {
-        let spans = RequestSpans::default();
         let req = http::Request::get("/items/7/")
             .body(axum::body::Body::empty())
             .expect("request");
-        let id = send(&spans, req);
+        let id = send(req);
         assert_eq!(id.len(), 16, "{id}");
         assert!(
             id.bytes()
@@ -207,8 +225,12 @@ mod tests {
             .header(REQUEST_ID_HEADER, "from-the-client")
             .body(axum::body::Body::empty())
             .expect("request");
-        assert_eq!(send(&spans, req), "from-the-client");
-        let spans = spans.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(send(req), "from-the-client");
+        let spans = recorder()
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let expected = |id: &str| {
             Fields::from([
                 ("method".to_string(), "GET".to_string()),
