@@ -4,7 +4,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use sondeo_domain::aggregate::{apply_batch, decode_message, BatchOutcome};
 use sondeo_domain::ports::ResponseLedger;
-use sondeo_domain::time::{now_ms, Day};
+use sondeo_domain::time::{now_ms, rfc3339};
 use std::collections::HashMap;
 use tracing::Span;
 
@@ -74,20 +74,6 @@ pub fn metrics_line(outcome: &BatchOutcome, without_id: usize, level: &str, now_
         "isolations": outcome.isolations, "without_id": without_id,
     })
     .to_string()
-}
-
-/// Unix milliseconds as an RFC 3339 UTC time with milliseconds.
-fn rfc3339(ms: i64) -> String {
-    let day = Day::from_unix_ms(ms);
-    let (y, mo, d) = day.ymd();
-    let in_day = ms.rem_euclid(86_400_000);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
 }
 
 /// The span of one message: its queue message id, and its event id once the body decodes.

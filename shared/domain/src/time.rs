@@ -141,6 +141,18 @@ impl FromStr for Bucket {
     }
 }
 
+/// Unix milliseconds as an RFC 3339 UTC time (`2026-11-26T02:00:00.123Z`); out-of-range times
+/// give the Unix epoch.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
 /// The current Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -189,6 +201,13 @@ fn civil_from_days(z: i32) -> (i32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_with_the_milliseconds_that_are_there() {
+        assert_eq!(rfc3339(1_795_658_400_123), "2026-11-26T02:00:00.123Z");
+        assert_eq!(rfc3339(1_795_658_400_000), "2026-11-26T02:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn epoch_and_known_dates_round_trip() {
