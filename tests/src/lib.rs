@@ -2,6 +2,7 @@
 //! setup, a generated response workload with its ground truth, and ledgers that fail on purpose.
 
 pub mod dynamo_wire;
+pub mod local_http;
 pub mod runtime_api;
 pub mod write_units;
 

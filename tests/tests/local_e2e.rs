@@ -1,63 +1,15 @@
 //! Local mode end to end over real HTTP: create a survey, mint a link, click it as a browser
 //! does, read the metric; change the answer; restart and find everything still there.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use sondeo_local::local::LocalStack;
-use sondeo_local::server::{start, RunningServer};
-use std::sync::Arc;
+use sondeo_tests::local_http::{boot, LocalHttp as Http};
 use std::time::Duration;
-
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Http {
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> (u16, String) {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-            .await
-            .expect("server answers");
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).to_string())
-    }
-}
-
-async fn boot(dir: &std::path::Path) -> (Arc<LocalStack>, RunningServer, Http) {
-    let stack = Arc::new(LocalStack::open(dir, None).await.unwrap());
-    let server = start(stack.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let http = Http {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        base: format!("http://{}", server.addr),
-    };
-    (stack, server, http)
-}
 
 /// Polls the metrics route until `n` responses are counted (the local queue drains every 50 ms).
 async fn metrics_when(http: &Http, key: &str, n: i64) -> serde_json::Value {
     let auth = format!("Bearer {key}");
     for _ in 0..800 {
         let (status, body) = http
-            .send(
+            .status_and_body(
                 "GET",
                 "/v1/metrics?survey=shop-nps&bucket=day",
                 &[("authorization", &auth)],
@@ -77,7 +29,9 @@ async fn metrics_when(http: &Http, key: &str, n: i64) -> serde_json::Value {
 /// Clicks a one-click link as a browser does: GET the page, then the page's script POSTs the score.
 async fn click(http: &Http, link: &str) -> u16 {
     let path = link.strip_prefix(&http.base).unwrap();
-    let (status, page) = http.send("GET", path, &[("accept", "text/html")], "").await;
+    let (status, page) = http
+        .status_and_body("GET", path, &[("accept", "text/html")], "")
+        .await;
     assert_eq!(status, 200, "{page}");
     let action = page
         .split("action=\"")
@@ -86,7 +40,7 @@ async fn click(http: &Http, link: &str) -> u16 {
         .expect("page has a form");
     let score = link.rsplit("score=").next().unwrap();
     let (status, body) = http
-        .send(
+        .status_and_body(
             "POST",
             action,
             &[
@@ -114,17 +68,17 @@ async fn click_a_minted_link_and_see_the_metric_then_restart_and_keep_it() {
     let survey = serde_json::json!({"id": "shop-nps", "kind": "nps", "question": "Would you recommend our shop?",
         "touchpoints": [{"slug": "post-purchase", "stage": "conversion"}, {"slug": "support-chat", "stage": "retention"}]});
     let (status, body) = http
-        .send("POST", "/v1/surveys", &json, &survey.to_string())
+        .status_and_body("POST", "/v1/surveys", &json, &survey.to_string())
         .await;
     assert_eq!(status, 201, "{body}");
     let (status, _) = http
-        .send("POST", "/v1/surveys", &json, &survey.to_string())
+        .status_and_body("POST", "/v1/surveys", &json, &survey.to_string())
         .await;
     assert_eq!(status, 409, "a survey id is created once");
 
     let mint = serde_json::json!({"survey": "shop-nps", "touchpoint": "post-purchase", "respondent": "ana@example.com"});
     let (status, body) = http
-        .send("POST", "/v1/links", &json, &mint.to_string())
+        .status_and_body("POST", "/v1/links", &json, &mint.to_string())
         .await;
     assert_eq!(status, 201, "{body}");
     let links: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -152,16 +106,18 @@ async fn click_a_minted_link_and_see_the_metric_then_restart_and_keep_it() {
     }
 
     // Unknown routes and bad links answer clearly.
-    let (status, body) = http.send("GET", "/nope", &[], "").await;
+    let (status, body) = http.status_and_body("GET", "/nope", &[], "").await;
     assert_eq!(status, 404, "{body}");
-    let (status, page) = http.send("GET", "/r/not-a-token?score=9", &[], "").await;
+    let (status, page) = http
+        .status_and_body("GET", "/r/not-a-token?score=9", &[], "")
+        .await;
     assert_eq!(status, 400);
     assert!(
         page.contains("not valid") || page.contains("damaged"),
         "{page}"
     );
     let (status, _) = http
-        .send("POST", "/v1/surveys", &json, &"x".repeat(20_000))
+        .status_and_body("POST", "/v1/surveys", &json, &"x".repeat(20_000))
         .await;
     assert_eq!(status, 413);
 

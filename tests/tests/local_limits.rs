@@ -3,64 +3,10 @@
 //! get a one-line reason.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use sondeo_local::local::LocalStack;
-use sondeo_local::server::{start, RunningServer};
-use std::sync::Arc;
+use sondeo_tests::local_http::{boot, LocalHttp as Http, Reply};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Reply {
-    status: u16,
-    retry_after: Option<String>,
-    body: String,
-}
-
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Http {
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-            .await
-            .expect("server answers");
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            retry_after,
-            body: String::from_utf8_lossy(&bytes).to_string(),
-        }
-    }
-}
-
-async fn boot(dir: &std::path::Path) -> (Arc<LocalStack>, RunningServer, Http) {
-    let stack = Arc::new(LocalStack::open(dir, None).await.unwrap());
-    let server = start(stack.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let http = Http {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        base: format!("http://{}", server.addr),
-    };
-    (stack, server, http)
-}
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sondeo-{name}-{:08x}", rand::random::<u32>()))
