@@ -456,6 +456,8 @@ mod tests {
         counted: std::sync::Mutex<i64>,
         rejected: std::sync::Mutex<Vec<(String, String)>>,
         commits: std::sync::Mutex<usize>,
+        /// Whether keeping a rejected message fails too.
+        cannot_keep: bool,
     }
 
     #[async_trait::async_trait]
@@ -496,6 +498,11 @@ mod tests {
             _body: &str,
             reason: &str,
         ) -> Result<(), crate::ports::StoreError> {
+            if self.cannot_keep {
+                return Err(crate::ports::StoreError::Transient(
+                    "table unreachable".into(),
+                ));
+            }
             self.rejected
                 .lock()
                 .unwrap()
@@ -548,6 +555,20 @@ mod tests {
         let key = ev("x", "r", 0, 0).key();
         assert_eq!(ledger.records.lock().unwrap()[&key].score, 6);
         assert!(out.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_that_cannot_be_kept_goes_back_to_the_queue() {
+        let good = ev("e-good", "q", 10, 1_000);
+        let poison = ev("poison", "r", 9, 1_000);
+        let ledger = PoisonLedger {
+            cannot_keep: true,
+            ..Default::default()
+        };
+        let out = apply_batch(&ledger, messages(&[good, poison])).await;
+        assert_eq!(out.applied, vec!["m0".to_string()]);
+        assert_eq!(out.failed, vec!["m1".to_string()], "retried, never dropped");
+        assert!(out.rejected.is_empty());
     }
 
     #[tokio::test]
