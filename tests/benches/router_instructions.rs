@@ -3,9 +3,10 @@
 //! drive N1 and N2 clicks in-process (`tower::ServiceExt::oneshot`, as `lambda_http::run` and
 //! local mode's `dispatch` do), divided by N2 − N1, so set-up (store, tokens, runtime) cancels out.
 //!
-//! Targets: the production router (`sondeo_http::local_router`), the same stack with one shared
-//! layer left out at a time, the bare router, and local mode's `dispatch` over the embedded
-//! store. The click routes are `GET /r/{token}?score=9` (the page, which records the score) and
+//! Targets: the production router (`sondeo_http::local_router`, whose click routes are served by
+//! the fast path in front of the axum router), the axum stack with one shared layer left out at a
+//! time, the bare axum router, local mode's `dispatch` over the embedded store, and a link
+//! token's verification alone in both token versions (the part of a click the edge does not choose). The click routes are `GET /r/{token}?score=9` (the page, which records the score) and
 //! `POST /r/{token}` (the answer). CORS is a route layer of `/v1/responses` only, so no click
 //! passes through it. Each target runs without a tracing subscriber (as the local benches) and
 //! with the Lambda runtime's default subscriber at INFO (as the deployed functions and `sondeo
@@ -46,6 +47,10 @@ const API_KEY: &str = "0123456789abcdef-bench";
 const TARGETS: &[(&str, &str)] = &[
     ("full", "production router (local_router), in-memory store"),
     (
+        "axum",
+        "as before the click fast path: every click through the axum router and its layers",
+    ),
+    (
         "per-layer",
         "as before 9eeb09e: one Router::layer per layer, ids by format!",
     ),
@@ -55,7 +60,20 @@ const TARGETS: &[(&str, &str)] = &[
     ("no-body-limit", "without DefaultBodyLimit"),
     ("bare", "routes and 404 fallback only, no layer"),
     ("embedded", "local mode dispatch, embedded SQLite store"),
+    (
+        "token-v1",
+        "verify only: a version-1 (HMAC) token, as the links before AES-SIV",
+    ),
+    (
+        "token-v2",
+        "verify only: the same claims as a version-2 (AES-SIV) token",
+    ),
 ];
+
+/// The key and claims of the version-1 token minted before version 2 existed (token.rs `GOLDEN_V1`).
+const OLD_KEYS: &str = "k1:0123456789abcdef0123456789abcdef-old";
+const GOLDEN_V1: &str = "AQJrMQhucHMtMjAyNg1wb3N0LXB1cmNoYXNlIGFuYS5tYXJpYS5sb3BlekBleGFtcGxlLW1haWwuY29tarE7gGrYyIA.Ez_KXz4Ra6KYMO4kHtvepg";
+const GOLDEN_NOW: i64 = 1_790_000_100;
 
 /// A store holding one survey that counts what it is given.
 struct Memory {
@@ -125,7 +143,7 @@ fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
 
 /// Both apps' routes with the 404 fallbacks `routing::finish` adds, and no layer.
 fn routes(collect: CollectApp, admin: AdminApp) -> Router {
-    sondeo_http::collect::routes(collect)
+    sondeo_http::collect::routes(Arc::new(collect))
         .merge(sondeo_http::admin::routes(admin))
         .fallback(routing::no_route)
         .method_not_allowed_fallback(routing::no_route)
@@ -242,6 +260,11 @@ async fn child(target: &str, route: &str, n: usize, max: usize, subscriber: bool
     // Each variant is `routing::finish` with one layer left out of its ServiceBuilder stack.
     let ok = match target {
         "full" => drive(sondeo_http::local_router(collect, admin), route, tokens).await,
+        "axum" => {
+            let r = sondeo_http::collect::routes(Arc::new(collect))
+                .merge(sondeo_http::admin::routes(admin));
+            drive(routing::finish(r), route, tokens).await
+        }
         "per-layer" => {
             let r = routes(collect, admin)
                 .layer(body_limit())
@@ -307,6 +330,27 @@ async fn child(target: &str, route: &str, n: usize, max: usize, subscriber: bool
             }
             let _ = std::fs::remove_dir_all(&dir);
             ok
+        }
+        "token-v1" | "token-v2" => {
+            let ring = LinkKeyring::from_spec(OLD_KEYS).expect("keyring");
+            let token = if target == "token-v1" {
+                GOLDEN_V1.to_string()
+            } else {
+                ring.sign(&LinkClaims {
+                    survey: "nps-2026".into(),
+                    touchpoint: "post-purchase".into(),
+                    respondent: "ana.maria.lopez@example-mail.com".into(),
+                    issued_at: 1_790_000_000,
+                    expires_at: 1_792_592_000,
+                })
+                .expect("token")
+            };
+            (0..n)
+                .filter(|_| {
+                    ring.verify(std::hint::black_box(&token), GOLDEN_NOW)
+                        .is_ok()
+                })
+                .count()
         }
         other => panic!("unknown target {other}"),
     };

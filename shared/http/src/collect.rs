@@ -2,7 +2,7 @@
 
 use crate::pages::html_error;
 use crate::respond::{html_response, json_response, HttpError, Request, Response};
-use crate::routing::{buffered, into_axum, HttpService};
+use crate::routing::{buffered, into_axum, BoxFuture, FastRoute, HttpService};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::middleware;
@@ -35,8 +35,7 @@ pub struct CollectApp {
 }
 
 /// The collect function's routes: link pages and their answers, and the submission API with CORS.
-pub fn routes(app: CollectApp) -> Router {
-    let app = Arc::new(app);
+pub fn routes(app: Arc<CollectApp>) -> Router {
     let origins = Arc::new(app.allowed_origins.clone());
     let allowed = origins.clone();
     let cors = CorsLayer::new()
@@ -76,9 +75,45 @@ pub fn routes(app: CollectApp) -> Router {
         .with_state(app)
 }
 
-/// The collect function's finished router (shared layers, 404 fallback).
+/// The collect function's finished router (shared layers, 404 fallback, the click fast path).
 pub fn router(app: CollectApp) -> HttpService {
-    crate::routing::finish(routes(app))
+    let app = Arc::new(app);
+    crate::routing::finish_with(routes(app.clone()), Some(clicks(app)))
+}
+
+/// The one-click routes (`GET`/`POST /r/{token}`) served in front of the router.
+pub fn clicks(app: Arc<CollectApp>) -> Arc<dyn FastRoute> {
+    Arc::new(Clicks(app))
+}
+
+/// `GET`/`POST /r/{token}` for plain tokens (no escapes, no trailing slash): exactly what the
+/// router's `/r/{token}` route does with them. Anything else (HEAD, other methods, escaped
+/// or empty tokens) goes to the router.
+struct Clicks(Arc<CollectApp>);
+
+impl FastRoute for Clicks {
+    fn pattern(&self) -> &'static str {
+        "/r/{token}"
+    }
+
+    fn serves(&self, method: &Method, path: &str) -> bool {
+        (method == Method::GET || method == Method::POST)
+            && path
+                .strip_prefix("/r/")
+                .is_some_and(|t| !t.is_empty() && !t.contains(['/', '%']))
+    }
+
+    fn serve(self: Arc<Self>, req: axum::extract::Request) -> BoxFuture {
+        Box::pin(async move {
+            let action = if req.method() == Method::POST {
+                LinkAction::Answer
+            } else {
+                LinkAction::Page
+            };
+            let token = req.uri().path()["/r/".len()..].to_string();
+            link_route(&self.0, Ok(Path(token)), req, action).await
+        })
+    }
 }
 
 type LinkResult = Result<Response, (HttpError, Locale)>;

@@ -20,7 +20,11 @@ use http::Method;
 
 /// Both functions' routes in one router, as local mode serves them on one port.
 pub fn local_router(collect: collect::CollectApp, admin: admin::AdminApp) -> HttpService {
-    routing::finish(collect::routes(collect).merge(admin::routes(admin)))
+    let collect = std::sync::Arc::new(collect);
+    routing::finish_with(
+        collect::routes(collect.clone()).merge(admin::routes(admin)),
+        Some(collect::clicks(collect)),
+    )
 }
 
 /// Which function serves a route.
@@ -216,6 +220,223 @@ mod router_tests {
             (StatusCode::NOT_FOUND, "no_route".to_string())
         );
         assert_eq!(call(&admin, "GET", "/v1/surveys/").await.0, StatusCode::OK);
+    }
+
+    /// Holds one survey and keeps what it is given.
+    #[derive(Default)]
+    struct One(std::sync::Mutex<Vec<ResponseEvent>>);
+
+    #[async_trait]
+    impl SurveyStore for One {
+        async fn get_survey(&self, id: &str) -> Result<Option<Survey>, StoreError> {
+            Ok((id == "nps").then(|| Survey {
+                id: "nps".into(),
+                kind: sondeo_domain::survey::SurveyKind::Nps,
+                question: "How likely are you to recommend <b>us</b>?".into(),
+                follow_up: "Why?".into(),
+                locale: sondeo_domain::survey::Locale::Es,
+                touchpoints: vec![sondeo_domain::survey::Touchpoint {
+                    slug: "web".into(),
+                    stage: None,
+                }],
+                public_key: None,
+            }))
+        }
+        async fn create_survey(&self, _: &Survey) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl ResponseQueue for One {
+        async fn enqueue(&self, event: &ResponseEvent) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push(event.clone());
+            Ok(())
+        }
+    }
+
+    /// Status, headers other than the request id, and body of a response.
+    async fn whole(router: &HttpService, req: http::Request<axum::body::Body>) -> String {
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let mut out = format!("{}\n", resp.status());
+        let mut headers: Vec<_> = resp
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str() != routing::REQUEST_ID_HEADER)
+            .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("?")))
+            .collect();
+        headers.sort();
+        out += &headers.join("\n");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        out + "\n\n" + &String::from_utf8_lossy(&body)
+    }
+
+    /// Method, URI, headers and body of a click.
+    type Click<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+
+    #[tokio::test]
+    async fn the_click_fast_path_answers_exactly_as_the_router_does() {
+        let keyring = LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-router").unwrap();
+        let now = sondeo_domain::time::now_ms() / 1000;
+        let claims = |respondent: &str, expires_at| sondeo_domain::token::LinkClaims {
+            survey: "nps".into(),
+            touchpoint: "web".into(),
+            respondent: respondent.into(),
+            issued_at: now - 10,
+            expires_at,
+        };
+        let good = keyring
+            .sign(&claims("ana@example.com", now + 3600))
+            .unwrap();
+        let expired = keyring.sign(&claims("bo@example.com", now - 1)).unwrap();
+        let (fast_store, slow_store) = (Arc::new(One::default()), Arc::new(One::default()));
+        let app = |store: &Arc<One>| collect::CollectApp {
+            surveys: store.clone(),
+            queue: store.clone(),
+            keyring: keyring.clone(),
+            allowed_origins: Vec::new(),
+        };
+        let fast = collect::router(app(&fast_store));
+        let slow = routing::finish(collect::routes(Arc::new(app(&slow_store))));
+        let too_big = "x".repeat(MAX_BODY_BYTES + 1);
+        let requests: Vec<Click> = vec![
+            ("GET", format!("/r/{good}?score=9"), vec![], ""),
+            (
+                "GET",
+                format!("/r/{good}?score=9"),
+                vec![("accept", "application/json")],
+                "",
+            ),
+            ("GET", format!("/r/{good}?score=11"), vec![], ""),
+            (
+                "GET",
+                format!("/r/{good}?score=x&score=1"),
+                vec![("accept-language", "en")],
+                "",
+            ),
+            ("GET", format!("/r/{good}"), vec![], ""),
+            ("GET", format!("/r/{expired}?score=9"), vec![], ""),
+            (
+                "GET",
+                "/r/not-a-token?score=9".to_string(),
+                vec![("accept-language", "en")],
+                "",
+            ),
+            (
+                "GET",
+                "/r/not-a-token".to_string(),
+                vec![("accept", "application/json")],
+                "",
+            ),
+            (
+                "POST",
+                format!("/r/{good}"),
+                vec![("content-type", "application/x-www-form-urlencoded")],
+                "score=9&comment=bien",
+            ),
+            (
+                "POST",
+                format!("/r/{good}"),
+                vec![
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("accept", "application/json"),
+                ],
+                "score=4",
+            ),
+            (
+                "POST",
+                format!("/r/{good}"),
+                vec![("content-type", "application/json")],
+                "{\"score\":",
+            ),
+            (
+                "POST",
+                format!("/r/{good}"),
+                vec![("sec-purpose", "prefetch")],
+                "score=9",
+            ),
+            ("POST", format!("/r/{expired}"), vec![], "score=9"),
+            ("POST", format!("/r/{good}"), vec![], &too_big),
+        ];
+        for (method, uri, headers, body) in &requests {
+            let req = || {
+                let mut b = http::Request::builder().method(*method).uri(uri.as_str());
+                for (name, value) in headers {
+                    b = b.header(*name, *value);
+                }
+                b.body(axum::body::Body::from(body.to_string())).unwrap()
+            };
+            assert!(
+                fast.fast
+                    .as_ref()
+                    .is_some_and(|f| f.serves(&req().method().clone(), req().uri().path())),
+                "{method} {uri} is not on the fast path"
+            );
+            assert_eq!(
+                whole(&fast, req()).await,
+                whole(&slow, req()).await,
+                "{method} {uri} {headers:?}"
+            );
+        }
+        let answers = |store: &One| {
+            store
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| (e.score, e.comment.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answers(&fast_store), answers(&slow_store));
+        assert_eq!(answers(&fast_store).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_click_fast_path_sets_and_echoes_request_ids_and_leaves_other_requests_to_the_router(
+    ) {
+        let (collect, _) = routers();
+        let fast = collect.fast.clone().unwrap();
+        for (method, path) in [
+            ("HEAD", "/r/x.y"),
+            ("PUT", "/r/x.y"),
+            ("GET", "/r/x.y/"),
+            ("GET", "/r/"),
+            ("GET", "/r/a%2Fb"),
+            ("GET", "/r/a/b"),
+            ("POST", "/v1/responses"),
+        ] {
+            assert!(
+                !fast.serves(&method.parse().unwrap(), path),
+                "{method} {path}"
+            );
+        }
+        let req = |id: Option<&str>| {
+            let mut b = http::Request::get("/r/x.y?score=9");
+            if let Some(id) = id {
+                b = b.header(routing::REQUEST_ID_HEADER, id);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        let resp = collect
+            .clone()
+            .oneshot(req(Some("from-the-client")))
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()[routing::REQUEST_ID_HEADER],
+            "from-the-client"
+        );
+        let resp = collect.clone().oneshot(req(None)).await.unwrap();
+        let id = resp.headers()[routing::REQUEST_ID_HEADER].to_str().unwrap();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
     }
 
     #[tokio::test]

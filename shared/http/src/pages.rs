@@ -70,20 +70,23 @@ pub fn escape(s: &str) -> String {
 
 /// Appends `s` to `out`, escaped for HTML.
 fn escape_into(out: &mut String, s: &str) {
-    if !s.contains(['&', '<', '>', '"', '\'']) {
-        out.push_str(s);
-        return;
+    // A byte scan: every character escaped is ASCII, so each cut is on a character boundary.
+    let mut rest = s;
+    while let Some(i) = rest
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        rest = &rest[i + 1..];
     }
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    out.push_str(rest);
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5}\
@@ -281,5 +284,9 @@ mod tests {
             escape("<script>\"x\"&'"),
             "&lt;script&gt;&quot;x&quot;&amp;&#39;"
         );
+        assert_eq!(escape("ñandú <b>"), "ñandú &lt;b&gt;");
+        assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape(""), "");
+        assert_eq!(escape("a&&b€>"), "a&amp;&amp;b€&gt;");
     }
 }

@@ -1,19 +1,116 @@
 //! What every router shares, as tower layers: body-size limit, request ids, one tracing span per
-//! request, trailing-slash normalisation, and a JSON 404 for paths no route serves.
+//! request, trailing-slash normalisation, and a JSON 404 for paths no route serves; and the
+//! fast path that serves the one-click routes without the router's layers.
 
 use crate::respond::{HttpError, Request, Response, MAX_BODY_BYTES};
+use axum::body::HttpBody;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::Router;
-use http::{HeaderValue, StatusCode};
-use tower::{Layer, ServiceBuilder};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 /// A finished router: what a Lambda function hands to `lambda_http::run` and local mode to `axum::serve`.
-pub type HttpService = NormalizePath<Router>;
+///
+/// Requests a [`FastRoute`] serves skip the router and its layers (the same request id, span and
+/// body limit, done inline); every other request goes through the router.
+#[derive(Clone)]
+pub struct HttpService {
+    router: NormalizePath<Router>,
+    pub(crate) fast: Option<Arc<dyn FastRoute>>,
+}
+
+/// A route served in front of the router: the click path, where the router's boxed layers cost
+/// more than the 10% the "one house" issue allows (`router_instructions` bench).
+pub trait FastRoute: Send + Sync + 'static {
+    /// The route's pattern, as the request span names it.
+    fn pattern(&self) -> &'static str;
+    /// Whether this route serves a request with this method and path (as received).
+    fn serves(&self, method: &Method, path: &str) -> bool;
+    /// Answers a request this route serves; the body is read within [`MAX_BODY_BYTES`].
+    fn serve(self: Arc<Self>, req: axum::extract::Request) -> BoxFuture;
+}
+
+/// A response future as the fast path and the router both give it.
+pub type BoxFuture = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+
+impl<B> Service<http::Request<B>> for HttpService
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The router is always ready, and the fast path holds no capacity.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match &self.fast {
+            Some(fast) if fast.serves(req.method(), req.uri().path()) => {
+                let fast = fast.clone();
+                Box::pin(async move { Ok(serve_fast(fast, req.map(axum::body::Body::new)).await) })
+            }
+            _ => {
+                let mut router = self.router.clone();
+                Box::pin(async move { router.call(req).await })
+            }
+        }
+    }
+}
+
+/// Serves a request on the fast path with what the shared layers would add: its request id
+/// (the client's or a new one, echoed on the response) and its span.
+async fn serve_fast(
+    fast: Arc<dyn FastRoute>,
+    mut req: axum::extract::Request,
+) -> axum::response::Response {
+    let id = match req.headers().get(REQUEST_ID_HEADER) {
+        Some(id) => id.clone(),
+        None => {
+            let id = HeaderValue::from_bytes(&hex16(rand::random()))
+                .unwrap_or(HeaderValue::from_static("0000000000000000"));
+            req.headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = fast.pattern(),
+        request_id = id.to_str().unwrap_or(""),
+    );
+    let mut resp = fast.serve(req).instrument(span.clone()).await;
+    if resp.status().is_server_error() {
+        // What TraceLayer's default failure classifier logs for the router's routes.
+        span.in_scope(|| tracing::error!(status = resp.status().as_u16(), "response failed"));
+    }
+    let headers = resp.headers_mut();
+    headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+    // What axum's routes add to a body of known size.
+    if !headers.contains_key(http::header::CONTENT_LENGTH) {
+        if let Some(len) = resp.body().size_hint().exact() {
+            resp.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+    resp
+}
 
 /// The request-id header set on every request (when the client sent none) and echoed on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -43,6 +140,11 @@ fn hex16(mut n: u64) -> [u8; 16] {
 
 /// Adds the shared layers and the 404 fallback to a router's routes, and trims trailing slashes.
 pub fn finish(routes: Router) -> HttpService {
+    finish_with(routes, None)
+}
+
+/// [`finish`], with a route served in front of the router.
+pub fn finish_with(routes: Router, fast: Option<Arc<dyn FastRoute>>) -> HttpService {
     let header = http::HeaderName::from_static(REQUEST_ID_HEADER);
     // One `Router::layer` for the whole stack: axum boxes each layer it is given around every
     // route, and each box costs a clone and a boxed future per request.
@@ -57,7 +159,10 @@ pub fn finish(routes: Router) -> HttpService {
         // A known path with a method no route serves: the same JSON 404 as an unknown path.
         .method_not_allowed_fallback(no_route)
         .layer(layers);
-    NormalizePathLayer::trim_trailing_slash().layer(router)
+    HttpService {
+        router: NormalizePathLayer::trim_trailing_slash().layer(router),
+        fast,
+    }
 }
 
 /// One span per request: method, the route's pattern (never the raw path, which holds link
@@ -97,8 +202,16 @@ pub async fn no_route(method: http::Method, uri: http::Uri) -> axum::response::R
 /// Reads a request's whole body within the router's body limit; a larger body is a 413 whose
 /// message states the limit.
 pub async fn buffered(req: axum::extract::Request) -> Result<Request, HttpError> {
+    buffered_within(req, MAX_BODY_BYTES).await
+}
+
+/// Reads a request's whole body within `limit` bytes (a route that takes larger bodies).
+pub async fn buffered_within(
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<Request, HttpError> {
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
         Err(e)
             if std::error::Error::source(&e)
@@ -107,7 +220,7 @@ pub async fn buffered(req: axum::extract::Request) -> Result<Request, HttpError>
             Err(HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the request body is over the {MAX_BODY_BYTES} byte limit"),
+                format!("the request body is over the {limit} byte limit"),
             ))
         }
         Err(e) => Err(HttpError::bad_request(
