@@ -147,14 +147,48 @@ impl ApiClient {
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, ClientError> {
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let (status, answer) = match self {
+        let (status, answer) = self
+            .exchange(method, path, "application/json", bytes)
+            .await?;
+        let json: serde_json::Value = serde_json::from_slice(&answer).map_err(|_| {
+            ClientError::Transport(format!(
+                "the API answered {status} with a body that is not JSON"
+            ))
+        })?;
+        if !status.is_success() {
+            return Err(api_error(status, &json));
+        }
+        Ok(json)
+    }
+
+    /// Posts a CSV body to a route; returns the CSV answer of a 2xx response.
+    pub async fn post_csv(&self, path: &str, csv: Bytes) -> Result<Bytes, ClientError> {
+        let (status, answer) = self
+            .exchange(Method::POST, path, "text/csv; charset=utf-8", csv)
+            .await?;
+        if !status.is_success() {
+            let json = serde_json::from_slice(&answer).unwrap_or_default();
+            return Err(api_error(status, &json));
+        }
+        Ok(answer)
+    }
+
+    /// Sends one request and returns the answer's status and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        Ok(match self {
             ApiClient::Local(stack) => {
                 let req = Request::builder()
                     .method(method)
                     .uri(path)
                     .header(header::HOST, "127.0.0.1")
                     .header(header::AUTHORIZATION, format!("Bearer {}", stack.api_key))
-                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_TYPE, content_type)
                     .body(bytes)
                     .map_err(|e| ClientError::Transport(e.to_string()))?;
                 let resp = crate::server::dispatch(stack, req).await;
@@ -175,7 +209,7 @@ impl ApiClient {
                     .method(method)
                     .uri(format!("{}{path}", base.trim_end_matches('/')))
                     .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_TYPE, content_type)
                     .body(Full::new(bytes))
                     .map_err(|e| ClientError::Transport(format!("bad API URL '{base}': {e}")))?;
                 let resp = client
@@ -191,22 +225,18 @@ impl ApiClient {
                     .to_bytes();
                 (status, body)
             }
-        };
-        let json: serde_json::Value = serde_json::from_slice(&answer).map_err(|_| {
-            ClientError::Transport(format!(
-                "the API answered {status} with a body that is not JSON"
-            ))
-        })?;
-        if !status.is_success() {
-            let message = json
-                .pointer("/error/message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("request failed")
-                .to_string();
-            return Err(ClientError::Api { status, message });
-        }
-        Ok(json)
+        })
     }
+}
+
+/// The error a non-2xx answer carries.
+fn api_error(status: StatusCode, json: &serde_json::Value) -> ClientError {
+    let message = json
+        .pointer("/error/message")
+        .and_then(|m| m.as_str())
+        .unwrap_or("request failed")
+        .to_string();
+    ClientError::Api { status, message }
 }
 
 #[cfg(test)]

@@ -62,8 +62,33 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
     },
+    /// Mint links for a recipients CSV (mail merge): writes the rows with their links.
+    Links(LinksArgs),
     /// Print a survey's metrics.
     Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct LinksArgs {
+    #[arg(long)]
+    survey: String,
+    #[arg(long)]
+    touchpoint: String,
+    /// Days until the links expire.
+    #[arg(long, default_value_t = 30)]
+    days: i64,
+    /// `urls`: the answer page and one URL per score; `token`: one token column
+    /// (links are BASE/r/TOKEN?score=N).
+    #[arg(long, default_value = "urls", value_parser = ["urls", "token"])]
+    format: String,
+    /// The column holding the respondent id (default: id, respondent, customer_id, email, …).
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Where to write the CSV for the email tool (default: standard output).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// The recipients CSV (`-` for standard input): a header line, then one recipient per row.
+    recipients: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -223,8 +248,66 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             Ok(())
         }
+        Command::Links(a) => links(&client, a).await,
         Command::Report(r) => report(&client, r).await,
     }
+}
+
+async fn links(client: &ApiClient, a: LinksArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::IsTerminal;
+    let input = if a.recipients.as_os_str() == "-" {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut all)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        all
+    } else {
+        std::fs::read(&a.recipients)
+            .map_err(|e| format!("cannot read {}: {e}", a.recipients.display()))?
+    };
+    let output: Box<dyn std::io::Write> = match &a.out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let request = sondeo_local::bulk::BulkRequest {
+        survey: a.survey,
+        touchpoint: a.touchpoint,
+        days: a.days,
+        format: a.format,
+        id_column: a.id_column,
+    };
+    let show = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let summary = sondeo_local::bulk::mint_file(
+        client,
+        &request,
+        &input,
+        std::io::BufWriter::new(output),
+        |done| {
+            if show {
+                eprint!("\r{done} recipients done");
+            }
+        },
+    )
+    .await?;
+    if show {
+        eprintln!();
+    }
+    for e in &summary.errors {
+        eprintln!("line {}: {}", e.line, e.message);
+    }
+    eprintln!(
+        "{} recipients got links, {} rows left out, in {:.1} s",
+        summary.minted,
+        summary.errors.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if summary.minted == 0 && !summary.errors.is_empty() {
+        return Err("no row got links".into());
+    }
+    Ok(())
 }
 
 fn parse_touchpoint(spec: &str) -> Result<Touchpoint, String> {

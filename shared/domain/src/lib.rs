@@ -4,7 +4,7 @@
 //! `sondeo-http`.
 //!
 //! Imports run downward: `time` and `survey` at the bottom; `response`, `metrics`, `token`;
-//! `report`; `changes`; `ports`; `aggregate`, `cache` and `breaker` on top.
+//! `report` and `recipients`; `changes`; `ports`; `aggregate`, `cache` and `breaker` on top.
 
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod changes;
 pub mod keys;
 pub mod metrics;
 pub mod ports;
+pub mod recipients;
 pub mod report;
 pub mod response;
 pub mod settings;

@@ -1,9 +1,9 @@
 //! API-key routes: metrics, survey management and link minting.
 
 use crate::respond::{json_response, HttpError, Request, Response};
-use crate::routing::{buffered, into_axum, HttpService};
+use crate::routing::{buffered, buffered_within, into_axum, HttpService};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
@@ -11,6 +11,7 @@ use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::keys::ApiKeys;
 use sondeo_domain::ports::{CounterReader, SurveyStore};
+use sondeo_domain::recipients::{mint_csv, BadRows, LinkColumns, Minter, RecipientsError};
 use sondeo_domain::report::{build_report, ReportQuery};
 use sondeo_domain::response::check_respondent;
 use sondeo_domain::survey::{check_slug, Survey};
@@ -22,6 +23,10 @@ use std::sync::Arc;
 pub const MAX_LINK_DAYS: i64 = 365;
 /// Validity of a minted link when none is asked for, in days.
 pub const DEFAULT_LINK_DAYS: i64 = 30;
+/// Most recipient rows in one `POST /v1/links/bulk` (the answer stays under Lambda's 6 MB).
+pub const MAX_BULK_ROWS: u64 = 1000;
+/// Largest recipients CSV one `POST /v1/links/bulk` takes, in bytes.
+pub const BULK_BODY_BYTES: usize = 1 << 20;
 
 /// Everything the API-key routes need.
 pub struct AdminApp {
@@ -46,6 +51,10 @@ pub fn routes(app: AdminApp) -> Router {
         .route("/v1/surveys", get(list_surveys).post(create_survey))
         .route("/v1/surveys/{id}", get(show_survey))
         .route("/v1/links", post(mint_link))
+        .route(
+            "/v1/links/bulk",
+            post(mint_bulk).layer(DefaultBodyLimit::max(BULK_BODY_BYTES)),
+        )
         .route_layer(middleware::from_fn(move |req, next| {
             require_api_key(keys.clone(), req, next)
         }))
@@ -124,6 +133,19 @@ async fn mint_link(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     render(async { app.links(&buffered(req).await?).await }.await)
+}
+
+async fn mint_bulk(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(
+        async {
+            app.bulk_links(&buffered_within(req, BULK_BODY_BYTES).await?)
+                .await
+        }
+        .await,
+    )
 }
 
 impl AdminApp {
@@ -218,6 +240,111 @@ impl AdminApp {
         ))
     }
 
+    /// The survey and touchpoint links are minted for, and their expiry (now + days), checked.
+    async fn link_target(
+        &self,
+        survey: &str,
+        touchpoint: &str,
+        days: Option<i64>,
+    ) -> Result<(Survey, i64, i64), HttpError> {
+        let survey = self.survey(survey).await?;
+        survey.require_touchpoint(touchpoint).map_err(|e| {
+            // An API key reads the survey anyway: list its touchpoints.
+            let known: Vec<&str> = survey.touchpoints.iter().map(|t| t.slug.as_str()).collect();
+            HttpError::unprocessable(
+                "unknown_touchpoint",
+                format!("{e} (it has: {})", known.join(", ")),
+            )
+        })?;
+        let days = days.unwrap_or(DEFAULT_LINK_DAYS);
+        if !(1..=MAX_LINK_DAYS).contains(&days) {
+            return Err(HttpError::unprocessable(
+                "invalid_expiry",
+                format!("expires_in_days must be 1 to {MAX_LINK_DAYS}"),
+            ));
+        }
+        let now = now_ms() / 1000;
+        Ok((survey, now, now + days * 86_400))
+    }
+
+    /// `POST /v1/links/bulk`: a recipients CSV in, the same rows with their links out; a row
+    /// that gets no links keeps its place with the reason in the `sondeo_error` column.
+    async fn bulk_links(&self, req: &Request) -> Result<Response, HttpError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct BulkQuery {
+            survey: String,
+            touchpoint: String,
+            expires_in_days: Option<i64>,
+            format: Option<String>,
+            id_column: Option<String>,
+        }
+        let q: BulkQuery =
+            serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+                HttpError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "{e}: pass survey, touchpoint and optionally expires_in_days, \
+                         format (urls or token) and id_column"
+                    ),
+                )
+            })?;
+        let links = match q.format.as_deref() {
+            None | Some("urls") => LinkColumns::Urls {
+                base: crate::respond::base_url(self.base_url.as_deref(), req),
+            },
+            Some("token") => LinkColumns::Token,
+            Some(other) => {
+                return Err(HttpError::unprocessable(
+                    "invalid_format",
+                    format!(
+                        "format '{}' is not known: use urls or token",
+                        sondeo_domain::survey::clip(other, 32)
+                    ),
+                ))
+            }
+        };
+        let (survey, issued_at, expires_at) = self
+            .link_target(&q.survey, &q.touchpoint, q.expires_in_days)
+            .await?;
+        let minter = Minter {
+            keyring: &self.keyring,
+            survey: &survey,
+            touchpoint: &q.touchpoint,
+            issued_at,
+            expires_at,
+            links,
+        };
+        let mut out = Vec::with_capacity(req.body().len() * 8);
+        let summary = mint_csv(
+            &req.body()[..],
+            &mut out,
+            &minter,
+            q.id_column.as_deref(),
+            BadRows::Explain,
+            Some(MAX_BULK_ROWS),
+            |_| {},
+        )
+        .map_err(|e| match e {
+            RecipientsError::TooManyRows(_) => HttpError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_rows",
+                e.to_string(),
+            ),
+            e => HttpError::unprocessable("invalid_recipients", e.to_string()),
+        })?;
+        let mut resp = http::Response::new(bytes::Bytes::from(out));
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("sondeo-minted", HeaderValue::from(summary.minted));
+        headers.insert("sondeo-rejected", HeaderValue::from(summary.rejected));
+        Ok(resp)
+    }
+
     async fn links(&self, req: &Request) -> Result<Response, HttpError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -228,31 +355,17 @@ impl AdminApp {
             expires_in_days: Option<i64>,
         }
         let r: LinkRequest = crate::respond::parse_json(req)?;
-        let survey = self.survey(&r.survey).await?;
-        survey.require_touchpoint(&r.touchpoint).map_err(|e| {
-            // An API key reads the survey anyway: list its touchpoints.
-            let known: Vec<&str> = survey.touchpoints.iter().map(|t| t.slug.as_str()).collect();
-            HttpError::unprocessable(
-                "unknown_touchpoint",
-                format!("{e} (it has: {})", known.join(", ")),
-            )
-        })?;
+        let (survey, issued_at, expires_at) = self
+            .link_target(&r.survey, &r.touchpoint, r.expires_in_days)
+            .await?;
         check_respondent(&r.respondent)
             .map_err(|e| HttpError::unprocessable("invalid_respondent", e.0))?;
-        let days = r.expires_in_days.unwrap_or(DEFAULT_LINK_DAYS);
-        if !(1..=MAX_LINK_DAYS).contains(&days) {
-            return Err(HttpError::unprocessable(
-                "invalid_expiry",
-                format!("expires_in_days must be 1 to {MAX_LINK_DAYS}"),
-            ));
-        }
-        let now = now_ms() / 1000;
         let claims = LinkClaims {
             survey: survey.id.clone(),
             touchpoint: r.touchpoint,
             respondent: r.respondent,
-            issued_at: now,
-            expires_at: now + days * 86_400,
+            issued_at,
+            expires_at,
         };
         let token = self
             .keyring

@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
     ("POST", "/v1/surveys", Function::Metrics),
     ("GET", "/v1/surveys/{id}", Function::Metrics),
     ("POST", "/v1/links", Function::Metrics),
+    ("POST", "/v1/links/bulk", Function::Metrics),
 ];
 
 /// The function whose route matches a method and path, if any.

@@ -1,0 +1,185 @@
+//! `sondeo links`: a recipients CSV in, a mail-merge CSV out, minted through `POST /v1/links/bulk`
+//! (in process locally, over HTTPS against a deployed stack) in calls of at most
+//! [`MAX_BULK_ROWS`] rows.
+
+use crate::client::{query_string, ApiClient, ClientError};
+use bytes::Bytes;
+use sondeo_domain::recipients::{Lines, RowError, ERROR_COLUMN};
+use sondeo_http::admin::MAX_BULK_ROWS;
+use std::io::Write;
+
+/// What to mint.
+#[derive(Debug, Clone)]
+pub struct BulkRequest {
+    /// Survey id.
+    pub survey: String,
+    /// Touchpoint slug.
+    pub touchpoint: String,
+    /// Days until the links expire.
+    pub days: i64,
+    /// `urls` or `token`.
+    pub format: String,
+    /// The column holding the respondent id (found by name when unset).
+    pub id_column: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkSummary {
+    /// Rows written with their links.
+    pub minted: u64,
+    /// Rows left out, with their line in the input (1 is the header).
+    pub errors: Vec<RowError>,
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BulkError {
+    /// The input has no header line.
+    #[error("the recipients file is empty: it needs a header line naming its columns")]
+    Empty,
+    /// Reading the input or writing the output failed.
+    #[error("{0}")]
+    Io(String),
+    /// The API refused the call (an unknown survey, a missing id column, …).
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    /// The API answered a CSV that does not match what was sent.
+    #[error("the API's answer does not match the rows sent: {0}")]
+    Answer(String),
+}
+
+/// Reads recipients from `input`, writes each good row with its links to `output` (bad rows are
+/// left out and returned with their line numbers); `progress` gets the rows done so far.
+pub async fn mint_file<W: Write>(
+    client: &ApiClient,
+    request: &BulkRequest,
+    input: &[u8],
+    output: W,
+    mut progress: impl FnMut(u64),
+) -> Result<BulkSummary, BulkError> {
+    let io = |e: csv::Error| BulkError::Io(e.to_string());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(output);
+    let mut lines = Lines::new(input);
+    let mut header = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut header).map_err(io)? {
+        return Err(BulkError::Empty);
+    }
+    let mut path = format!(
+        "/v1/links/bulk?{}",
+        query_string(&[
+            ("survey", request.survey.clone()),
+            ("touchpoint", request.touchpoint.clone()),
+            ("expires_in_days", request.days.to_string()),
+            ("format", request.format.clone()),
+        ])
+    );
+    if let Some(c) = &request.id_column {
+        path = format!("{path}&{}", query_string(&[("id_column", c.clone())]));
+    }
+    let mut summary = BulkSummary::default();
+    let mut chunk: Vec<(u64, csv::ByteRecord)> = Vec::with_capacity(MAX_BULK_ROWS as usize);
+    let mut wrote_header = false;
+    let mut done = 0u64;
+    loop {
+        let mut record = csv::ByteRecord::new();
+        let line = lines.record_line(reader.position().byte());
+        let more = match reader.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                // Unreadable at the CSV level: reported here, never sent.
+                summary.errors.push(RowError {
+                    line,
+                    message: format!("unreadable row: {e}"),
+                });
+                done += 1;
+                continue;
+            }
+        };
+        if more {
+            chunk.push((line, record));
+        }
+        if chunk.len() as u64 == MAX_BULK_ROWS || (!more && (!chunk.is_empty() || !wrote_header)) {
+            let answer = client.post_csv(&path, body(&header, &chunk)?).await?;
+            write_answer(&answer, &chunk, !wrote_header, &mut writer, &mut summary)?;
+            wrote_header = true;
+            done += chunk.len() as u64;
+            chunk.clear();
+            progress(done);
+        }
+        if !more {
+            break;
+        }
+    }
+    writer.flush().map_err(|e| BulkError::Io(e.to_string()))?;
+    summary.errors.sort_by_key(|e| e.line);
+    Ok(summary)
+}
+
+/// The CSV body of one call: the header and the chunk's rows.
+fn body(header: &csv::ByteRecord, rows: &[(u64, csv::ByteRecord)]) -> Result<Bytes, BulkError> {
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    let io = |e: csv::Error| BulkError::Io(e.to_string());
+    w.write_byte_record(header).map_err(io)?;
+    for (_, r) in rows {
+        w.write_byte_record(r).map_err(io)?;
+    }
+    w.into_inner()
+        .map(Bytes::from)
+        .map_err(|e| BulkError::Io(e.to_string()))
+}
+
+/// Writes the good rows of one answer (without the error column), and records the bad ones
+/// under their line in the input.
+fn write_answer<W: Write>(
+    answer: &[u8],
+    sent: &[(u64, csv::ByteRecord)],
+    with_header: bool,
+    writer: &mut csv::Writer<W>,
+    summary: &mut BulkSummary,
+) -> Result<(), BulkError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(answer);
+    let mut records = reader.byte_records();
+    let header = records
+        .next()
+        .ok_or_else(|| BulkError::Answer("no header".into()))?
+        .map_err(|e| BulkError::Answer(e.to_string()))?;
+    let last = header.len().saturating_sub(1);
+    if header.get(last) != Some(ERROR_COLUMN.as_bytes()) {
+        return Err(BulkError::Answer(format!("no {ERROR_COLUMN} column")));
+    }
+    let io = |e: csv::Error| BulkError::Io(e.to_string());
+    if with_header {
+        writer.write_record(header.iter().take(last)).map_err(io)?;
+    }
+    let mut count = 0;
+    for (record, (line, _)) in records.zip(sent) {
+        let record = record.map_err(|e| BulkError::Answer(e.to_string()))?;
+        count += 1;
+        match record.get(last) {
+            Some(b"") => {
+                writer.write_record(record.iter().take(last)).map_err(io)?;
+                summary.minted += 1;
+            }
+            why => summary.errors.push(RowError {
+                line: *line,
+                message: String::from_utf8_lossy(why.unwrap_or(b"no reason given")).into_owned(),
+            }),
+        }
+    }
+    if count != sent.len() {
+        return Err(BulkError::Answer(format!(
+            "{count} rows came back for {} sent",
+            sent.len()
+        )));
+    }
+    Ok(())
+}

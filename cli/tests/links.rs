@@ -1,0 +1,229 @@
+//! `sondeo links`: a recipients CSV in, a mail-merge CSV out, through the real binary in local
+//! mode; every written link verifies to its recipient.
+
+use sondeo_local::local::LocalStack;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sondeo-cli-links-{name}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sondeo(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sondeo"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("SONDEO_API_URL")
+        .env_remove("SONDEO_API_KEY")
+        .output()
+        .expect("sondeo runs")
+}
+
+fn create_survey(data: &Path) {
+    let out = sondeo(
+        data,
+        &[
+            "survey",
+            "create",
+            "--id",
+            "nps-q4",
+            "--kind",
+            "nps",
+            "--question",
+            "How likely?",
+            "--touchpoint",
+            "newsletter",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn rows(path: &Path) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_recipients_csv_becomes_a_mail_merge_csv_and_bad_rows_are_reported_by_line() {
+    let data = data_dir("edge");
+    create_survey(&data);
+    let input = data.join("recipients.csv");
+    // A BOM, CRLF line ends, quoted commas and quotes, UTF-8 names, empty lines, a row with a
+    // stray comma (line 5) and one without an email (line 6) in the middle.
+    std::fs::write(
+        &input,
+        "\u{feff}email,name,plan\r\nana@example.com,\"López, Ana\",pro\r\n\r\n\"bo@example.com\",\"Bo \"\"B\"\" Ñandú\",free\r\nbad@example.com,Bad,row,extra\r\n,No email,pro\r\nzoë@example.com,Zoë,pro\r\n",
+    )
+    .unwrap();
+    let out_file = data.join("out.csv");
+    let out = sondeo(
+        &data,
+        &[
+            "links",
+            "--survey",
+            "nps-q4",
+            "--touchpoint",
+            "newsletter",
+            "--out",
+            out_file.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("line 5: it has 4 fields; the header has 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 6: no respondent id in column 'email'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("3 recipients got links, 2 rows left out"),
+        "{stderr}"
+    );
+    let rows = rows(&out_file);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let mut header = vec!["email", "name", "plan", "survey_url"];
+    let scores: Vec<String> = (0..=10).map(|s| format!("score_{s}")).collect();
+    header.extend(scores.iter().map(String::as_str));
+    assert_eq!(rows[0], header);
+    assert_eq!(
+        rows[1..]
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("ana@example.com", "López, Ana"),
+            ("bo@example.com", "Bo \"B\" Ñandú"),
+            ("zoë@example.com", "Zoë")
+        ]
+    );
+    let stack = LocalStack::open(&data, None).await.unwrap();
+    let now = sondeo_domain::time::now_ms() / 1000;
+    for row in &rows[1..] {
+        let (prefix, token) = row[3].split_once("/r/").unwrap();
+        assert!(prefix.starts_with("http://"), "{prefix}");
+        let claims = stack.keyring.verify(token, now).unwrap();
+        assert_eq!(
+            (
+                claims.respondent.as_str(),
+                claims.survey.as_str(),
+                claims.touchpoint.as_str()
+            ),
+            (row[0].as_str(), "nps-q4", "newsletter")
+        );
+        assert!((claims.expires_at - now - 30 * 86_400).abs() < 60);
+        for s in 0..=10 {
+            assert_eq!(row[4 + s], format!("{}?score={s}", row[3]));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn ten_thousand_recipients_in_token_format_from_standard_input() {
+    let data = data_dir("many");
+    create_survey(&data);
+    let mut input = String::from("customer_id,first_name\n");
+    for i in 0..10_000 {
+        input.push_str(&format!("c{i},Name {i}\n"));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sondeo"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "links",
+            "--survey",
+            "nps-q4",
+            "--touchpoint",
+            "newsletter",
+            "--format",
+            "token",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes()).unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("10000 recipients got links, 0 rows left out"),
+        "{stderr}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10_001);
+    assert_eq!(lines[0], "customer_id,first_name,token");
+    assert!(
+        lines[10_000].starts_with("c9999,Name 9999,"),
+        "{}",
+        lines[10_000]
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn an_unknown_survey_or_id_column_is_a_clear_error() {
+    let data = data_dir("errors");
+    create_survey(&data);
+    let input = data.join("r.csv");
+    std::fs::write(&input, "name,plan\nAna,pro\n").unwrap();
+    let out = sondeo(
+        &data,
+        &[
+            "links",
+            "--survey",
+            "nps-q4",
+            "--touchpoint",
+            "newsletter",
+            input.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no column holds the respondent id") && stderr.contains("name, plan"),
+        "{stderr}"
+    );
+    let out = sondeo(
+        &data,
+        &[
+            "links",
+            "--survey",
+            "nope",
+            "--touchpoint",
+            "newsletter",
+            input.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("nope"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data);
+}
