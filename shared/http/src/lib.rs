@@ -3,7 +3,9 @@
 //!
 //! Each function has one axum router (`collect::router`, `admin::router`); Lambda serves it
 //! through `lambda_http::run`, local mode serves both merged (`local_router`) through
-//! `axum::serve`. CORS, body limits, request ids and request spans are tower layers.
+//! `axum::serve`. CORS, body limits, request ids and request spans are tower layers; the two
+//! one-click routes take a fast path in front of the router with the same id, span and limit
+//! (`routing::FastRoute`).
 
 #![warn(missing_docs)]
 
