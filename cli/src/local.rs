@@ -163,6 +163,7 @@ impl LocalStack {
                 },
             ],
             public_key: Some(format!("pk_demo_{}", random_hex(8))),
+            brand: None,
         };
         self.store.create_survey(&survey).await?;
         Ok(survey)

@@ -124,6 +124,15 @@ struct CreateArgs {
     /// Public key for website submissions to POST /v1/responses.
     #[arg(long)]
     public_key: Option<String>,
+    /// The business's name, shown on the survey's pages and in the email snippet.
+    #[arg(long)]
+    brand_name: Option<String>,
+    /// Accent colour #rrggbb (white text on it must reach 4.5:1); needs --brand-name.
+    #[arg(long, requires = "brand_name")]
+    accent: Option<String>,
+    /// The logo's https:// URL; needs --brand-name.
+    #[arg(long, requires = "brand_name")]
+    logo_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -189,6 +198,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 locale: a.locale,
                 touchpoints,
                 public_key: a.public_key,
+                brand: a.brand_name.map(|name| sondeo_domain::survey::Brand {
+                    name,
+                    accent: a.accent,
+                    logo_url: a.logo_url,
+                }),
             };
             let created = client
                 .call(

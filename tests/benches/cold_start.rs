@@ -455,6 +455,7 @@ impl Backend {
                     stage: None,
                 }],
                 public_key: None,
+                brand: None,
             })
             .await
             .expect("create the survey");

@@ -121,6 +121,7 @@ fn survey() -> Survey {
             stage: None,
         }],
         public_key: None,
+        brand: None,
     }
 }
 

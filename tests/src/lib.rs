@@ -113,6 +113,7 @@ pub fn workload_survey(id: &str) -> Survey {
             })
             .collect(),
         public_key: None,
+        brand: None,
     }
 }
 

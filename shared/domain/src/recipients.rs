@@ -396,6 +396,7 @@ mod tests {
                 stage: None,
             }],
             public_key: None,
+            brand: None,
         }
     }
 

@@ -227,6 +227,7 @@ mod tests {
                 },
             ],
             public_key: None,
+            brand: None,
         }
     }
 

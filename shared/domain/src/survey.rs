@@ -270,6 +270,151 @@ pub struct Survey {
     /// Public key that websites and widgets send with `POST /v1/responses` (not a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// The business's name, accent colour and logo, shown on respondent pages and in the snippet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<Brand>,
+}
+
+/// Longest brand name, in characters.
+pub const MAX_BRAND_NAME_CHARS: usize = 80;
+
+/// Longest logo URL, in bytes.
+pub const MAX_LOGO_URL_BYTES: usize = 500;
+
+/// Lowest contrast ratio white text must reach on a brand's accent colour (WCAG 2 AA, normal text).
+pub const MIN_ACCENT_CONTRAST: f64 = 4.5;
+
+/// A business's branding for one survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Brand {
+    /// The business's name, shown above the question (1 to 80 characters).
+    pub name: String,
+    /// Accent colour `#rrggbb` for the chosen score and buttons; white text on it must be readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accent: Option<String>,
+    /// The logo's `https://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+}
+
+impl Brand {
+    /// Checks the name's length and characters, the accent's form and contrast, and the logo URL.
+    pub fn validate(&self) -> Result<(), InvalidSurvey> {
+        let chars = self.name.chars().count();
+        if self.name.trim().is_empty() || chars > MAX_BRAND_NAME_CHARS {
+            return Err(InvalidSurvey(format!(
+                "brand name must be 1 to {MAX_BRAND_NAME_CHARS} characters (it has {chars})"
+            )));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(InvalidSurvey(
+                "brand name must not contain control characters (line breaks, tabs)".into(),
+            ));
+        }
+        if let Some(accent) = &self.accent {
+            check_accent(accent).map_err(InvalidSurvey)?;
+        }
+        if let Some(url) = &self.logo_url {
+            check_logo_url(url).map_err(InvalidSurvey)?;
+        }
+        Ok(())
+    }
+
+    /// The accent colour if it is valid (renderers skip one stored before it was checked).
+    pub fn usable_accent(&self) -> Option<&str> {
+        self.accent.as_deref().filter(|a| check_accent(a).is_ok())
+    }
+
+    /// The logo URL if it is valid (renderers skip one stored before it was checked).
+    pub fn usable_logo_url(&self) -> Option<&str> {
+        self.logo_url
+            .as_deref()
+            .filter(|u| check_logo_url(u).is_ok())
+    }
+}
+
+/// The red, green and blue of a `#rrggbb` colour (either case).
+pub fn parse_hex_colour(s: &str) -> Option<[u8; 3]> {
+    let hex = s.strip_prefix('#')?;
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let channel = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
+    Some([channel(0)?, channel(2)?, channel(4)?])
+}
+
+/// WCAG 2 relative luminance of an sRGB colour, from 0 (black) to 1 (white).
+pub fn relative_luminance(rgb: [u8; 3]) -> f64 {
+    let linear = |c: u8| {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * linear(rgb[0]) + 0.7152 * linear(rgb[1]) + 0.0722 * linear(rgb[2])
+}
+
+/// WCAG 2 contrast ratio of white text on a colour, from 1 to 21.
+pub fn contrast_with_white(rgb: [u8; 3]) -> f64 {
+    1.05 / (relative_luminance(rgb) + 0.05)
+}
+
+/// Checks an accent colour: `#rrggbb`, with white text on it at [`MIN_ACCENT_CONTRAST`] or more.
+pub fn check_accent(accent: &str) -> Result<(), String> {
+    let Some(rgb) = parse_hex_colour(accent) else {
+        return Err(format!(
+            "brand accent '{}' must be a colour written #rrggbb, such as #0b5cad",
+            clip(accent, 20)
+        ));
+    };
+    let ratio = contrast_with_white(rgb);
+    if ratio >= MIN_ACCENT_CONTRAST {
+        return Ok(());
+    }
+    // The lightest darker shade of the same hue that passes, as a suggestion.
+    let darker = (1..=100)
+        .rev()
+        .map(|pct| rgb.map(|c| (u32::from(c) * pct / 100) as u8))
+        .find(|c| contrast_with_white(*c) >= MIN_ACCENT_CONTRAST)
+        .unwrap_or([0, 0, 0]);
+    Err(format!(
+        "brand accent {accent} is too light: white text on it has a contrast of {:.2}:1 and needs at least {MIN_ACCENT_CONTRAST}:1 to be readable (WCAG AA); pick a darker colour, such as #{:02x}{:02x}{:02x}",
+        (ratio * 100.0).floor() / 100.0,
+        darker[0],
+        darker[1],
+        darker[2]
+    ))
+}
+
+/// Checks a logo URL: `https://` and a host, at most 500 bytes of printable ASCII with no quotes,
+/// `<`, `>`, backslashes or whitespace.
+pub fn check_logo_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err(format!(
+            "brand logo_url '{}' must start with https:// (pages only load images over HTTPS)",
+            clip(url, 40)
+        ));
+    };
+    if url.len() > MAX_LOGO_URL_BYTES {
+        return Err(format!(
+            "brand logo_url must be at most {MAX_LOGO_URL_BYTES} bytes (it has {})",
+            url.len()
+        ));
+    }
+    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        return Err("brand logo_url needs a host after https://".into());
+    }
+    if let Some(bad) = url
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'))
+    {
+        return Err(format!(
+            "brand logo_url must not contain {bad:?}: percent-encode spaces, quotes and non-ASCII characters"
+        ));
+    }
+    Ok(())
 }
 
 /// Why a survey definition is not acceptable.
@@ -278,7 +423,7 @@ pub struct Survey {
 pub struct InvalidSurvey(pub String);
 
 impl Survey {
-    /// Checks ids, slugs, text lengths and touchpoints.
+    /// Checks ids, slugs, text lengths, touchpoints and the brand.
     pub fn validate(&self) -> Result<(), InvalidSurvey> {
         check_slug("survey id", &self.id).map_err(InvalidSurvey)?;
         if self.question.trim().is_empty() || self.question.chars().count() > 500 {
@@ -313,6 +458,9 @@ impl Survey {
                     "public_key must be 8 to 128 letters, digits, '-' or '_'".into(),
                 ));
             }
+        }
+        if let Some(brand) = &self.brand {
+            brand.validate()?;
         }
         Ok(())
     }
@@ -450,7 +598,150 @@ mod tests {
                 },
             ],
             public_key: None,
+            brand: None,
         };
         assert!(s.validate().unwrap_err().0.contains("twice"));
+    }
+
+    fn branded(brand: Brand) -> Survey {
+        Survey {
+            id: "s".into(),
+            kind: SurveyKind::Nps,
+            question: "Q?".into(),
+            follow_up: String::new(),
+            locale: Locale::En,
+            touchpoints: vec![Touchpoint {
+                slug: "a".into(),
+                stage: None,
+            }],
+            public_key: None,
+            brand: Some(brand),
+        }
+    }
+
+    fn brand(name: &str, accent: Option<&str>, logo_url: Option<&str>) -> Brand {
+        Brand {
+            name: name.into(),
+            accent: accent.map(str::to_string),
+            logo_url: logo_url.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_stored_survey_without_a_brand_still_loads_and_none_is_not_written() {
+        let stored = r#"{"id":"s","kind":"nps","question":"Q?","touchpoints":[{"slug":"a"}]}"#;
+        let survey: Survey = serde_json::from_str(stored).unwrap();
+        assert_eq!(survey.brand, None);
+        assert!(!serde_json::to_string(&survey).unwrap().contains("brand"));
+        let with = branded(brand("Café Sol", Some("#0b5cad"), None));
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.contains(r##""brand":{"name":"Café Sol","accent":"#0b5cad"}"##),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Survey>(&json).unwrap(), with);
+    }
+
+    #[test]
+    fn brand_names_are_1_to_80_characters_without_control_characters() {
+        assert!(branded(brand("Café Sol <b>&</b>", None, None))
+            .validate()
+            .is_ok());
+        assert!(branded(brand(&"ñ".repeat(80), None, None))
+            .validate()
+            .is_ok());
+        for bad in ["", "   ", "a\nb", "tab\there", "bell\u{7}"] {
+            assert!(
+                branded(brand(bad, None, None)).validate().is_err(),
+                "{bad:?}"
+            );
+        }
+        let err = branded(brand(&"ñ".repeat(81), None, None))
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.0, "brand name must be 1 to 80 characters (it has 81)");
+    }
+
+    #[test]
+    fn accents_must_be_hex_and_dark_enough_for_white_text() {
+        // #767676 is the lightest grey that passes 4.5:1 against white; #777777 just fails.
+        assert!((contrast_with_white([0x76; 3]) - 4.54).abs() < 0.01);
+        assert!((contrast_with_white([0, 0, 0]) - 21.0).abs() < 1e-9);
+        assert!((contrast_with_white([255, 255, 255]) - 1.0).abs() < 1e-9);
+        for good in ["#767676", "#000000", "#0B5CAD", "#0b5cad", "#1a7f37"] {
+            assert_eq!(check_accent(good), Ok(()), "{good}");
+        }
+        let err = check_accent("#777777").unwrap_err();
+        assert!(err.contains("4.47:1") && err.contains("4.5:1"), "{err}");
+        let err = check_accent("#ffcc00").unwrap_err();
+        assert!(err.contains("too light") && err.contains("1.51:1"), "{err}");
+        let suggested = err.rsplit("such as ").next().unwrap();
+        assert_eq!(
+            check_accent(suggested),
+            Ok(()),
+            "the suggestion {suggested} passes"
+        );
+        assert_eq!(
+            parse_hex_colour(suggested).map(|c| c[2]),
+            Some(0),
+            "same hue"
+        );
+        for bad in [
+            "0b5cad",
+            "#0b5ca",
+            "#0b5cadd",
+            "#gg0000",
+            "red",
+            "#0b5cad;x",
+            "",
+            "#ñ0000",
+        ] {
+            let err = check_accent(bad).unwrap_err();
+            assert!(err.contains("#rrggbb"), "{bad}: {err}");
+        }
+        assert!(branded(brand("B", Some("#fff000"), None))
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn logo_urls_must_be_https_bounded_and_free_of_markup_characters() {
+        assert_eq!(
+            check_logo_url("https://cdn.example.com/logo.png?v=2&s=1"),
+            Ok(())
+        );
+        let long = format!("https://e.co/{}", "a".repeat(MAX_LOGO_URL_BYTES - 13));
+        assert_eq!(long.len(), MAX_LOGO_URL_BYTES);
+        assert_eq!(check_logo_url(&long), Ok(()));
+        assert!(check_logo_url(&format!("{long}a"))
+            .unwrap_err()
+            .contains("500 bytes"));
+        for bad in [
+            "http://e.co/l.png",
+            "javascript:alert(1)",
+            "//e.co/l.png",
+            "https://",
+            "https:///l.png",
+            "https://e.co/a b.png",
+            "https://e.co/\"onerror=\"alert(1)",
+            "https://e.co/'x",
+            "https://e.co/<script>",
+            "https://e.co/logo.png\n",
+            "https://e.co/ñ.png",
+            "HTTPS://e.co/l.png",
+        ] {
+            assert!(check_logo_url(bad).is_err(), "{bad}");
+            assert!(
+                branded(brand("B", None, Some(bad))).validate().is_err(),
+                "{bad}"
+            );
+        }
+        let b = brand("B", Some("#ffff00"), Some("http://e.co/l.png"));
+        assert_eq!((b.usable_accent(), b.usable_logo_url()), (None, None));
+        let b = brand("B", Some("#0b5cad"), Some("https://e.co/l.png"));
+        assert_eq!(
+            (b.usable_accent(), b.usable_logo_url()),
+            (Some("#0b5cad"), Some("https://e.co/l.png"))
+        );
     }
 }

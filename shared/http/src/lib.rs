@@ -243,6 +243,7 @@ mod router_tests {
                     stage: None,
                 }],
                 public_key: None,
+                brand: None,
             }))
         }
         async fn create_survey(&self, _: &Survey) -> Result<(), StoreError> {

@@ -267,6 +267,7 @@ mod tests {
             locale: Locale::Es,
             touchpoints: vec![],
             public_key: None,
+            brand: None,
         };
         let page = answer_page(&survey, "tok.en", Some(4));
         assert!(page.contains("Was it &lt;b&gt;good&lt;/b&gt; &amp; &quot;fast&quot;?"));
