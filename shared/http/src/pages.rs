@@ -1,7 +1,7 @@
 //! Respondent-facing HTML pages (English and Spanish): the answer page, thanks, and errors.
 
 use crate::respond::{html_response, HttpError, Response};
-use sondeo_domain::survey::{Locale, Survey, SurveyKind};
+use sondeo_domain::survey::{Brand, Locale, Survey, SurveyKind};
 
 struct Text {
     lang: &'static str,
@@ -106,6 +106,53 @@ fn layout(lang: &str, title: &str, body: &str) -> String {
     )
 }
 
+/// The brand header's layout, added to a page's style only when the survey has a brand.
+const BRAND_STYLE: &str =
+    ".brand{display:flex;align-items:center;gap:.6rem;margin:0 0 1rem;font-weight:600}\
+.brand img{display:block;height:3rem;width:auto;max-width:10rem;object-fit:contain}.brand span{min-width:0;overflow-wrap:anywhere}";
+
+/// Appends the style rules a brand needs: the header, and the accent on the chosen score and
+/// the button (the accent is a checked `#rrggbb`, so it cannot leave the rule).
+fn push_brand_style(out: &mut String, brand: Option<&Brand>) {
+    let Some(brand) = brand else { return };
+    out.push_str(BRAND_STYLE);
+    if let Some(a) = brand.usable_accent() {
+        for part in [
+            ".scale input:checked+span{background:",
+            a,
+            ";border-color:",
+            a,
+            "}.scale input:focus-visible+span{outline-color:",
+            a,
+            "}button{background:",
+            a,
+            ";color:#fff;border:1px solid ",
+            a,
+            ";border-radius:.4rem;cursor:pointer}.score{color:",
+            a,
+            "}",
+        ] {
+            out.push_str(part);
+        }
+    }
+}
+
+/// Appends the brand header: the logo (an `https` image, alt text the name) and the name.
+fn push_brand_header(out: &mut String, brand: Option<&Brand>) {
+    let Some(brand) = brand else { return };
+    out.push_str("<header class=\"brand\">");
+    if let Some(logo) = brand.usable_logo_url() {
+        out.push_str("<img src=\"");
+        escape_into(out, logo);
+        out.push_str("\" alt=\"");
+        escape_into(out, &brand.name);
+        out.push_str("\" height=\"48\" referrerpolicy=\"no-referrer\">");
+    }
+    out.push_str("<span>");
+    escape_into(out, &brand.name);
+    out.push_str("</span></header>");
+}
+
 /// The page a one-click link opens: the chosen score (changeable), the follow-up question, Send.
 ///
 /// Loading the page records nothing. Its script records the chosen score once the page is
@@ -123,7 +170,10 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     escape_into(&mut out, &survey.question);
     out.push_str("</title><style>");
     out.push_str(STYLE);
-    out.push_str("</style></head><body><main><h1>");
+    push_brand_style(&mut out, survey.brand.as_ref());
+    out.push_str("</style></head><body><main>");
+    push_brand_header(&mut out, survey.brand.as_ref());
+    out.push_str("<h1>");
     escape_into(&mut out, &survey.question);
     out.push_str("</h1><p>");
     out.push_str(if score.is_some() { t.you_chose } else { t.pick });
@@ -201,14 +251,30 @@ fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/
 function whenSeen(){if(document.visibilityState==='visible'){setTimeout(record,400)}else{document.addEventListener('visibilitychange',function v(){if(document.visibilityState==='visible'){document.removeEventListener('visibilitychange',v);setTimeout(record,400)}})}}\
 f.addEventListener('change',function(e){if(e.target.name==='score')record()});whenSeen()})();";
 
-/// The page shown after Send.
+/// The page shown after Send, under the survey's brand if it has one.
 pub fn thanks_page(survey: &Survey, score: i64) -> String {
     let t = text(survey.locale);
-    let body = format!(
-        "<main><h1>{}</h1><p>{}</p><p class=\"ends\">{} {score}</p></main>",
-        t.thanks_title, t.thanks_body, t.you_chose
-    );
-    layout(t.lang, t.thanks_title, &body)
+    let brand = survey.brand.as_ref();
+    let mut out = String::with_capacity(2 * 1024);
+    out.push_str("<!doctype html><html lang=\"");
+    out.push_str(t.lang);
+    out.push_str("\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>");
+    out.push_str(t.thanks_title);
+    out.push_str("</title><style>");
+    out.push_str(STYLE);
+    push_brand_style(&mut out, brand);
+    out.push_str("</style></head><body><main>");
+    push_brand_header(&mut out, brand);
+    out.push_str("<h1>");
+    out.push_str(t.thanks_title);
+    out.push_str("</h1><p>");
+    out.push_str(t.thanks_body);
+    out.push_str("</p><p class=\"ends\">");
+    out.push_str(t.you_chose);
+    out.push_str(" <strong class=\"score\">");
+    out.push_str(&score.to_string());
+    out.push_str("</strong></p></main></body></html>");
+    out
 }
 
 /// A short error page in the survey's language.
@@ -245,7 +311,7 @@ pub fn html_error(e: &HttpError, locale: Locale) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sondeo_domain::survey::{Locale, Survey, SurveyKind};
+    use sondeo_domain::survey::{Brand, Locale, Survey, SurveyKind};
 
     #[test]
     fn a_full_disk_is_explained_in_spanish_too() {
@@ -277,6 +343,91 @@ mod tests {
         assert_eq!(page.matches("type=\"radio\"").count(), 5, "CSAT is 1 to 5");
         assert!(page.contains("lang=\"es\"") && page.contains("Enviar"));
         assert!(page.contains("action=\"/r/tok.en\""));
+    }
+
+    fn branded(brand: Option<Brand>) -> Survey {
+        Survey {
+            id: "s".into(),
+            kind: SurveyKind::Nps,
+            question: "How likely?".into(),
+            follow_up: String::new(),
+            locale: Locale::En,
+            touchpoints: vec![],
+            public_key: None,
+            brand,
+        }
+    }
+
+    #[test]
+    fn branded_pages_show_the_escaped_name_the_logo_and_the_accent() {
+        let survey = branded(Some(Brand {
+            name: "Café \"Sol\" <script>document.title='x'</script>".into(),
+            accent: Some("#0b5cad".into()),
+            logo_url: Some("https://cdn.example.com/logo.png?v=1&s=2".into()),
+        }));
+        let name = "Café &quot;Sol&quot; &lt;script&gt;document.title=&#39;x&#39;&lt;/script&gt;";
+        for page in [
+            answer_page(&survey, "t.k", Some(9)),
+            thanks_page(&survey, 9),
+        ] {
+            assert!(
+                page.contains(&format!(
+                    "<header class=\"brand\"><img src=\"https://cdn.example.com/logo.png?v=1&amp;s=2\" alt=\"{name}\" height=\"48\" referrerpolicy=\"no-referrer\"><span>{name}</span></header>"
+                )),
+                "{page}"
+            );
+            assert!(
+                page.contains(".scale input:checked+span{background:#0b5cad;border-color:#0b5cad}")
+            );
+            assert!(page.contains("button{background:#0b5cad;color:#fff"));
+            assert!(!page.contains("<script>document"));
+        }
+        let thanks = thanks_page(&survey, 9);
+        assert!(
+            thanks.contains("<strong class=\"score\">9</strong>"),
+            "{thanks}"
+        );
+    }
+
+    #[test]
+    fn pages_without_a_brand_have_no_brand_markup_and_bad_stored_values_are_skipped() {
+        for page in [
+            answer_page(&branded(None), "t.k", None),
+            thanks_page(&branded(None), 3),
+        ] {
+            assert!(!page.contains("brand") && !page.contains("<img"), "{page}");
+        }
+        // Written to the store before validation existed: neither may reach the page.
+        let survey = branded(Some(Brand {
+            name: "Sol".into(),
+            accent: Some("red}body{display:none".into()),
+            logo_url: Some("javascript:alert(1)".into()),
+        }));
+        let page = answer_page(&survey, "t.k", Some(9));
+        assert!(page.contains("<span>Sol</span>"));
+        assert!(
+            !page.contains("javascript:") && !page.contains("display:none"),
+            "{page}"
+        );
+        assert!(!page.contains("<img"));
+    }
+
+    #[test]
+    fn landing_page_sizes_fit_in_the_first_round_trip() {
+        let brand = Brand {
+            name: "Café Sol".into(),
+            accent: Some("#0b5cad".into()),
+            logo_url: Some("https://cdn.example.com/logo.png".into()),
+        };
+        let mut survey = branded(None);
+        survey.question = "How likely are you to recommend Café Sol to a friend?".into();
+        let plain = answer_page(&survey, &"t".repeat(120), Some(9)).len();
+        survey.brand = Some(brand);
+        let with_brand = answer_page(&survey, &"t".repeat(120), Some(9)).len();
+        let thanks = thanks_page(&survey, 9).len();
+        println!("NPS landing page (en, 120-byte token): {plain} bytes; branded: {with_brand} bytes; branded thank-you page: {thanks} bytes");
+        // A TCP initial window (10 segments) carries about 14 KB with the headers.
+        assert!(with_brand < 12 * 1024 && with_brand > plain);
     }
 
     #[test]
