@@ -14,6 +14,7 @@ pub mod collect;
 pub mod pages;
 pub mod respond;
 pub mod routing;
+pub mod snippet;
 
 pub use respond::{HttpError, Request, Response, MAX_BODY_BYTES};
 pub use routing::HttpService;
