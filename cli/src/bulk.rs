@@ -21,6 +21,8 @@ pub struct BulkRequest {
     pub format: String,
     /// The column holding the respondent id (found by name when unset).
     pub id_column: Option<String>,
+    /// The send the links belong to (none: the default send).
+    pub send: Option<String>,
 }
 
 /// What a run did.
@@ -78,8 +80,10 @@ pub async fn mint_file<W: Write>(
             ("format", request.format.clone()),
         ])
     );
-    if let Some(c) = &request.id_column {
-        path = format!("{path}&{}", query_string(&[("id_column", c.clone())]));
+    for (name, value) in [("id_column", &request.id_column), ("send", &request.send)] {
+        if let Some(v) = value {
+            path = format!("{path}&{}", query_string(&[(name, v.clone())]));
+        }
     }
     let mut summary = BulkSummary::default();
     let mut chunk: Vec<(u64, csv::ByteRecord)> = Vec::with_capacity(MAX_BULK_ROWS as usize);

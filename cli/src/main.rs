@@ -50,22 +50,65 @@ enum Command {
     /// Create, list and show surveys.
     #[command(subcommand)]
     Survey(SurveyCommand),
-    /// Mint the one-click links of a respondent.
+    /// Mint the one-click links of a respondent, or a campaign's links (`--campaign`).
     Link {
         #[arg(long)]
         survey: String,
         #[arg(long)]
         touchpoint: String,
+        /// The respondent (customer id, order id or email address); not with --campaign.
+        #[arg(
+            long,
+            required_unless_present = "campaign",
+            conflicts_with = "campaign"
+        )]
+        respondent: Option<String>,
+        /// The send the links belong to (a campaign wave, an order, a ticket): the same
+        /// respondent counts once per send.
         #[arg(long)]
-        respondent: String,
+        send: Option<String>,
+        /// One link for everyone, the respondent id taken from the URL's rid= (anyone holding
+        /// it can answer for any id: such answers are counted apart from signed ones).
+        #[arg(long)]
+        campaign: bool,
+        /// The email tool's merge tag for the recipient's id in a campaign link, e.g. '*|EMAIL|*'.
+        #[arg(long, requires = "campaign")]
+        rid: Option<String>,
         /// Days until the links expire.
         #[arg(long, default_value_t = 30)]
         days: i64,
     },
     /// Mint links for a recipients CSV (mail merge): writes the rows with their links.
     Links(LinksArgs),
+    /// Print the HTML block (or its plain-text alternative) to paste into an email template.
+    Snippet(SnippetArgs),
     /// Print a survey's metrics.
     Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct SnippetArgs {
+    #[arg(long)]
+    survey: String,
+    #[arg(long)]
+    touchpoint: String,
+    /// The email tool whose merge tags the links use.
+    #[arg(long, default_value = "plain", value_parser = ["mailchimp", "klaviyo", "hubspot", "brevo", "plain"])]
+    tool: String,
+    /// `token`: each recipient's own links, from the token column of `sondeo links --format
+    /// token` imported as a contact field; `campaign`: one campaign link, the recipient's email
+    /// from the tool's merge tag.
+    #[arg(long, default_value = "token", value_parser = ["token", "campaign"])]
+    mode: String,
+    /// The send a campaign link belongs to (campaign mode).
+    #[arg(long)]
+    send: Option<String>,
+    /// Days until a campaign link expires.
+    #[arg(long, default_value_t = 30)]
+    days: i64,
+    /// Print the plain-text alternative instead of the HTML.
+    #[arg(long)]
+    text: bool,
 }
 
 #[derive(Args)]
@@ -84,6 +127,10 @@ struct LinksArgs {
     /// The column holding the respondent id (default: id, respondent, customer_id, email, …).
     #[arg(long)]
     id_column: Option<String>,
+    /// The send the links belong to (a campaign wave such as 2026-q4): the same recipient
+    /// counts once per send.
+    #[arg(long)]
+    send: Option<String>,
     /// Where to write the CSV for the email tool (default: standard output).
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -248,9 +295,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             survey,
             touchpoint,
             respondent,
+            send,
+            campaign,
+            rid,
             days,
         } => {
-            let body = serde_json::json!({"survey": survey, "touchpoint": touchpoint, "respondent": respondent, "expires_in_days": days});
+            let mut body = serde_json::json!({"survey": survey, "touchpoint": touchpoint, "expires_in_days": days});
+            for (name, value) in [("respondent", respondent), ("send", send), ("rid", rid)] {
+                if let Some(v) = value {
+                    body[name] = v.into();
+                }
+            }
+            if campaign {
+                body["campaign"] = true.into();
+            }
             let out = client.call(Method::POST, "/v1/links", Some(body)).await?;
             println!("page: {}", out["page"].as_str().unwrap_or_default());
             for l in out["links"].as_array().into_iter().flatten() {
@@ -263,6 +321,33 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Links(a) => links(&client, a).await,
+        Command::Snippet(a) => {
+            let mut query = vec![
+                ("survey", a.survey),
+                ("touchpoint", a.touchpoint),
+                ("tool", a.tool),
+                ("mode", a.mode),
+                ("expires_in_days", a.days.to_string()),
+            ];
+            if let Some(send) = a.send {
+                query.push(("send", send));
+            }
+            let out = client
+                .call(
+                    Method::GET,
+                    &format!("/v1/snippet?{}", client::query_string(&query)),
+                    None,
+                )
+                .await?;
+            let part = if a.text { "text" } else { "html" };
+            println!("{}", out[part].as_str().unwrap_or_default());
+            if let Some(field) = out["token_field"].as_str() {
+                eprintln!(
+                    "import the token column of `sondeo links --format token` into the contact field {field}"
+                );
+            }
+            Ok(())
+        }
         Command::Report(r) => report(&client, r).await,
     }
 }
@@ -291,6 +376,7 @@ async fn links(client: &ApiClient, a: LinksArgs) -> Result<(), Box<dyn std::erro
         days: a.days,
         format: a.format,
         id_column: a.id_column,
+        send: a.send,
     };
     let show = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();

@@ -146,6 +146,8 @@ pub fn generate_events(
             properties: BTreeMap::new(),
             answered_at: start_ms + rng.gen_range(0..i64::from(days) * 86_400_000),
             source: Source::Link,
+            send: String::new(),
+            click: false,
         })
         .collect()
 }
@@ -159,7 +161,8 @@ pub fn burst_events(survey: &str, n: usize, seed: u64) -> Vec<ResponseEvent> {
     events
 }
 
-/// The counters a correct aggregator ends with: the latest answer of each response, counted on its day.
+/// The counters a correct aggregator ends with: the latest answer of each response, counted on its
+/// day, in its score's slot and its source's (the workloads hold explicit answers, no clicks).
 pub fn ground_truth(events: &[ResponseEvent]) -> BTreeMap<(String, Day), Histogram> {
     let mut latest: HashMap<ResponseKey, &ResponseEvent> = HashMap::new();
     for e in events {
@@ -170,9 +173,13 @@ pub fn ground_truth(events: &[ResponseEvent]) -> BTreeMap<(String, Day), Histogr
     }
     let mut out: BTreeMap<(String, Day), Histogram> = BTreeMap::new();
     for e in latest.values() {
-        out.entry((e.touchpoint.clone(), Day::from_unix_ms(e.answered_at)))
-            .or_default()
-            .record(e.kind, e.score);
+        let h = out
+            .entry((e.touchpoint.clone(), Day::from_unix_ms(e.answered_at)))
+            .or_default();
+        h.record(e.kind, e.score);
+        *h.slots
+            .entry(sondeo_domain::metrics::source_slot(e.source))
+            .or_default() += 1;
     }
     out
 }

@@ -1,5 +1,6 @@
-//! The one-click page in a real browser (Debian's headless Chromium): a person's click is counted
-//! through the page's script; a browser under automation (as link scanners run) records nothing.
+//! The one-click page in a real browser (Debian's headless Chromium, started without automation
+//! flags, so `navigator.webdriver` is false and the page's script runs as for a person): one
+//! click counts once, and a scanner opening every score link of one email counts nothing.
 
 use sondeo_domain::ports::CounterReader;
 use sondeo_domain::token::LinkClaims;
@@ -71,8 +72,20 @@ async fn counted_after_drain(stack: &LocalStack) -> i64 {
     counted(stack).await
 }
 
+/// Counts set aside as automated, after the queue is drained.
+async fn automated_after_drain(stack: &LocalStack) -> i64 {
+    counted_after_drain(stack).await;
+    let today = sondeo_domain::time::Day::from_unix_ms(sondeo_domain::time::now_ms());
+    let rows = stack
+        .store
+        .read_counters(DEMO_SURVEY, today.plus(-1), today.plus(1))
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.histogram.automated()).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
+async fn a_person_s_click_counts_once_and_a_browser_scanning_every_link_counts_nothing() {
     let dir = std::env::temp_dir().join(format!("sondeo-browser-{:08x}", rand::random::<u32>()));
     let stack = Arc::new(LocalStack::open(&dir, None).await.unwrap());
     stack.ensure_demo_survey().await.unwrap();
@@ -80,7 +93,7 @@ async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
         .await
         .unwrap();
     let now = sondeo_domain::time::now_ms() / 1000;
-    let link = |who: &str| {
+    let link = |who: &str, score: i64| {
         let claims = LinkClaims {
             survey: DEMO_SURVEY.into(),
             touchpoint: "post-purchase".into(),
@@ -89,40 +102,55 @@ async fn a_person_s_click_counts_and_an_automated_browser_s_does_not() {
             expires_at: now + 3600,
         };
         format!(
-            "http://{}/r/{}?score=9",
+            "http://{}/r/{}?score={score}",
             server.addr,
             stack.keyring.sign(&claims).unwrap()
         )
     };
 
-    // A scanner driving a browser under automation (navigator.webdriver is true): nothing recorded.
-    let dom = load_page(&link("scanned@example.com"), &["--enable-automation"], None);
+    // A person's browser opens the 9: the page shows it chosen, and the click counts once
+    // (the page's script adds nothing on load).
+    let dom = load_page(&link("person@example.com", 9), &[], None);
     assert!(dom.contains("How likely are you to recommend us"), "{dom}");
-    assert!(
-        !dom.contains("\">Your answer has been recorded.</p>"),
-        "{dom}"
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        counted_after_drain(&stack).await,
-        0,
-        "an automated browser's visit is not an answer"
-    );
-
-    // A person's browser: the page records the clicked score by itself.
-    let dom = load_page(&link("person@example.com"), &[], None);
-    assert!(
-        dom.contains("\">Your answer has been recorded.</p>"),
-        "{dom}"
-    );
+    assert!(dom.contains("value=\"9\" checked"), "{dom}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         counted_after_drain(&stack).await,
         1,
         "one click, one answer"
     );
 
+    // A scanner opening all 11 links of another email in a real browser, in a shuffled order,
+    // two at a time: set aside as automated, never counted.
+    let scanned: Vec<String> = [7, 0, 10, 3, 5, 9, 1, 8, 2, 6, 4]
+        .iter()
+        .map(|s| link("scanned@example.com", *s))
+        .collect();
+    std::thread::scope(|scope| {
+        for pair in scanned.chunks(2) {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|url| scope.spawn(move || load_page(url, &[], None)))
+                .collect();
+            for h in handles {
+                assert!(h.join().unwrap().contains("How likely"));
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        counted_after_drain(&stack).await,
+        1,
+        "the scanner added nothing"
+    );
+    assert_eq!(
+        automated_after_drain(&stack).await,
+        1,
+        "one email set aside"
+    );
+
     if let Ok(path) = std::env::var("SONDEO_SCREENSHOT") {
-        load_page(&link("screenshot@example.com"), &[], Some(&path));
+        load_page(&link("screenshot@example.com", 9), &[], Some(&path));
     }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

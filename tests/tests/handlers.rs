@@ -171,7 +171,7 @@ const POST_RESPONSE: &str = include_str!("../fixtures/apigw_post_response.json")
 const GET_METRICS: &str = include_str!("../fixtures/apigw_get_metrics.json");
 
 #[tokio::test]
-async fn link_click_shows_the_answer_page_and_records_nothing_by_itself() {
+async fn link_click_shows_the_answer_page_and_records_a_provisional_click() {
     let f = fixture().await;
     let t = token(&f.keyring, "post-purchase", 3600);
     let lambda_resp = f
@@ -190,9 +190,26 @@ async fn link_click_shows_the_answer_page_and_records_nothing_by_itself() {
     );
     assert!(html.contains(&format!("action=\"/r/{t}\"")));
     assert_eq!(lambda_resp.headers()["referrer-policy"], "no-referrer");
+    // The click is queued as provisional: the aggregator counts it unless other scores of the
+    // same email arrive within seconds (a scanner), and any explicit answer beats it.
+    let q = queued(&f.store);
+    assert_eq!(q.len(), 1);
+    assert!(
+        q[0].click && q[0].score == 9 && q[0].comment.is_none(),
+        "{q:?}"
+    );
+    // HEAD requests and prefetches record nothing.
+    let mut head = event(&GET_LINK.replace("{{TOKEN}}", &t));
+    *head.method_mut() = http::Method::HEAD;
+    assert_eq!(f.collect.lambda(head).await.status(), 200);
+    let mut prefetch = event(&GET_LINK.replace("{{TOKEN}}", &t));
+    prefetch
+        .headers_mut()
+        .insert("sec-purpose", http::HeaderValue::from_static("prefetch"));
+    assert_eq!(f.collect.lambda(prefetch).await.status(), 200);
     assert!(
         queued(&f.store).is_empty(),
-        "a GET (what scanners do) never records an answer"
+        "HEAD and prefetch recorded a click"
     );
 }
 

@@ -199,7 +199,7 @@ impl ResponseLedger for Poisoned {
         if chunk
             .transitions
             .iter()
-            .any(|t| t.event.event_id == "poison")
+            .any(|t| t.event.as_ref().is_some_and(|e| e.event_id == "poison"))
         {
             return Err(sondeo_domain::ports::StoreError::Permanent(
                 "ValidationException: the item is refused".into(),

@@ -2,7 +2,9 @@
 //! rejected messages; the ledger commits each chunk with one `TransactWriteItems`.
 //!
 //! Items: survey `SURVEY`/`<id>`; record `R#<survey>`/`<digest>` with `at`, `eid`, `slot`, `score`,
-//! `day` and the event as JSON in `doc`; counter `C#<survey>`/`<day>#<touchpoint>` with attributes
+//! `day`, the event as JSON in `doc`, its source `src`, `click` (a provisional click), `auto` (set
+//! aside as automated), the recent clicks `clk` (`at:score:event_id;…`) and the revision `rev`
+//! every write is conditional on; counter `C#<survey>`/`<day>#<touchpoint>` with attributes
 //! `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`.
 //!
 //! A record is written in a transaction, which costs 2 write units per started KB. When the event
@@ -19,12 +21,12 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
-use sondeo_domain::changes::{Chunk, RecordState};
+use sondeo_domain::changes::{Chunk, ClickMark, RecordState};
 use sondeo_domain::metrics::Histogram;
 use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SurveyStore,
 };
-use sondeo_domain::response::{ResponseEvent, ResponseKey};
+use sondeo_domain::response::{ResponseEvent, ResponseKey, Source};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
 use std::collections::HashMap;
@@ -99,7 +101,7 @@ trait Bounded {
 macro_rules! bounded {
     ($($t:ty),*) => {$(impl Bounded for $t { const MIN: Self = <$t>::MIN; const MAX: Self = <$t>::MAX; })*};
 }
-bounded!(i64, i32, u16);
+bounded!(i64, i32, u16, u64);
 
 /// A number attribute of a record, clamped into range with a warning naming the item when it does not fit.
 fn record_num<T: TryFrom<i128> + Bounded + std::str::FromStr>(
@@ -280,15 +282,41 @@ impl DynamoStore {
         }
     }
 
-    /// The record's transactional put and, when the comment and properties would make the record
-    /// larger than [`RECORD_INLINE_MAX`], the detail item that holds them instead.
-    fn record_put(
+    /// The record's transactional write and, when the comment and properties would make the
+    /// record larger than [`RECORD_INLINE_MAX`], the detail item that holds them instead: a put
+    /// of the whole record when its answer changes, an update of its state (clicks, automated,
+    /// revision) when it keeps its answer.
+    fn record_write(
         &self,
         t: &sondeo_domain::changes::Transition,
     ) -> Result<(TransactWriteItem, Option<HashMap<String, AttributeValue>>), StoreError> {
-        let e = &t.event;
-        let state = RecordState::of(e);
+        let state = &t.state;
         let pk = format!("R#{}", t.key.survey);
+        let Some(e) = &t.event else {
+            let mut u = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(&t.key.digest))
+                .update_expression("SET #rev = :rev, #clk = :clk, #auto = :auto")
+                .expression_attribute_names("#rev", "rev")
+                .expression_attribute_names("#clk", "clk")
+                .expression_attribute_names("#auto", "auto")
+                .expression_attribute_values(":rev", n(state.rev))
+                .expression_attribute_values(":clk", s(ClickMark::encode(&state.clicks)))
+                .expression_attribute_values(":auto", AttributeValue::Bool(state.automated));
+            u = match t.expected {
+                None | Some(0) => {
+                    u.condition_expression("attribute_exists(pk) AND attribute_not_exists(#rev)")
+                }
+                Some(rev) => u
+                    .condition_expression("#rev = :expected")
+                    .expression_attribute_values(":expected", n(rev)),
+            };
+            let u = u
+                .build()
+                .map_err(|e| StoreError::Permanent(e.to_string()))?;
+            return Ok((TransactWriteItem::builder().update(u).build(), None));
+        };
         let to_json = |v: &ResponseEvent| {
             serde_json::to_string(v).map_err(|err| StoreError::Permanent(err.to_string()))
         };
@@ -301,7 +329,18 @@ impl DynamoStore {
             ("score".to_string(), n(e.score)),
             ("day".to_string(), n(state.day.days())),
             ("doc".to_string(), s(to_json(e)?)),
+            ("rev".to_string(), n(state.rev)),
+            ("src".to_string(), s(e.source.as_str())),
         ]);
+        if e.click {
+            item.insert("click".into(), AttributeValue::Bool(true));
+        }
+        if state.automated {
+            item.insert("auto".into(), AttributeValue::Bool(true));
+        }
+        if !state.clicks.is_empty() {
+            item.insert("clk".into(), s(ClickMark::encode(&state.clicks)));
+        }
         let mut detail = None;
         if item_size(&item) > RECORD_INLINE_MAX && (e.comment.is_some() || !e.properties.is_empty())
         {
@@ -327,14 +366,16 @@ impl DynamoStore {
             detail = Some(d);
         }
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
-        put = match &t.expected {
+        put = match t.expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            Some((at, eid)) => put
-                .condition_expression("#at = :at AND #eid = :eid")
-                .expression_attribute_names("#at", "at")
-                .expression_attribute_names("#eid", "eid")
-                .expression_attribute_values(":at", n(at))
-                .expression_attribute_values(":eid", s(eid)),
+            // Written before revisions existed: no other writer has given it one since.
+            Some(0) => put
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(#rev)")
+                .expression_attribute_names("#rev", "rev"),
+            Some(rev) => put
+                .condition_expression("#rev = :expected")
+                .expression_attribute_names("#rev", "rev")
+                .expression_attribute_values(":expected", n(rev)),
         };
         let put = put
             .build()
@@ -423,11 +464,11 @@ fn request_token(chunk: &Chunk) -> String {
     let mut h = Sha256::new();
     for t in &chunk.transitions {
         h.update(t.key.digest.as_bytes());
-        h.update(t.event.event_id.as_bytes());
-        if let Some((at, eid)) = &t.expected {
-            h.update(at.to_be_bytes());
-            h.update(eid.as_bytes());
+        if let Some(e) = &t.event {
+            h.update(e.event_id.as_bytes());
         }
+        h.update(t.state.rev.to_be_bytes());
+        h.update(ClickMark::encode(&t.state.clicks).as_bytes());
     }
     sondeo_domain::response::to_hex(&h.finalize()[..18])
 }
@@ -497,9 +538,16 @@ impl ResponseLedger for DynamoStore {
                 .collect();
             let mut request = KeysAndAttributes::builder()
                 .consistent_read(true)
-                .projection_expression("pk, sk, #at, eid, slot, score, #day")
+                .projection_expression(
+                    "pk, sk, #at, eid, slot, score, #day, #rev, #src, #click, #auto, #clk",
+                )
                 .expression_attribute_names("#at", "at")
-                .expression_attribute_names("#day", "day");
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_names("#rev", "rev")
+                .expression_attribute_names("#src", "src")
+                .expression_attribute_names("#click", "click")
+                .expression_attribute_names("#auto", "auto")
+                .expression_attribute_names("#clk", "clk");
             for (pk, sk) in by_item.keys() {
                 request = request.keys(HashMap::from([
                     ("pk".to_string(), s(pk)),
@@ -532,12 +580,25 @@ impl ResponseLedger for DynamoStore {
                     );
                     if let Some(key) = by_item.get(&id) {
                         let sk = id.1.as_str();
+                        let flag =
+                            |name: &str| matches!(item.get(name), Some(AttributeValue::Bool(true)));
                         let state = RecordState {
                             answered_at: record_num(item, "at", sk)?,
                             event_id: attr_str(item, "eid")?.to_string(),
                             slot: record_num(item, "slot", sk)?,
                             score: record_num(item, "score", sk)?,
                             day: Day::from_days(record_num(item, "day", sk)?),
+                            source: attr_str(item, "src").ok().and_then(Source::parse),
+                            click: flag("click"),
+                            automated: flag("auto"),
+                            clicks: attr_str(item, "clk")
+                                .map(ClickMark::decode)
+                                .unwrap_or_default(),
+                            rev: if item.contains_key("rev") {
+                                record_num(item, "rev", sk)?
+                            } else {
+                                0
+                            },
                         };
                         out.insert((*key).clone(), state);
                     }
@@ -565,7 +626,7 @@ impl ResponseLedger for DynamoStore {
         let mut items = Vec::with_capacity(chunk.action_count());
         let mut details = Vec::new();
         for t in &chunk.transitions {
-            let (put, detail) = self.record_put(t)?;
+            let (put, detail) = self.record_write(t)?;
             items.push(put);
             details.extend(detail);
         }

@@ -8,8 +8,8 @@
 //! atomically. A condition that fails means someone else moved the record: re-read and re-plan.
 //! Duplicates and older answers change nothing, so redelivery in any order is harmless.
 
-pub use crate::changes::{Chunk, CounterKey, KeyedEvent, RecordState, Transition};
-use crate::metrics::Histogram;
+pub use crate::changes::{Chunk, ClickMark, CounterKey, KeyedEvent, RecordState, Transition};
+use crate::metrics::{source_slot, Histogram, AUTOMATED_SLOT};
 use crate::ports::{CommitOutcome, ResponseLedger};
 use crate::response::{ResponseEvent, ResponseKey};
 use crate::time::Day;
@@ -70,28 +70,19 @@ pub fn decode_message(message_id: &str, body: &str) -> Result<Delivery, String> 
     })
 }
 
-/// Reduces deliveries to the latest event per response key, keeping every message id.
+/// Groups deliveries per response key (one event per event id), keeping every message id.
 pub fn latest_per_key(deliveries: Vec<Delivery>) -> Vec<KeyedEvent> {
     let mut by_key: HashMap<ResponseKey, KeyedEvent> = HashMap::new();
     for d in deliveries {
         let key = d.event.key();
-        match by_key.get_mut(&key) {
-            Some(k) => {
-                k.message_ids.push(d.message_id);
-                if d.event.version() > k.event.version() {
-                    k.event = d.event;
-                }
-            }
-            None => {
-                by_key.insert(
-                    key.clone(),
-                    KeyedEvent {
-                        key,
-                        event: d.event,
-                        message_ids: vec![d.message_id],
-                    },
-                );
-            }
+        let k = by_key.entry(key.clone()).or_insert_with(|| KeyedEvent {
+            key,
+            events: Vec::new(),
+            message_ids: Vec::new(),
+        });
+        k.message_ids.push(d.message_id);
+        if !k.events.iter().any(|e| e.event_id == d.event.event_id) {
+            k.events.push(d.event);
         }
     }
     let mut out: Vec<KeyedEvent> = by_key.into_values().collect();
@@ -99,29 +90,166 @@ pub fn latest_per_key(deliveries: Vec<Delivery>) -> Vec<KeyedEvent> {
     out
 }
 
-/// Compares the latest events with the stored records and plans the record changes.
-pub fn plan(latest: Vec<KeyedEvent>, current: &HashMap<ResponseKey, RecordState>) -> Plan {
+/// Clicks on one email's links closer together than this (from the first) form one burst, Unix ms.
+pub const BURST_WINDOW_MS: i64 = 60_000;
+/// Most clicks a record keeps (the newest).
+pub const MAX_CLICKS: usize = 32;
+
+/// The answer a record resolves to.
+enum Winner {
+    /// The stored answer stays.
+    Stored,
+    /// This event becomes the answer.
+    New(ResponseEvent),
+}
+
+/// Which answer a record holds, given its stored state and a batch's events for it.
+///
+/// - An explicit answer (sent from the page or the API) always beats a click; the latest
+///   explicit answer wins.
+/// - Without one, clicks are grouped in bursts (each click within [`BURST_WINDOW_MS`] of the
+///   burst's first). A burst with two or more different scores is a link scanner opening the
+///   email's links; one with a single score (a click, a reload, the email opened again) is a
+///   person. The latest click of a person's burst wins and counts; when every burst is a
+///   scanner's, the latest click is kept but set aside as automated.
+///
+/// The result depends only on the set of events, never on their order of arrival.
+fn resolve(
+    stored: Option<&RecordState>,
+    events: &[ResponseEvent],
+) -> Option<(Winner, RecordState)> {
+    let template = events.first()?;
+    let mut clicks: Vec<ClickMark> = stored.map(|s| s.clicks.clone()).unwrap_or_default();
+    for e in events.iter().filter(|e| e.click) {
+        if !clicks.iter().any(|c| c.event_id == e.event_id) {
+            clicks.push(ClickMark::of(e));
+        }
+    }
+    clicks.sort();
+    if clicks.len() > MAX_CLICKS {
+        clicks.drain(..clicks.len() - MAX_CLICKS);
+    }
+    let stored_explicit = stored.filter(|s| !s.click);
+    let batch_explicit = events
+        .iter()
+        .filter(|e| !e.click)
+        .max_by_key(|e| e.version());
+    let explicit_winner = match (stored_explicit, batch_explicit) {
+        (Some(s), Some(e)) if e.version() > s.version() => Some(Winner::New(e.clone())),
+        (Some(_), _) => Some(Winner::Stored),
+        (None, Some(e)) => Some(Winner::New(e.clone())),
+        (None, None) => None,
+    };
+    let (winner, automated) = match explicit_winner {
+        Some(w) => (w, false),
+        None => {
+            let (mark, automated) = decide_clicks(&clicks)?;
+            let winner = if stored.is_some_and(|s| s.event_id == mark.event_id) {
+                Winner::Stored
+            } else if let Some(e) = events.iter().find(|e| e.event_id == mark.event_id) {
+                Winner::New(e.clone())
+            } else {
+                // A click kept on the record: the same respondent's click, rebuilt.
+                Winner::New(ResponseEvent {
+                    event_id: mark.event_id.clone(),
+                    score: mark.score,
+                    answered_at: mark.at,
+                    comment: None,
+                    properties: BTreeMap::new(),
+                    click: true,
+                    ..template.clone()
+                })
+            };
+            (winner, automated)
+        }
+    };
+    let mut state = match (&winner, stored) {
+        (Winner::New(e), _) => RecordState::of(e),
+        (Winner::Stored, Some(s)) => s.clone(),
+        (Winner::Stored, None) => return None,
+    };
+    state.automated = automated;
+    state.clicks = clicks;
+    state.rev = stored.map_or(1, |s| s.rev + 1);
+    Some((winner, state))
+}
+
+/// The click that wins among `clicks` (sorted), and whether it is set aside as automated.
+fn decide_clicks(clicks: &[ClickMark]) -> Option<(&ClickMark, bool)> {
+    let mut latest_person: Option<&ClickMark> = None;
+    let mut start = 0;
+    while start < clicks.len() {
+        let first = clicks[start].at;
+        let end = clicks[start..]
+            .iter()
+            .position(|c| c.at - first > BURST_WINDOW_MS)
+            .map_or(clicks.len(), |i| start + i);
+        let burst = &clicks[start..end];
+        if burst.iter().all(|c| c.score == burst[0].score) {
+            latest_person = burst.last();
+        }
+        start = end;
+    }
+    match latest_person {
+        Some(c) => Some((c, false)),
+        None => clicks.last().map(|c| (c, true)),
+    }
+}
+
+/// What a record state adds to the counters: its answer in its score slot and source, or one
+/// answer set aside as automated.
+fn contribution(state: &RecordState, sign: i64) -> Histogram {
+    if state.automated {
+        return Histogram {
+            n: 0,
+            sum: 0,
+            slots: BTreeMap::from([(AUTOMATED_SLOT, sign)]),
+        };
+    }
+    let mut h = one(state.slot, state.score, sign);
+    if let Some(source) = state.source {
+        h.slots.insert(source_slot(source), sign);
+    }
+    h
+}
+
+/// Compares the batch's events with the stored records and plans the record changes.
+pub fn plan(batch: Vec<KeyedEvent>, current: &HashMap<ResponseKey, RecordState>) -> Plan {
     let mut plan = Plan::default();
-    for k in latest {
+    for k in batch {
         let stored = current.get(&k.key);
-        if stored.is_some_and(|r| r.version() >= k.event.version()) {
+        let Some((winner, state)) = resolve(stored, &k.events) else {
+            plan.superseded.extend(k.message_ids);
+            continue;
+        };
+        // Clicks after an explicit answer are not kept: they can never win.
+        let unchanged = stored.is_some_and(|s| {
+            s.event_id == state.event_id
+                && s.automated == state.automated
+                && (!state.click || s.clicks == state.clicks)
+        });
+        if unchanged {
             plan.superseded.extend(k.message_ids);
             continue;
         }
         let counter = |day: Day| CounterKey {
-            survey: k.event.survey.clone(),
-            touchpoint: k.event.touchpoint.clone(),
+            survey: k.events[0].survey.clone(),
+            touchpoint: k.events[0].touchpoint.clone(),
             day,
         };
-        let new = RecordState::of(&k.event);
-        let mut deltas = vec![(counter(new.day), one(new.slot, new.score, 1))];
+        let mut deltas = vec![(counter(state.day), contribution(&state, 1))];
         if let Some(old) = stored {
-            deltas.push((counter(old.day), one(old.slot, old.score, -1)));
+            deltas.push((counter(old.day), contribution(old, -1)));
         }
         plan.transitions.push(Transition {
             key: k.key,
-            expected: stored.map(RecordState::version),
-            event: k.event,
+            expected: stored.map(|s| s.rev),
+            event: match winner {
+                Winner::New(e) => Some(e),
+                Winner::Stored => None,
+            },
+            state,
+            events: k.events,
             deltas,
             message_ids: k.message_ids,
         });
@@ -272,7 +400,7 @@ pub async fn apply_batch<L: ResponseLedger + ?Sized>(
                     );
                     pending.extend(chunk.transitions.into_iter().map(|t| KeyedEvent {
                         key: t.key,
-                        event: t.event,
+                        events: t.events,
                         message_ids: t.message_ids,
                     }));
                 }
@@ -297,7 +425,13 @@ pub async fn apply_batch<L: ResponseLedger + ?Sized>(
                         let Some(d) = deliveries.get(&id) else {
                             continue;
                         };
-                        if d.event.event_id == t.event.event_id {
+                        // The answer being written is refused (or, when only the record's
+                        // state changed, every event that changed it).
+                        let refused = t
+                            .event
+                            .as_ref()
+                            .is_none_or(|w| w.event_id == d.event.event_id);
+                        if refused {
                             let body = bodies.get(&id).map(String::as_str).unwrap_or_default();
                             reject(ledger, &mut out, &id, body, reason.clone()).await;
                         } else {
@@ -358,6 +492,8 @@ mod tests {
             properties: Default::default(),
             answered_at: at,
             source: Source::Api,
+            send: String::new(),
+            click: false,
         }
     }
 
@@ -379,8 +515,9 @@ mod tests {
         for order in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
             let latest = latest_per_key(deliver(&order));
             assert_eq!(latest.len(), 1);
-            assert_eq!(latest[0].event.score, 9);
             assert_eq!(latest[0].message_ids.len(), 2);
+            let p = plan(latest, &HashMap::new());
+            assert_eq!(p.transitions[0].event.as_ref().map(|e| e.score), Some(9));
         }
     }
 
@@ -408,10 +545,8 @@ mod tests {
         assert_eq!(h.sum, 3);
         assert_eq!(h.slots.get(&9), Some(&1));
         assert_eq!(h.slots.get(&6), Some(&-1));
-        assert_eq!(
-            chunks[0].transitions[0].expected,
-            Some((1_000, "a".to_string()))
-        );
+        assert_eq!(chunks[0].transitions[0].expected, Some(1));
+        assert_eq!(chunks[0].transitions[0].state.rev, 2);
     }
 
     #[test]
@@ -475,18 +610,18 @@ mod tests {
 
         async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, crate::ports::StoreError> {
             *self.commits.lock().unwrap() += 1;
-            if chunk
-                .transitions
-                .iter()
-                .any(|t| t.event.event_id.starts_with("poison"))
-            {
+            if chunk.transitions.iter().any(|t| {
+                t.event
+                    .as_ref()
+                    .is_some_and(|e| e.event_id.starts_with("poison"))
+            }) {
                 return Err(crate::ports::StoreError::Permanent(
                     "ValidationException: item refused".into(),
                 ));
             }
             let mut records = self.records.lock().unwrap();
             for t in &chunk.transitions {
-                records.insert(t.key.clone(), RecordState::of(&t.event));
+                records.insert(t.key.clone(), t.state.clone());
             }
             *self.counted.lock().unwrap() += chunk.counters.values().map(|h| h.n).sum::<i64>();
             Ok(CommitOutcome::Committed)
@@ -635,5 +770,232 @@ mod tests {
             .contains("not a response event"));
         let bad = serde_json::to_string(&ev("a", "r", 11, 1)).unwrap();
         assert!(decode_message("m", &bad).unwrap_err().contains("outside"));
+    }
+
+    /// A ledger in memory: records and merged counters, committing whole chunks.
+    #[derive(Default)]
+    struct Memory {
+        records: std::sync::Mutex<HashMap<ResponseKey, (RecordState, Option<ResponseEvent>)>>,
+        counters: std::sync::Mutex<BTreeMap<CounterKey, Histogram>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ResponseLedger for Memory {
+        async fn load_records(
+            &self,
+            keys: &[ResponseKey],
+        ) -> Result<HashMap<ResponseKey, RecordState>, crate::ports::StoreError> {
+            let records = self.records.lock().unwrap();
+            Ok(keys
+                .iter()
+                .filter_map(|k| records.get(k).map(|r| (k.clone(), r.0.clone())))
+                .collect())
+        }
+
+        async fn commit(&self, chunk: &Chunk) -> Result<CommitOutcome, crate::ports::StoreError> {
+            let mut records = self.records.lock().unwrap();
+            for t in &chunk.transitions {
+                let rev = records.get(&t.key).map(|r| r.0.rev);
+                assert_eq!(rev, t.expected, "planned from the stored revision");
+                let answer = match &t.event {
+                    Some(e) => Some(e.clone()),
+                    None => records.get(&t.key).and_then(|r| r.1.clone()),
+                };
+                records.insert(t.key.clone(), (t.state.clone(), answer));
+            }
+            let mut counters = self.counters.lock().unwrap();
+            for (k, h) in &chunk.counters {
+                counters.entry(k.clone()).or_default().merge(h);
+            }
+            Ok(CommitOutcome::Committed)
+        }
+
+        async fn keep_rejected(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<(), crate::ports::StoreError> {
+            Ok(())
+        }
+    }
+
+    /// Counted answers, per-score counts, and answers set aside as automated.
+    type Totals = (i64, BTreeMap<u16, i64>, i64);
+
+    impl Memory {
+        /// All counters merged: (counted answers, per-score counts, automated).
+        fn totals(&self) -> Totals {
+            let mut all = Histogram::default();
+            for h in self.counters.lock().unwrap().values() {
+                all.merge(h);
+            }
+            let scores = all.score_slots().map(|(k, v)| (*k, *v)).collect();
+            (all.n, scores, all.automated())
+        }
+
+        /// The answer the one record holds, with whether it is set aside.
+        fn answer(&self) -> (i64, Option<String>, bool) {
+            let records = self.records.lock().unwrap();
+            let (state, event) = records.values().next().unwrap();
+            (
+                state.score,
+                event.as_ref().and_then(|e| e.comment.clone()),
+                state.automated,
+            )
+        }
+    }
+
+    const T0: i64 = 1_790_000_000_000;
+
+    fn click(id: &str, score: i64, at: i64) -> ResponseEvent {
+        ResponseEvent {
+            click: true,
+            source: Source::Link,
+            ..ev(id, "ana", score, at)
+        }
+    }
+
+    fn answer(id: &str, score: i64, at: i64, comment: Option<&str>) -> ResponseEvent {
+        ResponseEvent {
+            comment: comment.map(str::to_string),
+            source: Source::Link,
+            ..ev(id, "ana", score, at)
+        }
+    }
+
+    /// Applies the events in every batch split and order given, checking each outcome equals
+    /// the first; returns the ledger of the first.
+    async fn applied(events: &[ResponseEvent]) -> Memory {
+        let orders: Vec<Vec<ResponseEvent>> = vec![
+            events.to_vec(),
+            events.iter().rev().cloned().collect(),
+            events
+                .iter()
+                .step_by(2)
+                .chain(events.iter().skip(1).step_by(2))
+                .cloned()
+                .collect(),
+        ];
+        let mut first: Option<(Memory, Totals)> = None;
+        for order in orders {
+            for batch in [1, 2, order.len().max(1)] {
+                let ledger = Memory::default();
+                for chunk in order.chunks(batch) {
+                    let out = apply_batch(&ledger, messages(chunk)).await;
+                    assert!(out.failed.is_empty() && out.rejected.is_empty(), "{out:?}");
+                }
+                // Every message delivered a second time changes nothing.
+                apply_batch(&ledger, messages(&order)).await;
+                let totals = ledger.totals();
+                match &first {
+                    None => first = Some((ledger, totals)),
+                    Some((_, t)) => assert_eq!(&totals, t, "order or batching changed the count"),
+                }
+            }
+        }
+        first.unwrap().0
+    }
+
+    #[tokio::test]
+    async fn a_single_click_counts() {
+        let ledger = applied(&[click("c1", 9, T0)]).await;
+        assert_eq!(ledger.totals(), (1, BTreeMap::from([(9, 1)]), 0));
+    }
+
+    #[tokio::test]
+    async fn a_scanner_opening_every_link_within_seconds_counts_nothing() {
+        let all: Vec<ResponseEvent> = (0..=10)
+            .map(|s| click(&format!("c{s}"), s, T0 + (s * 37 % 11) * 300))
+            .collect();
+        let ledger = applied(&all).await;
+        assert_eq!(ledger.totals(), (0, BTreeMap::new(), 1));
+        let some = [
+            click("a", 10, T0),
+            click("b", 0, T0 + 1_500),
+            click("c", 6, T0 + 900),
+        ];
+        assert_eq!(applied(&some).await.totals(), (0, BTreeMap::new(), 1));
+    }
+
+    #[tokio::test]
+    async fn a_person_clicking_after_a_scanner_is_counted_and_before_one_too() {
+        let mut events: Vec<ResponseEvent> = (0..=10)
+            .map(|s| click(&format!("scan{s}"), s, T0 + s * 100))
+            .collect();
+        events.push(click("person", 8, T0 + 20 * 60_000));
+        let ledger = applied(&events).await;
+        assert_eq!(ledger.totals(), (1, BTreeMap::from([(8, 1)]), 0));
+        // The person first, then a scanner (the email forwarded to a filtered mailbox).
+        let mut events = vec![click("person", 3, T0)];
+        events.extend((0..=10).map(|s| click(&format!("scan{s}"), s, T0 + 3_600_000 + s * 100)));
+        let ledger = applied(&events).await;
+        assert_eq!(ledger.totals(), (1, BTreeMap::from([(3, 1)]), 0));
+    }
+
+    #[tokio::test]
+    async fn reloads_and_reopening_the_email_never_revert_an_explicit_answer_or_its_comment() {
+        let events = [
+            click("c1", 9, T0),
+            answer("a1", 7, T0 + 5_000, Some("slow delivery")),
+            click("reload", 9, T0 + 8_000),
+            click("reopen", 9, T0 + 86_400_000),
+            click("other", 2, T0 + 86_400_500),
+        ];
+        let ledger = applied(&events).await;
+        assert_eq!(ledger.totals(), (1, BTreeMap::from([(7, 1)]), 0));
+        assert_eq!(ledger.answer(), (7, Some("slow delivery".into()), false));
+        // A later explicit answer still wins over the earlier one.
+        let mut more = events.to_vec();
+        more.push(answer("a2", 10, T0 + 90_000_000, None));
+        assert_eq!(applied(&more).await.answer(), (10, None, false));
+    }
+
+    #[tokio::test]
+    async fn an_explicit_answer_beats_a_scanner_burst_and_reloads_of_one_score_are_a_person() {
+        let mut events: Vec<ResponseEvent> = (0..=10)
+            .map(|s| click(&format!("scan{s}"), s, T0 + s * 100))
+            .collect();
+        events.push(answer("send", 4, T0 + 2_000, Some("ok")));
+        let ledger = applied(&events).await;
+        assert_eq!(ledger.totals(), (1, BTreeMap::from([(4, 1)]), 0));
+        let reloads = [
+            click("c1", 6, T0),
+            click("c2", 6, T0 + 2_000),
+            click("c3", 6, T0 + 4_000),
+        ];
+        assert_eq!(
+            applied(&reloads).await.totals(),
+            (1, BTreeMap::from([(6, 1)]), 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn sources_are_counted_and_set_aside_answers_leave_them() {
+        let ledger = applied(&[click("c1", 9, T0)]).await;
+        let all =
+            ledger
+                .counters
+                .lock()
+                .unwrap()
+                .values()
+                .fold(Histogram::default(), |mut a, h| {
+                    a.merge(h);
+                    a
+                });
+        assert_eq!(all.by_source(), BTreeMap::from([("link".to_string(), 1)]));
+        let ledger = applied(&[click("c1", 9, T0), click("c2", 1, T0 + 10)]).await;
+        let all =
+            ledger
+                .counters
+                .lock()
+                .unwrap()
+                .values()
+                .fold(Histogram::default(), |mut a, h| {
+                    a.merge(h);
+                    a
+                });
+        assert!(all.by_source().is_empty(), "{all:?}");
+        assert_eq!(all.automated(), 1);
     }
 }

@@ -3,16 +3,64 @@
 //! (`aggregate`) and the ledger port (`ports`), which import it and not each other.
 
 use crate::metrics::Histogram;
-use crate::response::{AnswerVersion, ResponseEvent, ResponseKey};
+use crate::response::{AnswerVersion, ResponseEvent, ResponseKey, Source};
 use crate::time::Day;
 use std::collections::BTreeMap;
+
+/// A provisional click kept on a record: enough to tell a person's click from a scanner's burst.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClickMark {
+    /// When the link was opened, Unix ms.
+    pub at: i64,
+    /// Event id of the click.
+    pub event_id: String,
+    /// The score the link carried.
+    pub score: i64,
+}
+
+impl ClickMark {
+    /// The mark of a click event.
+    pub fn of(event: &ResponseEvent) -> ClickMark {
+        ClickMark {
+            at: event.answered_at,
+            event_id: event.event_id.clone(),
+            score: event.score,
+        }
+    }
+
+    /// Encodes marks as `at:score:event_id` joined by `;` (event ids are hex, scores numbers).
+    pub fn encode(marks: &[ClickMark]) -> String {
+        let mut out = String::with_capacity(marks.len() * 48);
+        for (i, m) in marks.iter().enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            out.push_str(&format!("{}:{}:{}", m.at, m.score, m.event_id));
+        }
+        out
+    }
+
+    /// Decodes [`ClickMark::encode`]'s text; damaged entries are skipped.
+    pub fn decode(text: &str) -> Vec<ClickMark> {
+        text.split(';')
+            .filter_map(|part| {
+                let mut it = part.splitn(3, ':');
+                Some(ClickMark {
+                    at: it.next()?.parse().ok()?,
+                    score: it.next()?.parse().ok()?,
+                    event_id: it.next().filter(|e| !e.is_empty())?.to_string(),
+                })
+            })
+            .collect()
+    }
+}
 
 /// The stored state of a response record that planning needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordState {
-    /// Answer time of the counted answer, Unix ms.
+    /// Answer time of the record's answer (counted, or set aside as automated), Unix ms.
     pub answered_at: i64,
-    /// Event id of the counted answer.
+    /// Event id of that answer.
     pub event_id: String,
     /// Histogram slot it is counted in.
     pub slot: u16,
@@ -20,15 +68,26 @@ pub struct RecordState {
     pub score: i64,
     /// The day whose counter holds it.
     pub day: Day,
+    /// Where it came from (None: written before sources were counted, so none is counted).
+    pub source: Option<Source>,
+    /// Whether the answer is a provisional click rather than an explicit answer.
+    pub click: bool,
+    /// Whether the answer is set aside as automated (a link scanner's burst) instead of counted.
+    pub automated: bool,
+    /// Recent clicks on the email's links, oldest first.
+    pub clicks: Vec<ClickMark>,
+    /// Revision: every write adds one; a write is conditional on the revision it was planned
+    /// from (0: a record written before revisions existed).
+    pub rev: u64,
 }
 
 impl RecordState {
-    /// The version of the counted answer.
+    /// The version of the record's answer.
     pub fn version(&self) -> AnswerVersion {
         (self.answered_at, self.event_id.clone())
     }
 
-    /// The state a record has after this event is applied.
+    /// The state of a record holding just this event, counted.
     pub fn of(event: &ResponseEvent) -> RecordState {
         RecordState {
             answered_at: event.answered_at,
@@ -36,6 +95,15 @@ impl RecordState {
             slot: event.kind.slot(event.score),
             score: event.score,
             day: Day::from_unix_ms(event.answered_at),
+            source: Some(event.source),
+            click: event.click,
+            automated: false,
+            clicks: if event.click {
+                vec![ClickMark::of(event)]
+            } else {
+                Vec::new()
+            },
+            rev: 1,
         }
     }
 }
@@ -51,13 +119,13 @@ pub struct CounterKey {
     pub day: Day,
 }
 
-/// The latest event of one response key in a batch, with every message that carried an event for it.
+/// The events of one response key in a batch, with every message that carried one.
 #[derive(Debug, Clone)]
 pub struct KeyedEvent {
     /// The response key.
     pub key: ResponseKey,
-    /// The latest event for the key in the batch.
-    pub event: ResponseEvent,
+    /// The batch's events for the key, one per event id.
+    pub events: Vec<ResponseEvent>,
     /// Ids of all messages for this key in the batch (acknowledged together).
     pub message_ids: Vec<String>,
 }
@@ -67,10 +135,15 @@ pub struct KeyedEvent {
 pub struct Transition {
     /// The response key.
     pub key: ResponseKey,
-    /// The version the record must still have (None: it must not exist yet).
-    pub expected: Option<AnswerVersion>,
-    /// The event that becomes the record.
-    pub event: ResponseEvent,
+    /// The revision the record must still have (None: it must not exist yet).
+    pub expected: Option<u64>,
+    /// The record's new answer, or None when it keeps its answer and only its state changes
+    /// (clicks, automated, revision).
+    pub event: Option<ResponseEvent>,
+    /// The record's whole new state (its answer's fields, clicks, revision).
+    pub state: RecordState,
+    /// The batch's events for the key, planned again if the record changed meanwhile.
+    pub events: Vec<ResponseEvent>,
     /// Counter deltas: +1 at the new answer, −1 at the replaced one.
     pub deltas: Vec<(CounterKey, Histogram)>,
     /// Messages acknowledged when this transition commits.

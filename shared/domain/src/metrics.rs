@@ -1,5 +1,6 @@
 //! Metric math: every metric is computed at read time from a histogram of scores.
 
+use crate::response::Source;
 use crate::survey::SurveyKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -15,7 +16,46 @@ pub struct Histogram {
     pub slots: BTreeMap<u16, i64>,
 }
 
+/// First of the slots that count something other than scores: answers set aside as automated,
+/// and counted answers per source. Score slots stay far below it (durations use about 60).
+pub const TAG_SLOT_BASE: u16 = 65_000;
+/// The slot counting answers set aside as automated (a link scanner's burst of clicks).
+pub const AUTOMATED_SLOT: u16 = TAG_SLOT_BASE;
+
+/// The slot counting the counted answers from a source.
+pub fn source_slot(source: Source) -> u16 {
+    TAG_SLOT_BASE
+        + 1
+        + match source {
+            Source::Link => 0,
+            Source::Campaign => 1,
+            Source::Api => 2,
+            Source::Webhook => 3,
+        }
+}
+
 impl Histogram {
+    /// Slots that count scores (not tags), with their counts.
+    pub fn score_slots(&self) -> impl Iterator<Item = (&u16, &i64)> {
+        self.slots.range(..TAG_SLOT_BASE)
+    }
+
+    /// Answers set aside as automated.
+    pub fn automated(&self) -> i64 {
+        self.slots.get(&AUTOMATED_SLOT).copied().unwrap_or(0)
+    }
+
+    /// Counted answers per source, for the sources that have any.
+    pub fn by_source(&self) -> BTreeMap<String, i64> {
+        Source::ALL
+            .iter()
+            .filter_map(|s| {
+                let c = self.slots.get(&source_slot(*s)).copied().unwrap_or(0);
+                (c != 0).then(|| (s.as_str().to_string(), c))
+            })
+            .collect()
+    }
+
     /// Adds one response with this score.
     pub fn record(&mut self, kind: SurveyKind, score: i64) {
         self.n += 1;
@@ -83,6 +123,13 @@ pub struct Summary {
     pub p90: Option<f64>,
     /// Responses per score (per bucket floor in seconds, for durations).
     pub distribution: BTreeMap<String, i64>,
+    /// Counted responses per source (link, campaign, api, webhook); answers recorded before
+    /// sources were counted are in `n` only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, i64>,
+    /// Answers set aside as automated (link scanners), not in `n`.
+    #[serde(default)]
+    pub automated: i64,
 }
 
 /// 95% margin of error of an NPS: 100 × 1.96 × sqrt((p + d − (p − d)²) / n).
@@ -115,6 +162,8 @@ pub fn summarize(kind: SurveyKind, h: &Histogram) -> Summary {
         median: None,
         p90: None,
         distribution: distribution(kind, h),
+        sources: h.by_source(),
+        automated: h.automated(),
     };
     if h.n <= 0 {
         return s;
@@ -158,7 +207,7 @@ fn distribution(kind: SurveyKind, h: &Histogram) -> BTreeMap<String, i64> {
             );
         }
     } else {
-        for (slot, count) in &h.slots {
+        for (slot, count) in h.score_slots() {
             out.insert(kind.slot_floor(*slot).to_string(), *count);
         }
     }
@@ -173,7 +222,7 @@ fn duration_quantile(h: &Histogram, q: f64) -> Option<f64> {
     // Nearest-rank: the smallest bucket whose cumulative count reaches ceil(q·n).
     let rank = ((q * h.n as f64).ceil() as i64).max(1);
     let mut seen: i64 = 0;
-    for (slot, count) in &h.slots {
+    for (slot, count) in h.score_slots() {
         seen = seen.saturating_add(*count);
         if seen >= rank {
             return Some(bucket_middle(*slot));

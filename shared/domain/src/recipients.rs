@@ -3,7 +3,7 @@
 
 use crate::response::check_respondent;
 use crate::survey::Survey;
-use crate::token::{LinkClaims, LinkKeyring};
+use crate::token::{LinkClaims, LinkKeyring, LinkScope};
 use std::io::Write;
 
 /// Column names taken as the respondent id when none is named, in order of preference.
@@ -72,6 +72,8 @@ pub struct Minter<'a> {
     pub survey: &'a Survey,
     /// Touchpoint slug (checked against the survey by the caller).
     pub touchpoint: &'a str,
+    /// The send the links belong to (checked by the caller; empty: the default send).
+    pub send: String,
     /// Issue time, Unix seconds.
     pub issued_at: i64,
     /// Expiry, Unix seconds.
@@ -101,13 +103,19 @@ impl Minter<'_> {
         check_respondent(respondent).map_err(|e| e.0)?;
         let token = self
             .keyring
-            .sign(&LinkClaims {
-                survey: self.survey.id.clone(),
-                touchpoint: self.touchpoint.to_string(),
-                respondent: respondent.to_string(),
-                issued_at: self.issued_at,
-                expires_at: self.expires_at,
-            })
+            .sign_scoped(
+                &LinkClaims {
+                    survey: self.survey.id.clone(),
+                    touchpoint: self.touchpoint.to_string(),
+                    respondent: respondent.to_string(),
+                    issued_at: self.issued_at,
+                    expires_at: self.expires_at,
+                },
+                &LinkScope {
+                    send: self.send.clone(),
+                    campaign: false,
+                },
+            )
             .map_err(|e| e.to_string())?;
         Ok(match &self.links {
             LinkColumns::Token => vec![token],
@@ -407,6 +415,7 @@ mod tests {
             keyring: &ring,
             survey: &s,
             touchpoint: "q4",
+            send: String::new(),
             issued_at: 1_790_000_000,
             expires_at: 1_790_086_400,
             links,
@@ -533,6 +542,7 @@ mod tests {
             keyring: &ring,
             survey: &s,
             touchpoint: "q4",
+            send: String::new(),
             issued_at: 1,
             expires_at: 2,
             links: LinkColumns::Token,
@@ -580,6 +590,7 @@ mod tests {
             keyring: &ring,
             survey: &s,
             touchpoint: "q4",
+            send: String::new(),
             issued_at: 1,
             expires_at: 2,
             links: LinkColumns::Token,
@@ -610,6 +621,7 @@ mod tests {
                 keyring: &ring,
                 survey: &s,
                 touchpoint: "q4",
+                send: String::new(),
                 issued_at: 1,
                 expires_at: 2,
                 links: LinkColumns::Token,

@@ -14,9 +14,11 @@ pub const MAX_PROPERTIES: usize = 20;
 pub const MAX_PROPERTY_VALUE_CHARS: usize = 200;
 /// Longest respondent id, in bytes.
 pub const MAX_RESPONDENT_LEN: usize = 200;
+/// Longest send name, in bytes.
+pub const MAX_SEND_LEN: usize = 64;
 
 /// Where a response came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A signed one-click email link.
@@ -27,6 +29,33 @@ pub enum Source {
     Api,
     /// An e-commerce webhook invitation.
     Webhook,
+}
+
+impl Source {
+    /// Every source, in the order metrics list them.
+    pub const ALL: [Source; 4] = [Source::Link, Source::Campaign, Source::Api, Source::Webhook];
+
+    /// Whether the respondent id was signed by this deployment (a respondent's own link or an
+    /// invitation), as opposed to given by whoever sent the answer (a campaign link's `rid`, a
+    /// survey's public key). Unsigned answers live in their own namespace.
+    pub fn is_signed(self) -> bool {
+        matches!(self, Source::Link | Source::Webhook)
+    }
+
+    /// The source a name from [`Source::as_str`] stands for.
+    pub fn parse(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The source's name in metrics and exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Link => "link",
+            Source::Campaign => "campaign",
+            Source::Api => "api",
+            Source::Webhook => "webhook",
+        }
+    }
 }
 
 /// One answer, as enqueued by the HTTP functions and applied by the aggregator.
@@ -54,9 +83,18 @@ pub struct ResponseEvent {
     pub answered_at: i64,
     /// Where the answer came from.
     pub source: Source,
+    /// The send it answers (campaign wave, order, ticket); empty for the default send.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub send: String,
+    /// A provisional click on an email link (`GET`), as opposed to an explicit answer: clicks
+    /// count unless several scores of one email arrive within seconds (a link scanner), and
+    /// never replace an explicit answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub click: bool,
 }
 
-/// The identity of a response: one per (survey, touchpoint, respondent), whatever the answers.
+/// The identity of a response: one per (survey, touchpoint, respondent, send, namespace), whatever
+/// the answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ResponseKey {
     /// Survey id.
@@ -76,7 +114,13 @@ pub struct InvalidResponse(pub String);
 impl ResponseEvent {
     /// The deterministic key of the response this event answers.
     pub fn key(&self) -> ResponseKey {
-        response_key(&self.survey, &self.touchpoint, &self.respondent)
+        scoped_response_key(
+            &self.survey,
+            &self.touchpoint,
+            &self.respondent,
+            &self.send,
+            self.source.is_signed(),
+        )
     }
 
     /// The answer version used to decide which answer wins.
@@ -110,6 +154,9 @@ impl ResponseEvent {
         check_slug("survey", &self.survey).map_err(InvalidResponse)?;
         check_slug("touchpoint", &self.touchpoint).map_err(InvalidResponse)?;
         check_respondent(&self.respondent)?;
+        if !self.send.is_empty() {
+            check_send(&self.send)?;
+        }
         self.kind
             .validate(self.score)
             .map_err(|e| InvalidResponse(e.to_string()))?;
@@ -149,6 +196,16 @@ pub fn check_respondent(respondent: &str) -> Result<(), InvalidResponse> {
     Ok(())
 }
 
+/// Checks a send name: 1–64 bytes of printable text.
+pub fn check_send(send: &str) -> Result<(), InvalidResponse> {
+    if send.trim().is_empty() || send.len() > MAX_SEND_LEN || send.chars().any(char::is_control) {
+        return Err(InvalidResponse(format!(
+            "send must be 1 to {MAX_SEND_LEN} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks properties: at most 20, slug keys, values up to 200 characters.
 pub fn check_properties(props: &BTreeMap<String, String>) -> Result<(), InvalidResponse> {
     if props.len() > MAX_PROPERTIES {
@@ -168,10 +225,33 @@ pub fn check_properties(props: &BTreeMap<String, String>) -> Result<(), InvalidR
     Ok(())
 }
 
-/// The key of the response of a respondent at a touchpoint of a survey.
+/// The key of the response of a respondent at a touchpoint of a survey, in the default send and
+/// the signed namespace.
 pub fn response_key(survey: &str, touchpoint: &str, respondent: &str) -> ResponseKey {
+    scoped_response_key(survey, touchpoint, respondent, "", true)
+}
+
+/// The key of a response in a send (empty: the default send) and a namespace (signed respondent
+/// ids, or ids anyone could have given).
+///
+/// The default send's signed keys are the keys every response had before sends existed, so
+/// links already out answer the responses they always did.
+pub fn scoped_response_key(
+    survey: &str,
+    touchpoint: &str,
+    respondent: &str,
+    send: &str,
+    signed: bool,
+) -> ResponseKey {
     let mut h = Sha256::new();
-    for part in [survey, touchpoint, respondent] {
+    let namespace = if signed { "signed" } else { "unsigned" };
+    let scoped = [survey, touchpoint, respondent, send, namespace];
+    let parts = if send.is_empty() && signed {
+        &scoped[..3]
+    } else {
+        &scoped[..]
+    };
+    for part in parts {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -248,6 +328,24 @@ mod tests {
         // Length-prefixing keeps "ab"+"c" apart from "a"+"bc".
         assert_ne!(response_key("s", "ab", "c"), response_key("s", "a", "bc"));
         assert_eq!(response_key("s", "t", "r").digest.len(), 32);
+    }
+
+    #[test]
+    fn sends_and_namespaces_have_their_own_keys_and_the_default_keeps_the_old_one() {
+        let old = response_key("s", "t", "ana");
+        assert_eq!(scoped_response_key("s", "t", "ana", "", true), old);
+        let keys = [
+            old.clone(),
+            scoped_response_key("s", "t", "ana", "", false),
+            scoped_response_key("s", "t", "ana", "q4", true),
+            scoped_response_key("s", "t", "ana", "q4", false),
+            scoped_response_key("s", "t", "ana", "q1", true),
+        ];
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert!(check_send("2026-q4").is_ok() && check_send("order #12").is_ok());
+        assert!(check_send("").is_err() && check_send("a\nb").is_err());
+        assert!(check_send(&"x".repeat(65)).is_err());
     }
 
     #[test]

@@ -25,6 +25,12 @@
 //! expires-at as big-endian u32, and the tag is the first 16 bytes of
 //! HMAC-SHA256(secret[kid], payload). Its fields are signed but readable.
 //!
+//! Version 2 may carry extensions after the two times (each a tag byte): `1 | len | send` names
+//! the send the link belongs to (a campaign wave, an order, a ticket; without it the default
+//! send), and `2` marks a campaign link, whose respondent comes from the URL (`rid`) instead of
+//! the token. A token without extensions is byte for byte what version 2 minted before they
+//! existed.
+//!
 //! The score is in neither version: one token serves all the links of a scale.
 
 use aes_siv::siv::Aes256Siv;
@@ -68,6 +74,22 @@ pub struct LinkClaims {
     /// When the token stops being accepted, Unix seconds.
     pub expires_at: i64,
 }
+
+/// What a link is for beyond who answers: its send, and whether it is a campaign link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkScope {
+    /// The send (campaign wave, order, ticket); empty for the default send.
+    pub send: String,
+    /// A campaign link: one per survey, touchpoint and send, the respondent taken from the URL.
+    pub campaign: bool,
+}
+
+/// The respondent field sealed in a campaign token (its respondent comes from the URL).
+pub const CAMPAIGN_RESPONDENT: &str = "*";
+/// Extension tag: the send.
+const EXT_SEND: u8 = 1;
+/// Extension tag: a campaign link.
+const EXT_CAMPAIGN: u8 = 2;
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,14 +236,30 @@ impl LinkKeyring {
         &self.active
     }
 
-    /// Mints a sealed (version 2) token for these claims with the active key.
+    /// Mints a sealed (version 2) token for these claims with the active key, in the default send.
     pub fn sign(&self, claims: &LinkClaims) -> Result<String, TokenError> {
+        self.sign_scoped(claims, &LinkScope::default())
+    }
+
+    /// Mints a sealed (version 2) token for these claims and this send or campaign.
+    pub fn sign_scoped(
+        &self,
+        claims: &LinkClaims,
+        scope: &LinkScope,
+    ) -> Result<String, TokenError> {
         let key = self.keys.get(&self.active).ok_or(TokenError::UnknownKey)?;
         let mut token = Vec::with_capacity(96);
         token.push(V2);
         push_field(&mut token, "key id", &self.active)?;
         let mut plaintext = Vec::with_capacity(64);
         push_claims(&mut plaintext, claims)?;
+        if !scope.send.is_empty() {
+            plaintext.push(EXT_SEND);
+            push_field(&mut plaintext, "send", &scope.send)?;
+        }
+        if scope.campaign {
+            plaintext.push(EXT_CAMPAIGN);
+        }
         let sealed = key
             .siv()
             .encrypt([&token], &plaintext)
@@ -232,17 +270,26 @@ impl LinkKeyring {
 
     /// Checks a token (either version) and its expiry at `now` (Unix seconds) and returns its claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<LinkClaims, TokenError> {
+        self.verify_scoped(token, now).map(|(claims, _)| claims)
+    }
+
+    /// Checks a token (either version) and its expiry at `now`, and returns its claims and scope.
+    pub fn verify_scoped(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(LinkClaims, LinkScope), TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
-        let claims = match token.split_once('.') {
-            Some((payload, tag)) => self.open_v1(payload, tag)?,
+        let (claims, scope) = match token.split_once('.') {
+            Some((payload, tag)) => (self.open_v1(payload, tag)?, LinkScope::default()),
             None => self.open_v2(token)?,
         };
         if now >= claims.expires_at || claims.issued_at > now + MAX_SKEW_SECS {
             return Err(TokenError::Expired);
         }
-        Ok(claims)
+        Ok((claims, scope))
     }
 
     /// Checks a version-1 token's HMAC and reads its claims.
@@ -277,8 +324,8 @@ impl LinkKeyring {
         reader.claims()
     }
 
-    /// Opens a version-2 token's sealed claims.
-    fn open_v2(&self, token: &str) -> Result<LinkClaims, TokenError> {
+    /// Opens a version-2 token's sealed claims and extensions.
+    fn open_v2(&self, token: &str) -> Result<(LinkClaims, LinkScope), TokenError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| TokenError::Malformed)?;
@@ -300,11 +347,20 @@ impl LinkKeyring {
             .siv()
             .decrypt([header], sealed)
             .map_err(|_| TokenError::BadSignature)?;
-        Reader {
+        let mut reader = Reader {
             bytes: &plaintext,
             pos: 0,
+        };
+        let claims = reader.fields()?;
+        let mut scope = LinkScope::default();
+        while reader.pos < reader.bytes.len() {
+            match reader.byte()? {
+                EXT_SEND if scope.send.is_empty() => scope.send = reader.field()?.to_string(),
+                EXT_CAMPAIGN if !scope.campaign => scope.campaign = true,
+                _ => return Err(TokenError::Malformed),
+            }
         }
-        .claims()
+        Ok((claims, scope))
     }
 }
 
@@ -370,14 +426,20 @@ impl<'a> Reader<'a> {
     }
     /// Reads survey, touchpoint, respondent and the two times, which must end the bytes.
     fn claims(mut self) -> Result<LinkClaims, TokenError> {
+        let claims = self.fields()?;
+        if self.pos != self.bytes.len() {
+            return Err(TokenError::Malformed);
+        }
+        Ok(claims)
+    }
+
+    /// Reads survey, touchpoint, respondent and the two times.
+    fn fields(&mut self) -> Result<LinkClaims, TokenError> {
         let survey = self.field()?.to_string();
         let touchpoint = self.field()?.to_string();
         let respondent = self.field()?.to_string();
         let issued_at = i64::from(self.u32()?);
         let expires_at = i64::from(self.u32()?);
-        if self.pos != self.bytes.len() {
-            return Err(TokenError::Malformed);
-        }
         Ok(LinkClaims {
             survey,
             touchpoint,
@@ -730,5 +792,90 @@ mod tests {
             LinkKeyring::from_secret_json(r#"{"k1":"0123456789abcdef0123456789abcdef"}"#).is_err()
         );
         assert!(!format!("{r:?}").contains("0123456789"));
+    }
+
+    /// Seals raw plaintext as a version-2 token under the ring's active key (for malformed cases).
+    fn seal_raw(ring: &LinkKeyring, plaintext: &[u8]) -> String {
+        let mut token = vec![V2];
+        push_field(&mut token, "key id", &ring.active).unwrap();
+        let sealed = ring.keys[&ring.active]
+            .siv()
+            .encrypt([&token], plaintext)
+            .unwrap();
+        token.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(&token)
+    }
+
+    #[test]
+    fn sends_and_campaign_links_round_trip_and_the_default_send_mints_the_same_token() {
+        let ring = ring();
+        let default = ring.sign(&claims()).unwrap();
+        assert_eq!(
+            ring.sign_scoped(&claims(), &LinkScope::default()).unwrap(),
+            default
+        );
+        assert_eq!(
+            ring.verify_scoped(&default, NOW),
+            Ok((claims(), LinkScope::default()))
+        );
+        for scope in [
+            LinkScope {
+                send: "2026-q4".into(),
+                campaign: false,
+            },
+            LinkScope {
+                send: "order #1234".into(),
+                campaign: true,
+            },
+            LinkScope {
+                send: String::new(),
+                campaign: true,
+            },
+        ] {
+            let t = ring.sign_scoped(&claims(), &scope).unwrap();
+            assert_ne!(t, default);
+            assert_eq!(ring.verify_scoped(&t, NOW), Ok((claims(), scope.clone())));
+            // The plain verify reads the same claims.
+            assert_eq!(ring.verify(&t, NOW), Ok(claims()));
+        }
+        let long = LinkScope {
+            send: "x".repeat(256),
+            campaign: false,
+        };
+        assert!(matches!(
+            ring.sign_scoped(&claims(), &long),
+            Err(TokenError::Unmintable(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_or_repeated_extensions_are_malformed() {
+        let ring = ring();
+        let mut base = Vec::new();
+        push_claims(&mut base, &claims()).unwrap();
+        for tail in [
+            &[9u8][..],
+            &[EXT_CAMPAIGN, EXT_CAMPAIGN],
+            &[EXT_SEND, 1, b'a', EXT_SEND, 1, b'b'],
+            &[EXT_SEND, 5, b'a'],
+            &[EXT_SEND, 0],
+        ] {
+            let mut p = base.clone();
+            p.extend_from_slice(tail);
+            assert_eq!(
+                ring.verify(&seal_raw(&ring, &p), NOW),
+                Err(TokenError::Malformed),
+                "{tail:?}"
+            );
+        }
+        let mut p = base.clone();
+        p.extend_from_slice(&[EXT_SEND, 2, b'q', b'4', EXT_CAMPAIGN]);
+        assert_eq!(
+            ring.verify_scoped(&seal_raw(&ring, &p), NOW).unwrap().1,
+            LinkScope {
+                send: "q4".into(),
+                campaign: true
+            }
+        );
     }
 }

@@ -5,13 +5,13 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
-use sondeo_domain::changes::{Chunk, CounterKey, RecordState};
+use sondeo_domain::changes::{Chunk, ClickMark, CounterKey, RecordState};
 use sondeo_domain::metrics::Histogram;
 use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, ResponseQueue, StoreError,
     SurveyStore,
 };
-use sondeo_domain::response::{AnswerVersion, ResponseEvent, ResponseKey};
+use sondeo_domain::response::{ResponseEvent, ResponseKey, Source};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS responses (
   survey TEXT NOT NULL, digest TEXT NOT NULL, touchpoint TEXT NOT NULL, respondent TEXT NOT NULL,
   score INTEGER NOT NULL, slot INTEGER NOT NULL, day INTEGER NOT NULL,
   answered_at INTEGER NOT NULL, event_id TEXT NOT NULL, doc TEXT NOT NULL,
+  source TEXT, click INTEGER NOT NULL DEFAULT 0, automated INTEGER NOT NULL DEFAULT 0,
+  clicks TEXT NOT NULL DEFAULT '', rev INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (survey, digest));
 CREATE TABLE IF NOT EXISTS counters (
   survey TEXT NOT NULL, day INTEGER NOT NULL, touchpoint TEXT NOT NULL, n INTEGER NOT NULL, sum INTEGER NOT NULL,
@@ -132,6 +134,7 @@ impl EmbeddedStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        migrate(&conn)?;
         let (jobs, inbox) = std_mpsc::channel();
         let group_commits = Arc::new(AtomicU64::new(0));
         let commits = group_commits.clone();
@@ -545,12 +548,20 @@ impl ResponseLedger for EmbeddedStore {
             .map(|t| {
                 Ok(RecordRow {
                     key: t.key.clone(),
-                    touchpoint: t.event.touchpoint.clone(),
-                    respondent: t.event.respondent.clone(),
-                    state: RecordState::of(&t.event),
-                    expected: t.expected.clone(),
-                    doc: serde_json::to_string(&t.event)
-                        .map_err(|err| StoreError::Permanent(err.to_string()))?,
+                    answer: t
+                        .event
+                        .as_ref()
+                        .map(|e| {
+                            Ok::<_, StoreError>((
+                                e.touchpoint.clone(),
+                                e.respondent.clone(),
+                                serde_json::to_string(e)
+                                    .map_err(|err| StoreError::Permanent(err.to_string()))?,
+                            ))
+                        })
+                        .transpose()?,
+                    state: t.state.clone(),
+                    expected: t.expected,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -578,13 +589,42 @@ impl ResponseLedger for EmbeddedStore {
     }
 }
 
+/// Columns added to `responses` after its first release, added to databases made before.
+const RESPONSE_COLUMNS: &[(&str, &str)] = &[
+    ("source", "TEXT"),
+    ("click", "INTEGER NOT NULL DEFAULT 0"),
+    ("automated", "INTEGER NOT NULL DEFAULT 0"),
+    ("clicks", "TEXT NOT NULL DEFAULT ''"),
+    ("rev", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Brings a database made by an earlier version up to this schema.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('responses')")
+        .map_err(db_err)?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    for (name, decl) in RESPONSE_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE responses ADD COLUMN {name} {decl}"))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
 fn load_records_on(
     conn: &mut Connection,
     keys: Vec<ResponseKey>,
 ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT answered_at, event_id, slot, score, day FROM responses WHERE survey = ?1 AND digest = ?2",
+            "SELECT answered_at, event_id, slot, score, day, source, click, automated, clicks, rev
+             FROM responses WHERE survey = ?1 AND digest = ?2",
         )
         .map_err(db_err)?;
     let mut out = HashMap::with_capacity(keys.len());
@@ -597,6 +637,14 @@ fn load_records_on(
                     slot: r.get(2)?,
                     score: r.get(3)?,
                     day: Day::from_days(r.get(4)?),
+                    source: r
+                        .get::<_, Option<String>>(5)?
+                        .as_deref()
+                        .and_then(Source::parse),
+                    click: r.get(6)?,
+                    automated: r.get(7)?,
+                    clicks: ClickMark::decode(&r.get::<_, String>(8)?),
+                    rev: r.get(9)?,
                 })
             })
             .optional()
@@ -608,14 +656,13 @@ fn load_records_on(
     Ok(out)
 }
 
-/// A response record as written by a commit, with the version it must still have.
+/// A response record as written by a commit, with the revision it must still have.
 struct RecordRow {
     key: ResponseKey,
-    touchpoint: String,
-    respondent: String,
+    /// Touchpoint, respondent and event JSON of a new answer (None: the answer stays).
+    answer: Option<(String, String, String)>,
     state: RecordState,
-    expected: Option<AnswerVersion>,
-    doc: String,
+    expected: Option<u64>,
 }
 
 fn commit_on(
@@ -630,41 +677,73 @@ fn commit_on(
     {
         let mut insert_new = tx
             .prepare_cached(
-                "INSERT INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (survey, digest) DO NOTHING",
+                "INSERT INTO responses (survey, digest, touchpoint, respondent, score, slot, day, answered_at, event_id, doc,
+                   source, click, automated, clicks, rev)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (survey, digest) DO NOTHING",
             )
             .map_err(db_err)?;
         let mut update_if = tx
             .prepare_cached(
                 "UPDATE responses SET touchpoint = ?3, respondent = ?4, score = ?5, slot = ?6, day = ?7,
-                 answered_at = ?8, event_id = ?9, doc = ?10
-                 WHERE survey = ?1 AND digest = ?2 AND answered_at = ?11 AND event_id = ?12",
+                 answered_at = ?8, event_id = ?9, doc = ?10, source = ?11, click = ?12, automated = ?13,
+                 clicks = ?14, rev = ?15
+                 WHERE survey = ?1 AND digest = ?2 AND rev = ?16",
+            )
+            .map_err(db_err)?;
+        let mut update_state_if = tx
+            .prepare_cached(
+                "UPDATE responses SET automated = ?3, clicks = ?4, rev = ?5
+                 WHERE survey = ?1 AND digest = ?2 AND rev = ?6",
             )
             .map_err(db_err)?;
         for (i, r) in records.iter().enumerate() {
             let state = &r.state;
             let (survey, digest, day) = (&r.key.survey, &r.key.digest, state.day.days());
-            // The columns written either way; an update also names the version it expects.
-            let written: [&dyn rusqlite::ToSql; 10] = [
-                survey,
-                digest,
-                &r.touchpoint,
-                &r.respondent,
-                &state.score,
-                &state.slot,
-                &day,
-                &state.answered_at,
-                &state.event_id,
-                &r.doc,
-            ];
-            let changed = match &r.expected {
-                None => insert_new.execute(&written[..]),
-                Some((at, eid)) => update_if.execute(rusqlite::params_from_iter(
-                    written
-                        .iter()
-                        .copied()
-                        .chain([at as &dyn rusqlite::ToSql, eid]),
-                )),
+            let clicks = ClickMark::encode(&state.clicks);
+            let rev = state.rev as i64;
+            let changed = match (&r.answer, r.expected) {
+                (Some((touchpoint, respondent, doc)), expected) => {
+                    let source = state.source.map(Source::as_str);
+                    // The columns written either way; an update also names the revision it expects.
+                    let written: [&dyn rusqlite::ToSql; 15] = [
+                        survey,
+                        digest,
+                        touchpoint,
+                        respondent,
+                        &state.score,
+                        &state.slot,
+                        &day,
+                        &state.answered_at,
+                        &state.event_id,
+                        doc,
+                        &source,
+                        &state.click,
+                        &state.automated,
+                        &clicks,
+                        &rev,
+                    ];
+                    match expected {
+                        None => insert_new.execute(&written[..]),
+                        Some(expected) => {
+                            let expected = expected as i64;
+                            update_if.execute(rusqlite::params_from_iter(
+                                written
+                                    .iter()
+                                    .copied()
+                                    .chain([&expected as &dyn rusqlite::ToSql]),
+                            ))
+                        }
+                    }
+                }
+                (None, expected) => update_state_if.execute(params![
+                    survey,
+                    digest,
+                    state.automated,
+                    clicks,
+                    rev,
+                    expected.unwrap_or(0) as i64
+                ]),
             }
             .map_err(db_err)?;
             if changed == 0 {
@@ -858,6 +937,8 @@ mod tests {
             properties: Default::default(),
             answered_at: 1_000,
             source: Source::Api,
+            send: String::new(),
+            click: false,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::respond::{json_response, HttpError, Request, Response};
 use crate::routing::{buffered, buffered_within, into_axum, HttpService};
+use crate::snippet::{snippet_json, InvalidSnippetLinks, MergeTool, SnippetLinks};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::middleware;
@@ -13,10 +14,10 @@ use sondeo_domain::keys::ApiKeys;
 use sondeo_domain::ports::{CounterReader, SurveyStore};
 use sondeo_domain::recipients::{mint_csv, BadRows, LinkColumns, Minter, RecipientsError};
 use sondeo_domain::report::{build_report, ReportQuery};
-use sondeo_domain::response::check_respondent;
+use sondeo_domain::response::{check_respondent, check_send};
 use sondeo_domain::survey::{check_slug, Survey};
 use sondeo_domain::time::{now_ms, Bucket, Day};
-use sondeo_domain::token::{LinkClaims, LinkKeyring};
+use sondeo_domain::token::{LinkClaims, LinkKeyring, LinkScope, CAMPAIGN_RESPONDENT};
 use std::sync::Arc;
 
 /// Longest validity of a minted link, in days.
@@ -51,6 +52,7 @@ pub fn routes(app: AdminApp) -> Router {
         .route("/v1/surveys", get(list_surveys).post(create_survey))
         .route("/v1/surveys/{id}", get(show_survey))
         .route("/v1/links", post(mint_link))
+        .route("/v1/snippet", get(snippet))
         .route(
             "/v1/links/bulk",
             post(mint_bulk).layer(DefaultBodyLimit::max(BULK_BODY_BYTES)),
@@ -133,6 +135,13 @@ async fn mint_link(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     render(async { app.links(&buffered(req).await?).await }.await)
+}
+
+async fn snippet(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(async { app.snippet(&buffered(req).await?).await }.await)
 }
 
 async fn mint_bulk(
@@ -267,6 +276,98 @@ impl AdminApp {
         Ok((survey, now, now + days * 86_400))
     }
 
+    /// `GET /v1/snippet`: the email block for a survey touchpoint, with per-recipient token merge
+    /// tags or a campaign link minted for it.
+    async fn snippet(&self, req: &Request) -> Result<Response, HttpError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SnippetQuery {
+            survey: String,
+            touchpoint: String,
+            tool: Option<String>,
+            mode: Option<String>,
+            send: Option<String>,
+            expires_in_days: Option<i64>,
+        }
+        let q: SnippetQuery =
+            serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+                HttpError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "{e}: pass survey, touchpoint and optionally tool (mailchimp, klaviyo, \
+                         hubspot, brevo, plain), mode (token or campaign), send and \
+                         expires_in_days"
+                    ),
+                )
+            })?;
+        let tool: MergeTool = q
+            .tool
+            .as_deref()
+            .unwrap_or("plain")
+            .parse()
+            .map_err(|e: InvalidSnippetLinks| HttpError::unprocessable("invalid_tool", e.0))?;
+        let (survey, issued_at, expires_at) = self
+            .link_target(&q.survey, &q.touchpoint, q.expires_in_days)
+            .await?;
+        let base = crate::respond::base_url(self.base_url.as_deref(), req);
+        let send = check_send_param(q.send)?;
+        let invalid = |e: InvalidSnippetLinks| HttpError::unprocessable("invalid_snippet", e.0);
+        let (links, extra) = match q.mode.as_deref().unwrap_or("token") {
+            "token" => {
+                if !send.is_empty() {
+                    return Err(HttpError::unprocessable(
+                        "send_in_token_mode",
+                        "per-recipient tokens carry their send already: mint them with \
+                         `sondeo links --send`, or use mode=campaign",
+                    ));
+                }
+                (
+                    SnippetLinks::per_recipient(&base, tool).map_err(invalid)?,
+                    serde_json::json!({"token_field": tool.token_field()}),
+                )
+            }
+            "campaign" => {
+                let claims = LinkClaims {
+                    survey: survey.id.clone(),
+                    touchpoint: q.touchpoint.clone(),
+                    respondent: CAMPAIGN_RESPONDENT.to_string(),
+                    issued_at,
+                    expires_at,
+                };
+                let token = self
+                    .keyring
+                    .sign_scoped(
+                        &claims,
+                        &LinkScope {
+                            send: send.clone(),
+                            campaign: true,
+                        },
+                    )
+                    .map_err(|e| HttpError::unprocessable("unmintable", e.to_string()))?;
+                (
+                    SnippetLinks::campaign(&base, &token, tool).map_err(invalid)?,
+                    serde_json::json!({"campaign_token": token, "expires_at": expires_at}),
+                )
+            }
+            other => {
+                return Err(HttpError::unprocessable(
+                    "invalid_mode",
+                    format!(
+                        "mode '{}' is not known: use token or campaign",
+                        sondeo_domain::survey::clip(other, 32)
+                    ),
+                ))
+            }
+        };
+        let mut body = snippet_json(&survey, &links);
+        if let (Some(out), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            out.extend(extra.clone());
+            out.insert("tool".into(), tool.as_str().into());
+            out.insert("send".into(), send.into());
+        }
+        Ok(json_response(StatusCode::OK, &body))
+    }
+
     /// `POST /v1/links/bulk`: a recipients CSV in, the same rows with their links out; a row
     /// that gets no links keeps its place with the reason in the `sondeo_error` column.
     async fn bulk_links(&self, req: &Request) -> Result<Response, HttpError> {
@@ -278,6 +379,7 @@ impl AdminApp {
             expires_in_days: Option<i64>,
             format: Option<String>,
             id_column: Option<String>,
+            send: Option<String>,
         }
         let q: BulkQuery =
             serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
@@ -285,7 +387,7 @@ impl AdminApp {
                     "invalid_query",
                     format!(
                         "{e}: pass survey, touchpoint and optionally expires_in_days, \
-                         format (urls or token) and id_column"
+                         format (urls or token), id_column and send"
                     ),
                 )
             })?;
@@ -311,6 +413,7 @@ impl AdminApp {
             keyring: &self.keyring,
             survey: &survey,
             touchpoint: &q.touchpoint,
+            send: check_send_param(q.send)?,
             issued_at,
             expires_at,
             links,
@@ -351,40 +454,104 @@ impl AdminApp {
         struct LinkRequest {
             survey: String,
             touchpoint: String,
-            respondent: String,
+            respondent: Option<String>,
             expires_in_days: Option<i64>,
+            send: Option<String>,
+            #[serde(default)]
+            campaign: bool,
+            rid: Option<String>,
         }
         let r: LinkRequest = crate::respond::parse_json(req)?;
         let (survey, issued_at, expires_at) = self
             .link_target(&r.survey, &r.touchpoint, r.expires_in_days)
             .await?;
-        check_respondent(&r.respondent)
-            .map_err(|e| HttpError::unprocessable("invalid_respondent", e.0))?;
+        let scope = LinkScope {
+            send: check_send_param(r.send)?,
+            campaign: r.campaign,
+        };
+        let respondent = match (r.campaign, r.respondent) {
+            (false, Some(respondent)) => {
+                check_respondent(&respondent)
+                    .map_err(|e| HttpError::unprocessable("invalid_respondent", e.0))?;
+                respondent
+            }
+            (false, None) => {
+                return Err(HttpError::unprocessable(
+                    "missing_respondent",
+                    "respondent is required (or campaign: true for one link whose respondent \
+                     comes from the URL)",
+                ))
+            }
+            (true, None) => CAMPAIGN_RESPONDENT.to_string(),
+            (true, Some(_)) => return Err(HttpError::unprocessable(
+                "campaign_with_respondent",
+                "a campaign link takes its respondent from the URL (rid=); leave respondent out",
+            )),
+        };
+        if r.rid.is_some() && !r.campaign {
+            return Err(HttpError::unprocessable(
+                "rid_without_campaign",
+                "rid is the respondent placeholder of a campaign link: send campaign: true",
+            ));
+        }
         let claims = LinkClaims {
             survey: survey.id.clone(),
             touchpoint: r.touchpoint,
-            respondent: r.respondent,
+            respondent,
             issued_at,
             expires_at,
         };
         let token = self
             .keyring
-            .sign(&claims)
+            .sign_scoped(&claims, &scope)
             .map_err(|e| HttpError::unprocessable("unmintable", e.to_string()))?;
         let base = crate::respond::base_url(self.base_url.as_deref(), req);
         let page = format!("{base}/r/{token}");
+        // A campaign link's URLs end with the email tool's merge tag, left as it is for the
+        // tool to fill in.
+        let rid = r
+            .campaign
+            .then(|| format!("rid={}", r.rid.as_deref().unwrap_or("{rid}")));
+        let page_url = match &rid {
+            Some(rid) => format!("{page}?{rid}"),
+            None => page.clone(),
+        };
         let (min, max) = survey.kind.range();
         let links: Vec<serde_json::Value> = if survey.kind.is_discrete() {
             (min..=max)
-                .map(|s| serde_json::json!({"score": s, "url": format!("{page}?score={s}")}))
+                .map(|s| {
+                    let url = match &rid {
+                        Some(rid) => format!("{page}?score={s}&{rid}"),
+                        None => format!("{page}?score={s}"),
+                    };
+                    serde_json::json!({"score": s, "url": url})
+                })
                 .collect()
         } else {
             Vec::new()
         };
         Ok(json_response(
             StatusCode::CREATED,
-            &serde_json::json!({"token": token, "expires_at": claims.expires_at, "page": page, "links": links}),
+            &serde_json::json!({
+                "token": token,
+                "expires_at": claims.expires_at,
+                "send": scope.send,
+                "campaign": scope.campaign,
+                "page": page_url,
+                "links": links,
+            }),
         ))
+    }
+}
+
+/// A send name given to a minting route, checked (none: the default send).
+fn check_send_param(send: Option<String>) -> Result<String, HttpError> {
+    match send {
+        None => Ok(String::new()),
+        Some(send) => {
+            check_send(&send).map_err(|e| HttpError::unprocessable("invalid_send", e.0))?;
+            Ok(send)
+        }
     }
 }
 

@@ -13,10 +13,12 @@ use http::HeaderName;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::ports::{ResponseQueue, SurveyStore};
-use sondeo_domain::response::{answer_stamp, mask_respondent, ResponseEvent, Source};
+use sondeo_domain::response::{
+    answer_stamp, check_respondent, mask_respondent, ResponseEvent, Source,
+};
 use sondeo_domain::survey::{check_slug, clip, Locale, Survey, MAX_SLUG_LEN};
 use sondeo_domain::time::now_ms;
-use sondeo_domain::token::{LinkClaims, LinkKeyring, TokenError};
+use sondeo_domain::token::{LinkClaims, LinkKeyring, LinkScope, TokenError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,16 +245,16 @@ impl CollectApp {
         &self,
         token: &str,
         locale: Locale,
-    ) -> Result<(LinkClaims, Survey), (HttpError, Locale)> {
-        let claims = self
+    ) -> Result<(LinkClaims, LinkScope, Survey), (HttpError, Locale)> {
+        let (claims, scope) = self
             .keyring
-            .verify(token, now_ms() / 1000)
+            .verify_scoped(token, now_ms() / 1000)
             .map_err(|e| (token_error(e), locale))?;
         let survey = self
             .claimed_survey(&claims)
             .await
             .map_err(|e| (e, locale))?;
-        Ok((claims, survey))
+        Ok((claims, scope, survey))
     }
 
     /// The survey a verified token names, if it still runs at the token's touchpoint.
@@ -324,26 +326,50 @@ impl CollectApp {
         req: &Request,
         locale: Locale,
     ) -> Result<Response, (HttpError, Locale)> {
-        let (_, survey) = self.verified(token, locale).await?;
-        let params = crate::respond::query_params(req).map_err(|e| (e, survey.locale))?;
+        let (claims, scope, survey) = self.verified(token, locale).await?;
+        let locale = survey.locale;
+        let params = crate::respond::query_params(req).map_err(|e| (e, locale))?;
+        let (respondent, source) =
+            link_respondent(&claims, &scope, params.get("rid")).map_err(|e| (e, locale))?;
         let score = match params.get("score") {
             None => None,
             Some(raw) => {
-                let score = crate::respond::parse_score(raw).map_err(|e| (e, survey.locale))?;
+                let score = crate::respond::parse_score(raw).map_err(|e| (e, locale))?;
                 survey.kind.validate(score).map_err(|e| {
                     (
                         HttpError::bad_request("invalid_score", e.to_string()),
-                        survey.locale,
+                        locale,
                     )
                 })?;
                 Some(score)
             }
         };
-        // Showing the page records nothing: scanners fetch links too. The page's script records
-        // the answer once a browser shows it to a person (see pages::answer_page).
+        // A click on a score in the email counts as a provisional answer: the aggregator sets
+        // it aside when several scores of the same email arrive within seconds (a link scanner
+        // opening every link), and an explicit answer from the page always beats it. HEAD
+        // requests and prefetches record nothing.
+        if let Some(score) = score {
+            if req.method() == Method::GET && !is_prefetch(req) {
+                let event = new_event(
+                    &survey,
+                    &claims.touchpoint,
+                    &respondent,
+                    score,
+                    None,
+                    BTreeMap::new(),
+                    source,
+                    &scope.send,
+                    true,
+                );
+                if let Err(e) = self.accept(&survey, &event).await {
+                    // The page still shows: its Send button records the answer explicitly.
+                    tracing::warn!(code = e.code, "click not recorded: {}", e.message);
+                }
+            }
+        }
         Ok(html_response(
             StatusCode::OK,
-            crate::pages::answer_page(&survey, token, score),
+            crate::pages::answer_page(&survey, &page_target(token, &scope, &respondent), score),
         ))
     }
 
@@ -353,7 +379,7 @@ impl CollectApp {
         req: &Request,
         locale: Locale,
     ) -> Result<Response, (HttpError, Locale)> {
-        let (claims, survey) = self.verified(token, locale).await?;
+        let (claims, scope, survey) = self.verified(token, locale).await?;
         let locale = survey.locale;
         if is_prefetch(req) {
             return Err((
@@ -392,14 +418,20 @@ impl CollectApp {
             .get("comment")
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty());
+        let query = crate::respond::query_params(req).map_err(|e| (e, locale))?;
+        let rid = fields.get("rid").or_else(|| query.get("rid"));
+        let (respondent, source) =
+            link_respondent(&claims, &scope, rid).map_err(|e| (e, locale))?;
         let event = new_event(
             &survey,
             &claims.touchpoint,
-            &claims.respondent,
+            &respondent,
             score,
             comment,
             BTreeMap::new(),
-            Source::Link,
+            source,
+            &scope.send,
+            false,
         );
         self.accept(&survey, &event)
             .await
@@ -439,15 +471,25 @@ impl CollectApp {
             }
             None => return Err(HttpError::bad_request("missing_score", "score is required")),
         };
-        let (survey, touchpoint, respondent, source) = match &sub.token {
+        let (survey, touchpoint, respondent, source, send) = match &sub.token {
             Some(token) => {
+                let (c, scope) = self
+                    .keyring
+                    .verify_scoped(token, now_ms() / 1000)
+                    .map_err(token_error)?;
                 // Comparing given fields with the sealed ones would let whoever holds a link
                 // test guesses at what its token hides (the respondent's email address, say):
                 // a token comes alone.
+                // A campaign link's respondent comes with the answer, as its URL's `rid` does.
+                let respondent = if scope.campaign {
+                    &None
+                } else {
+                    &sub.respondent
+                };
                 let named = [
                     ("survey", &sub.survey),
                     ("touchpoint", &sub.touchpoint),
-                    ("respondent", &sub.respondent),
+                    ("respondent", respondent),
                 ]
                 .into_iter()
                 .filter(|(_, v)| v.is_some())
@@ -462,12 +504,9 @@ impl CollectApp {
                         ),
                     ));
                 }
-                let c = self
-                    .keyring
-                    .verify(token, now_ms() / 1000)
-                    .map_err(token_error)?;
                 let survey = self.claimed_survey(&c).await?;
-                (survey, c.touchpoint, c.respondent, Source::Link)
+                let (respondent, source) = link_respondent(&c, &scope, sub.respondent.as_ref())?;
+                (survey, c.touchpoint, respondent, source, scope.send)
             }
             None => {
                 let need = |v: &Option<String>, name: &str| {
@@ -484,7 +523,7 @@ impl CollectApp {
                     .and_then(|v| v.to_str().ok())
                     .or(sub.key.as_deref());
                 let survey = self.keyed_survey(&survey_id, key).await?;
-                (survey, touchpoint, respondent, Source::Api)
+                (survey, touchpoint, respondent, Source::Api, String::new())
             }
         };
         let comment = sub
@@ -499,6 +538,8 @@ impl CollectApp {
             comment,
             sub.properties.unwrap_or_default(),
             source,
+            &send,
+            false,
         );
         self.accept(&survey, &event).await?;
         Ok(json_response(
@@ -572,6 +613,47 @@ impl Submission {
     }
 }
 
+/// The respondent a verified link answers for: the token's own, or a campaign link's `rid`.
+fn link_respondent(
+    claims: &LinkClaims,
+    scope: &LinkScope,
+    rid: Option<&String>,
+) -> Result<(String, Source), HttpError> {
+    if !scope.campaign {
+        return Ok((claims.respondent.clone(), Source::Link));
+    }
+    let rid = rid
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            HttpError::bad_request(
+                "missing_rid",
+                "this campaign link needs the recipient's id in rid= (the email tool's merge tag \
+             fills it in)",
+            )
+        })?;
+    // An email tool that puts an address in the URL unencoded turns its '+' into a space when
+    // the query is read; an address cannot hold a space, so it was a '+'.
+    let rid = if rid.contains('@') {
+        rid.replace(' ', "+")
+    } else {
+        rid.to_string()
+    };
+    check_respondent(&rid).map_err(|e| HttpError::bad_request("invalid_rid", e.0))?;
+    Ok((rid, Source::Campaign))
+}
+
+/// What the page's form posts to: the token, and a campaign link's `rid`.
+fn page_target(token: &str, scope: &LinkScope, respondent: &str) -> String {
+    if scope.campaign {
+        let rid = serde_urlencoded::to_string([("rid", respondent)]).unwrap_or_default();
+        format!("{token}?{rid}")
+    } else {
+        token.to_string()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn new_event(
     survey: &Survey,
     touchpoint: &str,
@@ -580,6 +662,8 @@ fn new_event(
     comment: Option<String>,
     properties: BTreeMap<String, String>,
     source: Source,
+    send: &str,
+    click: bool,
 ) -> ResponseEvent {
     // Ordered after every answer this process accepted before: a later answer always wins.
     let (answered_at, event_id) = answer_stamp();
@@ -594,6 +678,8 @@ fn new_event(
         properties,
         answered_at,
         source,
+        send: send.to_string(),
+        click,
     }
 }
 

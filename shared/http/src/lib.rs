@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
     ("POST", "/v1/surveys", Function::Metrics),
     ("GET", "/v1/surveys/{id}", Function::Metrics),
     ("POST", "/v1/links", Function::Metrics),
+    ("GET", "/v1/snippet", Function::Metrics),
     ("POST", "/v1/links/bulk", Function::Metrics),
 ];
 
@@ -398,7 +399,8 @@ mod router_tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(answers(&fast_store), answers(&slow_store));
-        assert_eq!(answers(&fast_store).len(), 2);
+        // Two clicks (GET with a valid score) and two answers were queued.
+        assert_eq!(answers(&fast_store).len(), 4 + 1);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ const EN: Text = Text {
     send: "Send",
     recorded: "Your answer has been recorded.",
     not_recorded: "Your answer could not be recorded yet; press Send to try again.",
-    noscript: "Press Send to record your answer.",
+    noscript: "Press Send to change your score or add a comment.",
     thanks_title: "Thank you!",
     thanks_body: "Your answer has been recorded. You can close this page.",
     error_title: "Sorry",
@@ -46,7 +46,7 @@ const ES: Text = Text {
     send: "Enviar",
     recorded: "Su respuesta ha quedado registrada.",
     not_recorded: "Aún no pudimos registrar su respuesta; pulse Enviar para intentarlo de nuevo.",
-    noscript: "Pulse Enviar para registrar su respuesta.",
+    noscript: "Pulse Enviar para cambiar su puntuación o añadir un comentario.",
     thanks_title: "¡Gracias!",
     thanks_body: "Su respuesta ha quedado registrada. Puede cerrar esta página.",
     error_title: "Lo sentimos",
@@ -155,10 +155,12 @@ fn push_brand_header(out: &mut String, brand: Option<&Brand>) {
 
 /// The page a one-click link opens: the chosen score (changeable), the follow-up question, Send.
 ///
-/// Loading the page records nothing. Its script records the chosen score once the page is
-/// visible to a person (not in a background tab, not under automation) and again whenever the
-/// score is changed; Send records the score with the comment. Link scanners that only fetch the
-/// URL, and prefetchers, never record anything.
+/// Opening a score's link has already recorded it as a provisional click (the collect route
+/// does, unless several scores of the same email arrive within seconds: a link scanner). The
+/// page's script records nothing on load, so a scanner running scripts in a real browser adds
+/// nothing to its clicks; it records the score explicitly when a person changes it (not under
+/// automation), and Send records the score with the comment. Explicit answers always beat
+/// clicks, so reloading the page or opening the email again never reverts them.
 pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     let t = text(survey.locale);
     let (min, max) = survey.kind.range();
@@ -242,14 +244,14 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     out
 }
 
-/// Records the chosen score when a person sees the page, and on every change of score.
+/// Records the score explicitly when a person changes it on the page (never on load).
 const SCRIPT: &str = "(function(){var f=document.getElementById('answer'),st=document.getElementById('status'),sent=null;\
 function chosen(){var c=f.querySelector('input[name=score]:checked')||f.querySelector('input[type=number]');return c&&c.value!==''?c.value:null}\
 function record(){var s=chosen();if(s===null||s===sent||navigator.webdriver)return;sent=s;\
 fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/json','Content-Type':'application/x-www-form-urlencoded'},body:'score='+encodeURIComponent(s)})\
 .then(function(r){st.textContent=r.ok?st.dataset.recorded:st.dataset.failed;if(!r.ok)sent=null}).catch(function(){st.textContent=st.dataset.failed;sent=null})}\
-function whenSeen(){if(document.visibilityState==='visible'){setTimeout(record,400)}else{document.addEventListener('visibilitychange',function v(){if(document.visibilityState==='visible'){document.removeEventListener('visibilitychange',v);setTimeout(record,400)}})}}\
-f.addEventListener('change',function(e){if(e.target.name==='score')record()});whenSeen()})();";
+sent=chosen();\
+f.addEventListener('change',function(e){if(e.target.name==='score')record()})})();";
 
 /// The page shown after Send, under the survey's brand if it has one.
 pub fn thanks_page(survey: &Survey, score: i64) -> String {
