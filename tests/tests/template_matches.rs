@@ -984,8 +984,8 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:PutItem", TABLE, &["R#*", "REJECTED"]),
             // commit's detail items of large answers.
             ("dynamodb:BatchWriteItem", TABLE, &["R#*"]),
-            // commit's counter Updates.
-            ("dynamodb:UpdateItem", TABLE, &["C#*"]),
+            // commit's counter Updates, and record Updates that keep the answer.
+            ("dynamodb:UpdateItem", TABLE, &["C#*", "R#*"]),
             // The SQS event source mapping's documented minimum.
             ("sqs:ReceiveMessage", QUEUE, &[]),
             ("sqs:DeleteMessage", QUEUE, &[]),
