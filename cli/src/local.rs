@@ -119,9 +119,11 @@ impl LocalStack {
             allowed_origins: optional("SONDEO_ALLOWED_ORIGINS")
                 .map(|v| parse_origins(&v))
                 .unwrap_or_default(),
+            suppressions: shared.clone(),
         };
         let admin = AdminApp {
             surveys: shared.clone(),
+            suppressions: shared.clone(),
             counters: shared,
             api_keys,
             keyring: keyring.clone(),

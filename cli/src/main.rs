@@ -82,8 +82,21 @@ enum Command {
     Links(LinksArgs),
     /// Print the HTML block (or its plain-text alternative) to paste into an email template.
     Snippet(SnippetArgs),
+    /// The suppression list: respondents who unsubscribed get no links and no surveys.
+    #[command(subcommand)]
+    Suppress(SuppressCommand),
     /// Print a survey's metrics.
     Report(ReportArgs),
+}
+
+#[derive(Subcommand)]
+enum SuppressCommand {
+    /// List who is on the suppression list.
+    List,
+    /// Put a respondent (email address or id) on the list.
+    Add { respondent: String },
+    /// Take a respondent off the list.
+    Remove { respondent: String },
 }
 
 #[derive(Args)]
@@ -321,6 +334,53 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Links(a) => links(&client, a).await,
+        Command::Suppress(SuppressCommand::List) => {
+            let out = client.call(Method::GET, "/v1/suppressions", None).await?;
+            let list = out["suppressions"].as_array().cloned().unwrap_or_default();
+            println!("{:<40} {:<10} since", "respondent", "via");
+            for e in &list {
+                let at = e["at"].as_i64().unwrap_or(0);
+                println!(
+                    "{:<40} {:<10} {}",
+                    e["respondent"].as_str().unwrap_or_default(),
+                    e["via"].as_str().unwrap_or_default(),
+                    sondeo_domain::time::Day::from_unix_ms(at)
+                );
+            }
+            eprintln!("{} on the suppression list", list.len());
+            Ok(())
+        }
+        Command::Suppress(SuppressCommand::Add { respondent }) => {
+            let out = client
+                .call(
+                    Method::POST,
+                    "/v1/suppressions",
+                    Some(serde_json::json!({"respondent": respondent, "via": "cli"})),
+                )
+                .await?;
+            println!(
+                "'{}' is on the suppression list",
+                out["respondent"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Suppress(SuppressCommand::Remove { respondent }) => {
+            let out = client
+                .call(
+                    Method::DELETE,
+                    &format!(
+                        "/v1/suppressions?{}",
+                        client::query_string(&[("respondent", respondent)])
+                    ),
+                    None,
+                )
+                .await?;
+            println!(
+                "'{}' is off the suppression list",
+                out["removed"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
         Command::Snippet(a) => {
             let mut query = vec![
                 ("survey", a.survey),

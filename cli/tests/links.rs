@@ -227,3 +227,49 @@ fn an_unknown_survey_or_id_column_is_a_clear_error() {
     assert!(!out.status.success() && stderr.contains("nope"), "{stderr}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn a_suppressed_recipient_gets_no_links_until_removed() {
+    let data = data_dir("suppress");
+    create_survey(&data);
+    let out = sondeo(&data, &["suppress", "add", "Ana@Example.com"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = sondeo(&data, &["suppress", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("ana@example.com"));
+    let input = data.join("r.csv");
+    std::fs::write(&input, "email\nana@example.com\nbo@example.com\n").unwrap();
+    let args = [
+        "links",
+        "--survey",
+        "nps-q4",
+        "--touchpoint",
+        "newsletter",
+        "--format",
+        "token",
+        input.to_str().unwrap(),
+    ];
+    let out = sondeo(&data, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: unsubscribed"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("ana@example.com") && stdout.contains("bo@example.com"),
+        "{stdout}"
+    );
+    let out = sondeo(&data, &["suppress", "remove", "ana@example.com"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sondeo(&data, &args);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ana@example.com"));
+    let out = sondeo(&data, &["suppress", "remove", "ana@example.com"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on the suppression list"));
+    let _ = std::fs::remove_dir_all(&data);
+}

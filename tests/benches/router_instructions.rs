@@ -126,14 +126,19 @@ fn survey() -> Survey {
 }
 
 fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
+    // Clicks never read the suppression list; an empty SQLite one stands in.
+    let suppressions: Arc<sondeo_embedded::EmbeddedStore> =
+        Arc::new(sondeo_embedded::EmbeddedStore::in_memory().expect("in-memory store"));
     let collect = CollectApp {
         surveys: store.clone(),
         queue: store.clone(),
         keyring: keyring.clone(),
         allowed_origins: Vec::new(),
+        suppressions: suppressions.clone(),
     };
     let admin = AdminApp {
         surveys: store.clone(),
+        suppressions,
         counters: store,
         api_keys: ApiKeys::from_list(API_KEY).expect("api key"),
         keyring: keyring.clone(),

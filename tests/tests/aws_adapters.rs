@@ -320,3 +320,36 @@ async fn sqs_queue_delivers_the_event_as_the_message_body() {
     let missing = SqsQueue::new(client, format!("{url}-missing"));
     assert!(missing.enqueue(&event).await.is_err());
 }
+
+#[tokio::test]
+async fn the_suppression_list_adds_once_lists_and_removes() {
+    use sondeo_domain::ports::SuppressionList;
+    use sondeo_domain::response::Suppression;
+    let store = store().await;
+    let entry = |who: &str, via: &str, at: i64| Suppression {
+        respondent: who.into(),
+        at,
+        via: via.into(),
+    };
+    store
+        .suppress(&entry("Ana@Example.com", "link", 1))
+        .await
+        .unwrap();
+    // Added again (another case, later): the first entry stays.
+    store
+        .suppress(&entry("ana@example.com", "api", 2))
+        .await
+        .unwrap();
+    store.suppress(&entry("c-42", "cli", 3)).await.unwrap();
+    let list = store.list_suppressed().await.unwrap();
+    assert_eq!(
+        list,
+        vec![entry("ana@example.com", "link", 1), entry("c-42", "cli", 3)]
+    );
+    assert!(store.unsuppress("ANA@example.com").await.unwrap());
+    assert!(!store.unsuppress("ana@example.com").await.unwrap());
+    assert_eq!(
+        store.list_suppressed().await.unwrap(),
+        vec![entry("c-42", "cli", 3)]
+    );
+}

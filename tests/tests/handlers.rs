@@ -85,9 +85,11 @@ async fn fixture_with_queue(
             queue: queue.unwrap_or_else(|| shared.clone()),
             keyring: keyring.clone(),
             allowed_origins: vec!["https://shop.example.com".into()],
+            suppressions: shared.clone(),
         })),
         admin: Function(sondeo_http::admin::router(AdminApp {
             surveys: shared.clone(),
+            suppressions: shared.clone(),
             counters: shared,
             api_keys: ApiKeys::from_list(API_KEY).unwrap(),
             keyring: keyring.clone(),

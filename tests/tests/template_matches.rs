@@ -963,6 +963,8 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
         "collect" => &[
             // get_survey (through the cache); the warm-up GetItem.
             ("dynamodb:GetItem", TABLE, &["SURVEY", "warm-up"]),
+            // suppress (an unsubscribe link).
+            ("dynamodb:PutItem", TABLE, &["SUPPRESSED"]),
             // SqsQueue::send; the warm-up's GetQueueAttributes.
             ("sqs:SendMessage", QUEUE, &[]),
             ("sqs:GetQueueAttributes", QUEUE, &[]),
@@ -970,10 +972,12 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
         ],
         "metrics" => &[
             ("dynamodb:GetItem", TABLE, &["SURVEY", "warm-up"]),
-            // create_survey.
-            ("dynamodb:PutItem", TABLE, &["SURVEY"]),
-            // list_surveys; read_counters.
-            ("dynamodb:Query", TABLE, &["SURVEY", "C#*"]),
+            // create_survey; suppress.
+            ("dynamodb:PutItem", TABLE, &["SURVEY", "SUPPRESSED"]),
+            // list_surveys; read_counters; list_suppressed.
+            ("dynamodb:Query", TABLE, &["SURVEY", "C#*", "SUPPRESSED"]),
+            // unsuppress.
+            ("dynamodb:DeleteItem", TABLE, &["SUPPRESSED"]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
             ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
         ],

@@ -28,9 +28,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
     };
     let (keyring, ()) = tokio::join!(secrets::link_keyring(&sdk, &config.link_keys), warm_up);
-    let store = DynamoStore::new(dynamodb, config.table);
+    let store = Arc::new(DynamoStore::new(dynamodb, config.table));
     let app = CollectApp {
-        surveys: Arc::new(CachedSurveys::new(Arc::new(store), Duration::from_secs(60))),
+        surveys: Arc::new(CachedSurveys::new(store.clone(), Duration::from_secs(60))),
+        suppressions: store,
         queue: Arc::new(SqsQueue::new(sqs, config.queue_url)),
         keyring: keyring?,
         allowed_origins: config.allowed_origins,

@@ -27,6 +27,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store = Arc::new(DynamoStore::new(dynamodb, config.table));
     let app = AdminApp {
         surveys: store.clone(),
+        suppressions: store.clone(),
         counters: store,
         api_keys: api_keys?,
         keyring: keyring?,

@@ -5,7 +5,8 @@
 //! `day`, the event as JSON in `doc`, its source `src`, `click` (a provisional click), `auto` (set
 //! aside as automated), the recent clicks `clk` (`at:score:event_id;…`) and the revision `rev`
 //! every write is conditional on; counter `C#<survey>`/`<day>#<touchpoint>` with attributes
-//! `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`.
+//! `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`; suppression list entry
+//! `SUPPRESSED`/`<respondent>` with `at` and `via`.
 //!
 //! A record is written in a transaction, which costs 2 write units per started KB. When the event
 //! with its comment and properties would make the record larger than 1 KB, they move to a detail
@@ -24,13 +25,16 @@ use sha2::{Digest, Sha256};
 use sondeo_domain::changes::{Chunk, ClickMark, RecordState};
 use sondeo_domain::metrics::Histogram;
 use sondeo_domain::ports::{
-    CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SurveyStore,
+    CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SuppressionList,
+    SurveyStore,
 };
-use sondeo_domain::response::{ResponseEvent, ResponseKey, Source};
+use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
 use std::collections::HashMap;
 
+/// The partition of the suppression list.
+const SUPPRESSED_PK: &str = "SUPPRESSED";
 /// How long rejected messages are kept, in seconds (90 days).
 const REJECTED_TTL_SECS: i64 = 90 * 86_400;
 /// Most keys in one BatchGetItem.
@@ -521,6 +525,68 @@ impl SurveyStore for DynamoStore {
             .query_all("list surveys", "SURVEY".into(), None)
             .await?;
         items.iter().map(|item| parse_doc(item, "survey")).collect()
+    }
+}
+
+#[async_trait]
+impl SuppressionList for DynamoStore {
+    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(SUPPRESSED_PK))
+            .item("sk", s(suppression_id(&entry.respondent)))
+            .item("at", n(entry.at))
+            .item("via", s(&entry.via))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Already on the list: the first entry stays.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("add to the suppression list", e)),
+        }
+    }
+
+    async fn unsuppress(&self, respondent: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(SUPPRESSED_PK))
+            .key("sk", s(suppression_id(respondent)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify("remove from the suppression list", e))?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn list_suppressed(&self) -> Result<Vec<Suppression>, StoreError> {
+        let items = self
+            .query_all("list the suppression list", SUPPRESSED_PK.into(), None)
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                Ok(Suppression {
+                    respondent: attr_str(item, "sk")?.to_string(),
+                    at: item
+                        .get("at")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    via: attr_str(item, "via").unwrap_or("").to_string(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::changes::{Chunk, RecordState};
 pub use crate::report::CounterRow;
-use crate::response::{ResponseEvent, ResponseKey};
+use crate::response::{ResponseEvent, ResponseKey, Suppression};
 use crate::survey::Survey;
 use crate::time::Day;
 use async_trait::async_trait;
@@ -79,6 +79,18 @@ pub trait ResponseLedger: Send + Sync {
         body: &str,
         reason: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// The suppression list: respondents who unsubscribed, whom nothing may survey again.
+#[async_trait]
+pub trait SuppressionList: Send + Sync {
+    /// Adds a respondent (normalised with `response::suppression_id`); adding one already on
+    /// the list keeps the first entry.
+    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError>;
+    /// Removes a respondent; whether it was on the list.
+    async fn unsuppress(&self, respondent: &str) -> Result<bool, StoreError>;
+    /// Every entry, ordered by respondent.
+    async fn list_suppressed(&self) -> Result<Vec<Suppression>, StoreError>;
 }
 
 /// Reads counters for metrics.

@@ -1,9 +1,10 @@
 //! Mail-merge recipient lists: a recipients CSV in, the same rows with each recipient's signed
 //! links out, ready for an email tool's import.
 
-use crate::response::check_respondent;
+use crate::response::{check_respondent, suppression_id};
 use crate::survey::Survey;
 use crate::token::{LinkClaims, LinkKeyring, LinkScope};
+use std::collections::HashSet;
 use std::io::Write;
 
 /// Column names taken as the respondent id when none is named, in order of preference.
@@ -74,6 +75,8 @@ pub struct Minter<'a> {
     pub touchpoint: &'a str,
     /// The send the links belong to (checked by the caller; empty: the default send).
     pub send: String,
+    /// Respondents on the suppression list (in `suppression_id` form): they get no links.
+    pub suppressed: HashSet<String>,
     /// Issue time, Unix seconds.
     pub issued_at: i64,
     /// Expiry, Unix seconds.
@@ -101,6 +104,9 @@ impl Minter<'_> {
     /// The link columns of one respondent.
     pub fn links_for(&self, respondent: &str) -> Result<Vec<String>, String> {
         check_respondent(respondent).map_err(|e| e.0)?;
+        if self.suppressed.contains(&suppression_id(respondent)) {
+            return Err("unsubscribed: this recipient is on the suppression list".into());
+        }
         let token = self
             .keyring
             .sign_scoped(
@@ -416,6 +422,7 @@ mod tests {
             survey: &s,
             touchpoint: "q4",
             send: String::new(),
+            suppressed: HashSet::new(),
             issued_at: 1_790_000_000,
             expires_at: 1_790_086_400,
             links,
@@ -543,6 +550,7 @@ mod tests {
             survey: &s,
             touchpoint: "q4",
             send: String::new(),
+            suppressed: HashSet::new(),
             issued_at: 1,
             expires_at: 2,
             links: LinkColumns::Token,
@@ -591,6 +599,7 @@ mod tests {
             survey: &s,
             touchpoint: "q4",
             send: String::new(),
+            suppressed: HashSet::new(),
             issued_at: 1,
             expires_at: 2,
             links: LinkColumns::Token,
@@ -622,6 +631,7 @@ mod tests {
                 survey: &s,
                 touchpoint: "q4",
                 send: String::new(),
+                suppressed: HashSet::new(),
                 issued_at: 1,
                 expires_at: 2,
                 links: LinkColumns::Token,

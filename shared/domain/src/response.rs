@@ -206,6 +206,28 @@ pub fn check_send(send: &str) -> Result<(), InvalidResponse> {
     Ok(())
 }
 
+/// One respondent on the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// The respondent id, normalised ([`suppression_id`]).
+    pub respondent: String,
+    /// When it was added, Unix ms.
+    pub at: i64,
+    /// How: `link` (the respondent's unsubscribe link), `one-click` (RFC 8058), `api`, `cli`.
+    pub via: String,
+}
+
+/// The form a respondent id takes on the suppression list: trimmed, and lower-cased when it is
+/// an email address (mailboxes are matched case-insensitively in practice).
+pub fn suppression_id(respondent: &str) -> String {
+    let id = respondent.trim();
+    if id.contains('@') {
+        id.to_lowercase()
+    } else {
+        id.to_string()
+    }
+}
+
 /// Checks properties: at most 20, slug keys, values up to 200 characters.
 pub fn check_properties(props: &BTreeMap<String, String>) -> Result<(), InvalidResponse> {
     if props.len() > MAX_PROPERTIES {

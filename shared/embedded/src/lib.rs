@@ -9,9 +9,9 @@ use sondeo_domain::changes::{Chunk, ClickMark, CounterKey, RecordState};
 use sondeo_domain::metrics::Histogram;
 use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, ResponseQueue, StoreError,
-    SurveyStore,
+    SuppressionList, SurveyStore,
 };
-use sondeo_domain::response::{ResponseEvent, ResponseKey, Source};
+use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS counter_slots (
   survey TEXT NOT NULL, day INTEGER NOT NULL, touchpoint TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL,
   PRIMARY KEY (survey, day, touchpoint, slot));
+CREATE TABLE IF NOT EXISTS suppressions (respondent TEXT PRIMARY KEY, at INTEGER NOT NULL, via TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (message_id TEXT PRIMARY KEY, body TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (
   id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, visible_at INTEGER NOT NULL, receives INTEGER NOT NULL DEFAULT 0);
@@ -465,6 +466,57 @@ fn insert_all(
         }
     }
     tx.commit().map_err(db_err)
+}
+
+#[async_trait]
+impl SuppressionList for EmbeddedStore {
+    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO suppressions (respondent, at, via) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (respondent) DO NOTHING",
+                params![suppression_id(&e.respondent), e.at, e.via],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unsuppress(&self, respondent: &str) -> Result<bool, StoreError> {
+        let id = suppression_id(respondent);
+        self.call(move |conn| {
+            conn.execute(
+                "DELETE FROM suppressions WHERE respondent = ?1",
+                params![id],
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn list_suppressed(&self) -> Result<Vec<Suppression>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT respondent, at, via FROM suppressions ORDER BY respondent")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Suppression {
+                        respondent: r.get(0)?,
+                        at: r.get(1)?,
+                        via: r.get(2)?,
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
 }
 
 #[async_trait]

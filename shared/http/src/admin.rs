@@ -11,10 +11,10 @@ use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::keys::ApiKeys;
-use sondeo_domain::ports::{CounterReader, SurveyStore};
+use sondeo_domain::ports::{CounterReader, SuppressionList, SurveyStore};
 use sondeo_domain::recipients::{mint_csv, BadRows, LinkColumns, Minter, RecipientsError};
 use sondeo_domain::report::{build_report, ReportQuery};
-use sondeo_domain::response::{check_respondent, check_send};
+use sondeo_domain::response::{check_respondent, check_send, suppression_id, Suppression};
 use sondeo_domain::survey::{check_slug, Survey};
 use sondeo_domain::time::{now_ms, Bucket, Day};
 use sondeo_domain::token::{LinkClaims, LinkKeyring, LinkScope, CAMPAIGN_RESPONDENT};
@@ -41,6 +41,8 @@ pub struct AdminApp {
     pub keyring: LinkKeyring,
     /// Public base URL of the collect routes (derived from the request when unset).
     pub base_url: Option<String>,
+    /// Respondents who unsubscribed.
+    pub suppressions: Arc<dyn SuppressionList>,
 }
 
 /// The metrics function's routes: metrics, surveys and link minting, each behind an API key.
@@ -53,6 +55,10 @@ pub fn routes(app: AdminApp) -> Router {
         .route("/v1/surveys/{id}", get(show_survey))
         .route("/v1/links", post(mint_link))
         .route("/v1/snippet", get(snippet))
+        .route(
+            "/v1/suppressions",
+            get(list_suppressed).post(suppress).delete(unsuppress),
+        )
         .route(
             "/v1/links/bulk",
             post(mint_bulk).layer(DefaultBodyLimit::max(BULK_BODY_BYTES)),
@@ -135,6 +141,92 @@ async fn mint_link(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     render(async { app.links(&buffered(req).await?).await }.await)
+}
+
+async fn list_suppressed(State(app): State<Arc<AdminApp>>) -> axum::response::Response {
+    render(
+        app.suppressions
+            .list_suppressed()
+            .await
+            .map_err(HttpError::from_store)
+            .map(|list| {
+                json_response(StatusCode::OK, &serde_json::json!({ "suppressions": list }))
+            }),
+    )
+}
+
+async fn suppress(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(
+        async {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Add {
+                respondent: String,
+                via: Option<String>,
+            }
+            let add: Add = crate::respond::parse_json(&buffered(req).await?)?;
+            check_respondent(&add.respondent)
+                .map_err(|e| HttpError::unprocessable("invalid_respondent", e.0))?;
+            let via = match add.via.as_deref() {
+                None => "api",
+                Some("cli") => "cli",
+                Some(_) => {
+                    return Err(HttpError::unprocessable(
+                        "invalid_via",
+                        "via is cli or left out",
+                    ))
+                }
+            };
+            let entry = Suppression {
+                respondent: suppression_id(&add.respondent),
+                at: now_ms(),
+                via: via.into(),
+            };
+            app.suppressions
+                .suppress(&entry)
+                .await
+                .map_err(HttpError::from_store)?;
+            Ok(json_response(StatusCode::CREATED, &entry))
+        }
+        .await,
+    )
+}
+
+async fn unsuppress(
+    State(app): State<Arc<AdminApp>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    render(
+        async {
+            let req = buffered(req).await?;
+            let params = crate::respond::query_params(&req)?;
+            let respondent = params.get("respondent").ok_or_else(|| {
+                HttpError::bad_request(
+                    "missing_respondent",
+                    "name the respondent to remove: DELETE /v1/suppressions?respondent=…",
+                )
+            })?;
+            let removed = app
+                .suppressions
+                .unsuppress(respondent)
+                .await
+                .map_err(HttpError::from_store)?;
+            if !removed {
+                return Err(HttpError::not_found(
+                    "not_suppressed",
+                    "that respondent is not on the suppression list",
+                ));
+            }
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({"removed": suppression_id(respondent)}),
+            ))
+        }
+        .await,
+    )
 }
 
 async fn snippet(
@@ -409,11 +501,21 @@ impl AdminApp {
         let (survey, issued_at, expires_at) = self
             .link_target(&q.survey, &q.touchpoint, q.expires_in_days)
             .await?;
+        // Nothing is minted for a respondent who unsubscribed.
+        let suppressed = self
+            .suppressions
+            .list_suppressed()
+            .await
+            .map_err(HttpError::from_store)?
+            .into_iter()
+            .map(|s| s.respondent)
+            .collect();
         let minter = Minter {
             keyring: &self.keyring,
             survey: &survey,
             touchpoint: &q.touchpoint,
             send: check_send_param(q.send)?,
+            suppressed,
             issued_at,
             expires_at,
             links,

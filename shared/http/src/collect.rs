@@ -12,9 +12,9 @@ use http::HeaderMap;
 use http::HeaderName;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
-use sondeo_domain::ports::{ResponseQueue, SurveyStore};
+use sondeo_domain::ports::{ResponseQueue, SuppressionList, SurveyStore};
 use sondeo_domain::response::{
-    answer_stamp, check_respondent, mask_respondent, ResponseEvent, Source,
+    answer_stamp, check_respondent, mask_respondent, ResponseEvent, Source, Suppression,
 };
 use sondeo_domain::survey::{check_slug, clip, Locale, Survey, MAX_SLUG_LEN};
 use sondeo_domain::time::now_ms;
@@ -34,6 +34,8 @@ pub struct CollectApp {
     pub keyring: LinkKeyring,
     /// Origins allowed to call `POST /v1/responses` from a browser.
     pub allowed_origins: Vec<String>,
+    /// Respondents who unsubscribed.
+    pub suppressions: Arc<dyn SuppressionList>,
 }
 
 /// The collect function's routes: link pages and their answers, and the submission API with CORS.
@@ -71,6 +73,12 @@ pub fn routes(app: Arc<CollectApp>) -> Router {
             "/r/{token}",
             get(link_page)
                 .post(link_answer)
+                .fallback(link_method_not_allowed),
+        )
+        .route(
+            "/u/{token}",
+            get(unsubscribe_page)
+                .post(unsubscribe)
                 .fallback(link_method_not_allowed),
         )
         .route("/v1/responses", submissions)
@@ -138,6 +146,26 @@ enum LinkAction {
     Page,
     /// Record the answer (POST).
     Answer,
+    /// Show the unsubscribe confirmation (GET/HEAD).
+    UnsubscribePage,
+    /// Put the respondent on the suppression list (POST, also RFC 8058 one-click).
+    Unsubscribe,
+}
+
+async fn unsubscribe_page(
+    State(app): State<Arc<CollectApp>>,
+    token: Result<Path<String>, PathRejection>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    link_route(&app, token, req, LinkAction::UnsubscribePage).await
+}
+
+async fn unsubscribe(
+    State(app): State<Arc<CollectApp>>,
+    token: Result<Path<String>, PathRejection>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    link_route(&app, token, req, LinkAction::Unsubscribe).await
 }
 
 async fn link_page(
@@ -172,6 +200,8 @@ async fn link_route(
         match action {
             LinkAction::Page => app.link_page(&token, &req, locale).await,
             LinkAction::Answer => app.link_answer(&token, &req, locale).await,
+            LinkAction::UnsubscribePage => app.unsubscribe_page(&token, &req, locale).await,
+            LinkAction::Unsubscribe => app.unsubscribe(&token, &req, locale).await,
         }
     }
     .await;
@@ -317,6 +347,82 @@ impl CollectApp {
                     clip(survey_id, MAX_SLUG_LEN)
                 ),
             )),
+        }
+    }
+
+    /// The respondent and survey an unsubscribe link names; its expiry does not matter.
+    async fn unsubscriber(
+        &self,
+        token: &str,
+        rid: Option<&String>,
+        locale: Locale,
+    ) -> Result<(String, LinkScope, Survey), (HttpError, Locale)> {
+        let (claims, scope) = self
+            .keyring
+            .verify_ignoring_expiry(token)
+            .map_err(|e| (token_error(e), locale))?;
+        let survey = self
+            .claimed_survey(&claims)
+            .await
+            .map_err(|e| (e, locale))?;
+        let (respondent, _) =
+            link_respondent(&claims, &scope, rid).map_err(|e| (e, survey.locale))?;
+        Ok((respondent, scope, survey))
+    }
+
+    async fn unsubscribe_page(
+        &self,
+        token: &str,
+        req: &Request,
+        locale: Locale,
+    ) -> Result<Response, (HttpError, Locale)> {
+        let params = crate::respond::query_params(req).map_err(|e| (e, locale))?;
+        let (respondent, scope, survey) =
+            self.unsubscriber(token, params.get("rid"), locale).await?;
+        Ok(html_response(
+            StatusCode::OK,
+            crate::pages::unsubscribe_page(&survey, &page_target(token, &scope, &respondent)),
+        ))
+    }
+
+    async fn unsubscribe(
+        &self,
+        token: &str,
+        req: &Request,
+        locale: Locale,
+    ) -> Result<Response, (HttpError, Locale)> {
+        let query = crate::respond::query_params(req).map_err(|e| (e, locale))?;
+        // RFC 8058: a mail client's one-click POST sends `List-Unsubscribe=One-Click`.
+        let form = if req.body().is_empty() {
+            BTreeMap::new()
+        } else {
+            crate::respond::parse_form(req).map_err(|e| (e, locale))?
+        };
+        let rid = form.get("rid").or_else(|| query.get("rid"));
+        let (respondent, _, survey) = self.unsubscriber(token, rid, locale).await?;
+        let via = if form.get("List-Unsubscribe").map(String::as_str) == Some("One-Click") {
+            "one-click"
+        } else {
+            "link"
+        };
+        self.suppressions
+            .suppress(&Suppression {
+                respondent,
+                at: now_ms(),
+                via: via.into(),
+            })
+            .await
+            .map_err(|e| (HttpError::from_store(e), survey.locale))?;
+        if crate::respond::wants_json(req.headers()) {
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({"status": "unsubscribed"}),
+            ))
+        } else {
+            Ok(html_response(
+                StatusCode::OK,
+                crate::pages::unsubscribed_page(&survey),
+            ))
         }
     }
 

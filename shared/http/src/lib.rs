@@ -44,6 +44,8 @@ pub enum Function {
 pub const ROUTES: &[(&str, &str, Function)] = &[
     ("GET", "/r/{token}", Function::Collect),
     ("POST", "/r/{token}", Function::Collect),
+    ("GET", "/u/{token}", Function::Collect),
+    ("POST", "/u/{token}", Function::Collect),
     ("POST", "/v1/responses", Function::Collect),
     ("OPTIONS", "/v1/responses", Function::Collect),
     ("GET", "/v1/metrics", Function::Metrics),
@@ -52,6 +54,9 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
     ("GET", "/v1/surveys/{id}", Function::Metrics),
     ("POST", "/v1/links", Function::Metrics),
     ("GET", "/v1/snippet", Function::Metrics),
+    ("GET", "/v1/suppressions", Function::Metrics),
+    ("POST", "/v1/suppressions", Function::Metrics),
+    ("DELETE", "/v1/suppressions", Function::Metrics),
     ("POST", "/v1/links/bulk", Function::Metrics),
 ];
 
@@ -109,8 +114,10 @@ mod router_tests {
     use async_trait::async_trait;
     use http::{header, StatusCode};
     use sondeo_domain::keys::ApiKeys;
-    use sondeo_domain::ports::{CounterReader, CounterRow, ResponseQueue, StoreError, SurveyStore};
-    use sondeo_domain::response::ResponseEvent;
+    use sondeo_domain::ports::{
+        CounterReader, CounterRow, ResponseQueue, StoreError, SuppressionList, SurveyStore,
+    };
+    use sondeo_domain::response::{ResponseEvent, Suppression};
     use sondeo_domain::survey::Survey;
     use sondeo_domain::time::Day;
     use sondeo_domain::token::LinkKeyring;
@@ -141,6 +148,19 @@ mod router_tests {
     }
 
     #[async_trait]
+    impl SuppressionList for Empty {
+        async fn suppress(&self, _: &Suppression) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn unsuppress(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn list_suppressed(&self) -> Result<Vec<Suppression>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
     impl CounterReader for Empty {
         async fn read_counters(
             &self,
@@ -161,9 +181,11 @@ mod router_tests {
             queue: Arc::new(Empty),
             keyring: keyring.clone(),
             allowed_origins: Vec::new(),
+            suppressions: Arc::new(Empty),
         });
         let admin = admin::router(admin::AdminApp {
             surveys: Arc::new(Empty),
+            suppressions: Arc::new(Empty),
             counters: Arc::new(Empty),
             api_keys: ApiKeys::from_list(KEY).unwrap(),
             keyring,
@@ -306,6 +328,7 @@ mod router_tests {
             queue: store.clone(),
             keyring: keyring.clone(),
             allowed_origins: Vec::new(),
+            suppressions: Arc::new(Empty),
         };
         let fast = collect::router(app(&fast_store));
         let slow = routing::finish(collect::routes(Arc::new(app(&slow_store))));

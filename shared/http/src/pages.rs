@@ -279,6 +279,81 @@ pub fn thanks_page(survey: &Survey, score: i64) -> String {
     out
 }
 
+/// Words of the unsubscribe pages.
+struct Unsubscribe {
+    title: &'static str,
+    ask: &'static str,
+    button: &'static str,
+    done_title: &'static str,
+    done: &'static str,
+}
+
+fn unsubscribe_text(locale: Locale) -> Unsubscribe {
+    match locale {
+        Locale::Es => Unsubscribe {
+            title: "Darse de baja",
+            ask: "¿No quiere recibir más encuestas nuestras? Confírmelo con el botón.",
+            button: "Darme de baja",
+            done_title: "Baja confirmada",
+            done: "No le enviaremos más encuestas. Puede cerrar esta página.",
+        },
+        Locale::En => Unsubscribe {
+            title: "Unsubscribe",
+            ask: "Don't want any more surveys from us? Confirm with the button.",
+            button: "Unsubscribe me",
+            done_title: "You are unsubscribed",
+            done: "We won't send you any more surveys. You can close this page.",
+        },
+    }
+}
+
+/// The page an unsubscribe link opens: a button that confirms (opening the link changes
+/// nothing, so link scanners cannot unsubscribe anyone). `target` is the token, and a campaign
+/// link's `?rid=…`.
+pub fn unsubscribe_page(survey: &Survey, target: &str) -> String {
+    let u = unsubscribe_text(survey.locale);
+    let mut out = page_head(survey, u.title);
+    out.push_str("<h1>");
+    out.push_str(u.title);
+    out.push_str("</h1><p>");
+    out.push_str(u.ask);
+    out.push_str("</p><form method=\"post\" action=\"/u/");
+    escape_into(&mut out, target);
+    out.push_str("\"><button type=\"submit\">");
+    out.push_str(u.button);
+    out.push_str("</button></form></main></body></html>");
+    out
+}
+
+/// The page shown once a respondent is on the suppression list.
+pub fn unsubscribed_page(survey: &Survey) -> String {
+    let u = unsubscribe_text(survey.locale);
+    let mut out = page_head(survey, u.done_title);
+    out.push_str("<h1>");
+    out.push_str(u.done_title);
+    out.push_str("</h1><p>");
+    out.push_str(u.done);
+    out.push_str("</p></main></body></html>");
+    out
+}
+
+/// The start of a small page under the survey's brand, up to the opened `<main>`.
+fn page_head(survey: &Survey, title: &str) -> String {
+    let t = text(survey.locale);
+    let brand = survey.brand.as_ref();
+    let mut out = String::with_capacity(2 * 1024);
+    out.push_str("<!doctype html><html lang=\"");
+    out.push_str(t.lang);
+    out.push_str("\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>");
+    out.push_str(title);
+    out.push_str("</title><style>");
+    out.push_str(STYLE);
+    push_brand_style(&mut out, brand);
+    out.push_str("</style></head><body><main>");
+    push_brand_header(&mut out, brand);
+    out
+}
+
 /// A short error page in the survey's language.
 pub fn error_page(e: &HttpError, locale: Locale) -> String {
     let t = text(locale);
