@@ -212,6 +212,9 @@ struct ReportArgs {
     touchpoint: Option<String>,
     #[arg(long)]
     stage: Option<String>,
+    /// Only the answers of this send (a campaign wave); without it, every send.
+    #[arg(long)]
+    send: Option<String>,
     /// Print the raw JSON report.
     #[arg(long)]
     json: bool,
@@ -605,6 +608,19 @@ fn headline(kind: SurveyKind, s: &serde_json::Value) -> String {
     }
 }
 
+/// Where a summary's answers came from, and how many were set aside as automated.
+fn provenance(total: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for (source, n) in total["sources"].as_object().into_iter().flatten() {
+        out.push_str(&format!("  {source}={n}"));
+    }
+    let automated = total["automated"].as_i64().unwrap_or(0);
+    if automated > 0 {
+        out.push_str(&format!("  set aside as automated={automated}"));
+    }
+    out
+}
+
 async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut query = vec![("survey", r.survey), ("bucket", r.bucket)];
     for (k, v) in [
@@ -612,6 +628,7 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
         ("to", r.to),
         ("touchpoint", r.touchpoint),
         ("stage", r.stage),
+        ("send", r.send),
     ] {
         if let Some(v) = v {
             query.push((k, v));
@@ -644,10 +661,11 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
     for (group, title) in [("stages", "stage"), ("touchpoints", "touchpoint")] {
         for (name, g) in rep[group].as_object().into_iter().flatten() {
             println!(
-                "  {:<28} n={:<7} {}",
+                "  {:<28} n={:<7} {}{}",
                 format!("{title} {name}"),
                 g["total"]["n"],
-                headline(kind, &g["total"])
+                headline(kind, &g["total"]),
+                provenance(&g["total"])
             );
         }
     }

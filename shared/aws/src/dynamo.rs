@@ -28,6 +28,7 @@ use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SuppressionList,
     SurveyStore,
 };
+use sondeo_domain::report::split_stored_touchpoint;
 use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
@@ -160,8 +161,11 @@ fn counter_row(item: &HashMap<String, AttributeValue>, sk: &str) -> Result<Count
             }
         }
     }
+    // A send's own counter is `<day>#<touchpoint>#<send>`.
+    let (touchpoint, send) = split_stored_touchpoint(touchpoint);
     Ok(CounterRow {
-        touchpoint: touchpoint.to_string(),
+        touchpoint,
+        send,
         day,
         histogram: h,
     })
@@ -439,7 +443,7 @@ impl DynamoStore {
         let mut u = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("C#{}", key.survey)))
-            .key("sk", s(format!("{}#{}", key.day, key.touchpoint)))
+            .key("sk", s(format!("{}#{}", key.day, key.stored_touchpoint())))
             .expression_attribute_names("#n", "n")
             .expression_attribute_names("#sum", "sum")
             .expression_attribute_values(":n", n(h.n))

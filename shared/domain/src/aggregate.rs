@@ -232,14 +232,22 @@ pub fn plan(batch: Vec<KeyedEvent>, current: &HashMap<ResponseKey, RecordState>)
             plan.superseded.extend(k.message_ids);
             continue;
         }
-        let counter = |day: Day| CounterKey {
+        // Every answer counts in its touchpoint's counter of all sends; an answer in a named
+        // send also counts in that send's own counter, so one wave can be read alone.
+        let send = &k.events[0].send;
+        let counter = |day: Day, send: &str| CounterKey {
             survey: k.events[0].survey.clone(),
             touchpoint: k.events[0].touchpoint.clone(),
             day,
+            send: send.to_string(),
         };
-        let mut deltas = vec![(counter(state.day), contribution(&state, 1))];
-        if let Some(old) = stored {
-            deltas.push((counter(old.day), contribution(old, -1)));
+        let sends: &[&str] = if send.is_empty() { &[""] } else { &["", send] };
+        let mut deltas = Vec::with_capacity(4);
+        for send in sends {
+            deltas.push((counter(state.day, send), contribution(&state, 1)));
+            if let Some(old) = stored {
+                deltas.push((counter(old.day, send), contribution(old, -1)));
+            }
         }
         plan.transitions.push(Transition {
             key: k.key,

@@ -117,6 +117,19 @@ pub struct CounterKey {
     pub touchpoint: String,
     /// UTC day of the answers.
     pub day: Day,
+    /// The send it counts (empty: the counter of every send).
+    pub send: String,
+}
+
+impl CounterKey {
+    /// The touchpoint as stored: the slug, then `#` and the send for a send's own counter.
+    pub fn stored_touchpoint(&self) -> String {
+        if self.send.is_empty() {
+            self.touchpoint.clone()
+        } else {
+            format!("{}#{}", self.touchpoint, self.send)
+        }
+    }
 }
 
 /// The events of one response key in a batch, with every message that carried one.

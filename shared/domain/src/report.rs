@@ -12,10 +12,21 @@ use std::collections::BTreeMap;
 pub struct CounterRow {
     /// Touchpoint slug.
     pub touchpoint: String,
+    /// The send this row counts alone (empty: the row of every send).
+    pub send: String,
     /// UTC day the answers were given.
     pub day: Day,
     /// Score histogram.
     pub histogram: Histogram,
+}
+
+/// Splits a stored touchpoint (`slug` or `slug#send`, see `CounterKey::stored_touchpoint`) into
+/// the slug and the send.
+pub fn split_stored_touchpoint(stored: &str) -> (String, String) {
+    match stored.split_once('#') {
+        Some((tp, send)) => (tp.to_string(), send.to_string()),
+        None => (stored.to_string(), String::new()),
+    }
 }
 
 /// Longest range a report may span, in days (ten years).
@@ -238,6 +249,7 @@ mod tests {
         }
         CounterRow {
             touchpoint: tp.into(),
+            send: String::new(),
             day: day.parse().unwrap(),
             histogram: h,
         }

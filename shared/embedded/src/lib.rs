@@ -11,6 +11,7 @@ use sondeo_domain::ports::{
     CommitOutcome, CounterReader, CounterRow, ResponseLedger, ResponseQueue, StoreError,
     SuppressionList, SurveyStore,
 };
+use sondeo_domain::report::split_stored_touchpoint;
 use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
@@ -834,7 +835,7 @@ fn commit_on(
         for (k, h) in counters {
             let whole: bool = add
                 .query_row(
-                    params![k.survey, k.day.days(), k.touchpoint, h.n, h.sum],
+                    params![k.survey, k.day.days(), k.stored_touchpoint(), h.n, h.sum],
                     |r| r.get(0),
                 )
                 .map_err(db_err)?;
@@ -844,7 +845,7 @@ fn commit_on(
             for (slot, count) in &h.slots {
                 let whole: bool = add_slot
                     .query_row(
-                        params![k.survey, k.day.days(), k.touchpoint, slot, count],
+                        params![k.survey, k.day.days(), k.stored_touchpoint(), slot, count],
                         |r| r.get(0),
                     )
                     .map_err(db_err)?;
@@ -899,6 +900,7 @@ fn read_counters_on(
         index.insert((day, tp.clone()), rows.len());
         rows.push(CounterRow {
             touchpoint: tp,
+            send: String::new(),
             day: Day::from_days(day),
             histogram: Histogram {
                 n,
@@ -935,6 +937,10 @@ fn read_counters_on(
         if let Some(i) = index.get(&(day, tp)) {
             rows[*i].histogram.slots.insert(slot, count);
         }
+    }
+    // A send's own counter is stored under `touchpoint#send`.
+    for row in &mut rows {
+        (row.touchpoint, row.send) = split_stored_touchpoint(&row.touchpoint);
     }
     Ok(rows)
 }

@@ -330,15 +330,28 @@ impl AdminApp {
         };
         q.validate(&survey)
             .map_err(|e| HttpError::bad_request("invalid_query", e.0))?;
-        let rows = self
+        // Without a send: every send's answers; with one: that send's own counters.
+        let send = check_send_param(p.get("send").cloned())?;
+        let mut rows = self
             .counters
             .read_counters(&survey.id, from, to)
             .await
             .map_err(HttpError::from_store)?;
-        Ok(json_response(
-            StatusCode::OK,
-            &build_report(&survey, &rows, &q),
-        ))
+        rows.retain(|r| r.send == send);
+        let mut body = serde_json::to_value(build_report(&survey, &rows, &q)).map_err(|e| {
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert(
+                "send".into(),
+                if send.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    send.into()
+                },
+            );
+        }
+        Ok(json_response(StatusCode::OK, &body))
     }
 
     /// The survey and touchpoint links are minted for, and their expiry (now + days), checked.
