@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Where `sondeo serve` listens by default: the base of links minted by local commands.
+const LOCAL_BASE_URL: &str = "http://127.0.0.1:8787";
+
 #[derive(Parser)]
 #[command(
     name = "sondeo",
@@ -243,7 +246,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let client = match (&cli.api, &cli.api_key) {
         (Some(base), Some(key)) => ApiClient::remote(base, key)?,
         (Some(_), None) => return Err("--api needs --api-key (or SONDEO_API_KEY)".into()),
-        (None, _) => ApiClient::Local(Arc::new(LocalStack::open(&cli.data_dir, None).await?)),
+        (None, _) => {
+            // Links minted locally point at `sondeo serve` on its default address unless
+            // SONDEO_BASE_URL says where it (or a tunnel to it) listens.
+            let base = std::env::var("SONDEO_BASE_URL")
+                .ok()
+                .filter(|b| !b.trim().is_empty())
+                .unwrap_or_else(|| LOCAL_BASE_URL.to_string());
+            ApiClient::Local(Arc::new(LocalStack::open(&cli.data_dir, Some(base)).await?))
+        }
     };
     match cli.command {
         Command::Serve { .. } => Ok(()),
