@@ -11,13 +11,14 @@ mkdir -p target
 bash scripts/install-tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-# Headless Chromium for the browser test of the one-click page (Debian's package).
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "== installing chromium (apt)"
+# Headless Chromium for the browser tests of the one-click page, and its WebDriver (Debian's
+# packages) for the test that types a comment and presses Send like a person.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "== installing chromium and chromium-driver (apt)"
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 # arm64 (the template's default architecture): the functions are cross-compiled for it (the
