@@ -8,9 +8,9 @@
 //!
 //! Not tested here: a person who clicks *after* a scanner visited the email. The scanner's burst
 //! and the person's click are told apart by the 60 s burst window (`BURST_WINDOW_MS`), so over
-//! HTTP it would take waiting a minute; the aggregator's domain tests cover it
-//! (`a_person_clicking_after_a_scanner_is_counted_and_before_one_too` in
-//! `shared/domain/src/aggregate.rs`).
+//! HTTP it takes waiting a minute: `tests/tests/scanner_then_person.rs` does, once, and the
+//! aggregator's domain tests cover every order (`a_person_clicking_after_a_scanner_is_counted_and_before_one_too`
+//! in `shared/domain/src/aggregate.rs`).
 
 use sondeo_domain::aggregate::BURST_WINDOW_MS;
 use sondeo_domain::response::{ResponseEvent, Source};
