@@ -433,6 +433,20 @@ mod tests {
         (String::from_utf8(out).unwrap(), summary)
     }
 
+    /// A minter of token columns for survey `s` at touchpoint q4.
+    fn token_minter<'a>(ring: &'a LinkKeyring, s: &'a Survey) -> Minter<'a> {
+        Minter {
+            keyring: ring,
+            survey: s,
+            touchpoint: "q4",
+            send: String::new(),
+            suppressed: HashSet::new(),
+            issued_at: 1,
+            expires_at: 2,
+            links: LinkColumns::Token,
+        }
+    }
+
     fn urls() -> LinkColumns {
         LinkColumns::Urls {
             base: "https://s.example".into(),
@@ -545,16 +559,7 @@ mod tests {
         input.extend_from_slice(b"bad\xff@example.com\nbo@example.com\n");
         let ring = LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-csv").unwrap();
         let s = survey();
-        let minter = Minter {
-            keyring: &ring,
-            survey: &s,
-            touchpoint: "q4",
-            send: String::new(),
-            suppressed: HashSet::new(),
-            issued_at: 1,
-            expires_at: 2,
-            links: LinkColumns::Token,
-        };
+        let minter = token_minter(&ring, &s);
         let mut out = Vec::new();
         let summary = mint_csv(
             &input[..],
@@ -594,16 +599,7 @@ mod tests {
             LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-csv").unwrap(),
             survey(),
         );
-        let minter = Minter {
-            keyring: &ring,
-            survey: &s,
-            touchpoint: "q4",
-            send: String::new(),
-            suppressed: HashSet::new(),
-            issued_at: 1,
-            expires_at: 2,
-            links: LinkColumns::Token,
-        };
+        let minter = token_minter(&ring, &s);
         let empty = mint_csv(
             b"\n\n",
             Vec::new(),
@@ -626,16 +622,7 @@ mod tests {
         let (out, summary) = {
             let ring = LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-csv").unwrap();
             let s = survey();
-            let minter = Minter {
-                keyring: &ring,
-                survey: &s,
-                touchpoint: "q4",
-                send: String::new(),
-                suppressed: HashSet::new(),
-                issued_at: 1,
-                expires_at: 2,
-                links: LinkColumns::Token,
-            };
+            let minter = token_minter(&ring, &s);
             let mut out = Vec::new();
             let summary = mint_csv(
                 input.as_bytes(),

@@ -312,12 +312,8 @@ fn unsubscribe_text(locale: Locale) -> Unsubscribe {
 /// link's `?rid=…`.
 pub fn unsubscribe_page(survey: &Survey, target: &str) -> String {
     let u = unsubscribe_text(survey.locale);
-    let mut out = page_head(survey, u.title);
-    out.push_str("<h1>");
-    out.push_str(u.title);
-    out.push_str("</h1><p>");
-    out.push_str(u.ask);
-    out.push_str("</p><form method=\"post\" action=\"/u/");
+    let mut out = page_head(survey, u.title, u.ask);
+    out.push_str("<form method=\"post\" action=\"/u/");
     escape_into(&mut out, target);
     out.push_str("\"><button type=\"submit\">");
     out.push_str(u.button);
@@ -328,17 +324,14 @@ pub fn unsubscribe_page(survey: &Survey, target: &str) -> String {
 /// The page shown once a respondent is on the suppression list.
 pub fn unsubscribed_page(survey: &Survey) -> String {
     let u = unsubscribe_text(survey.locale);
-    let mut out = page_head(survey, u.done_title);
-    out.push_str("<h1>");
-    out.push_str(u.done_title);
-    out.push_str("</h1><p>");
-    out.push_str(u.done);
-    out.push_str("</p></main></body></html>");
+    let mut out = page_head(survey, u.done_title, u.done);
+    out.push_str("</main></body></html>");
     out
 }
 
-/// The start of a small page under the survey's brand, up to the opened `<main>`.
-fn page_head(survey: &Survey, title: &str) -> String {
+/// The start of a small page under the survey's brand: its heading and first paragraph, inside
+/// an opened `<main>`.
+fn page_head(survey: &Survey, title: &str, first: &str) -> String {
     let t = text(survey.locale);
     let brand = survey.brand.as_ref();
     let mut out = String::with_capacity(2 * 1024);
@@ -351,6 +344,11 @@ fn page_head(survey: &Survey, title: &str) -> String {
     push_brand_style(&mut out, brand);
     out.push_str("</style></head><body><main>");
     push_brand_header(&mut out, brand);
+    out.push_str("<h1>");
+    out.push_str(title);
+    out.push_str("</h1><p>");
+    out.push_str(first);
+    out.push_str("</p>");
     out
 }
 
