@@ -17,11 +17,11 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 struct Driver {
     process: Child,
     base: String,
-    client: reqwest_like::Client,
+    client: webdriver_wire::Client,
 }
 
 /// A minimal JSON-over-HTTP client for the WebDriver protocol.
-mod reqwest_like {
+mod webdriver_wire {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::{connect::HttpConnector, Client as Hyper};
@@ -79,7 +79,7 @@ impl Driver {
             .spawn()
             .expect("run chromedriver (apt install chromium-driver; scripts/test.sh installs it)");
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest_like::Client::new();
+        let client = webdriver_wire::Client::new();
         let started = Instant::now();
         while client
             .call("GET", &format!("{base}/status"), None)

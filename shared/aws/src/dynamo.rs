@@ -290,6 +290,32 @@ impl DynamoStore {
         }
     }
 
+    /// Puts an item unless one with its key exists; whether it was written.
+    async fn put_new(
+        &self,
+        what: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(what, e)),
+        }
+    }
+
     /// The record's transactional write and, when the comment and properties would make the
     /// record larger than [`RECORD_INLINE_MAX`], the detail item that holds them instead: a put
     /// of the whole record when its answer changes, an update of its state (clicks, automated,
@@ -502,26 +528,15 @@ impl SurveyStore for DynamoStore {
     async fn create_survey(&self, survey: &Survey) -> Result<(), StoreError> {
         let doc =
             serde_json::to_string(survey).map_err(|e| StoreError::Permanent(e.to_string()))?;
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s("SURVEY"))
-            .item("sk", s(&survey.id))
-            .item("doc", s(doc))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::AlreadyExists(format!("survey '{}'", survey.id)))
-            }
-            Err(e) => Err(classify("create survey", e)),
+        let item = HashMap::from([
+            ("pk".to_string(), s("SURVEY")),
+            ("sk".to_string(), s(&survey.id)),
+            ("doc".to_string(), s(doc)),
+        ]);
+        if !self.put_new("create survey", item).await? {
+            return Err(StoreError::AlreadyExists(format!("survey '{}'", survey.id)));
         }
+        Ok(())
     }
 
     async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
@@ -535,28 +550,15 @@ impl SurveyStore for DynamoStore {
 #[async_trait]
 impl SuppressionList for DynamoStore {
     async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(SUPPRESSED_PK))
-            .item("sk", s(suppression_id(&entry.respondent)))
-            .item("at", n(entry.at))
-            .item("via", s(&entry.via))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Already on the list: the first entry stays.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify("add to the suppression list", e)),
-        }
+        let item = HashMap::from([
+            ("pk".to_string(), s(SUPPRESSED_PK)),
+            ("sk".to_string(), s(suppression_id(&entry.respondent))),
+            ("at".to_string(), n(entry.at)),
+            ("via".to_string(), s(&entry.via)),
+        ]);
+        // Already on the list: the first entry stays.
+        self.put_new("add to the suppression list", item).await?;
+        Ok(())
     }
 
     async fn unsuppress(&self, respondent: &str) -> Result<bool, StoreError> {

@@ -256,22 +256,8 @@ f.addEventListener('change',function(e){if(e.target.name==='score')record()})})(
 /// The page shown after Send, under the survey's brand if it has one.
 pub fn thanks_page(survey: &Survey, score: i64) -> String {
     let t = text(survey.locale);
-    let brand = survey.brand.as_ref();
-    let mut out = String::with_capacity(2 * 1024);
-    out.push_str("<!doctype html><html lang=\"");
-    out.push_str(t.lang);
-    out.push_str("\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>");
-    out.push_str(t.thanks_title);
-    out.push_str("</title><style>");
-    out.push_str(STYLE);
-    push_brand_style(&mut out, brand);
-    out.push_str("</style></head><body><main>");
-    push_brand_header(&mut out, brand);
-    out.push_str("<h1>");
-    out.push_str(t.thanks_title);
-    out.push_str("</h1><p>");
-    out.push_str(t.thanks_body);
-    out.push_str("</p><p class=\"ends\">");
+    let mut out = page_head(survey, t.thanks_title, t.thanks_body);
+    out.push_str("<p class=\"ends\">");
     out.push_str(t.you_chose);
     out.push_str(" <strong class=\"score\">");
     out.push_str(&score.to_string());
