@@ -1,5 +1,7 @@
-//! Sends through local mode over real HTTP: the same respondent answering two sends counts twice,
-//! metrics read every send or one send's own counters, and a send name is checked.
+//! Sends and campaign links through local mode over real HTTP: the same respondent answering two
+//! sends counts twice; metrics read every send or one send's own counters; campaign links and
+//! email snippets are minted with the tool's merge tags; bad link, send and snippet requests say
+//! what to fix.
 
 use sondeo_domain::token::{LinkClaims, LinkScope};
 use sondeo_local::local::DEMO_SURVEY;
@@ -94,6 +96,115 @@ async fn metrics_read_every_send_or_one() {
         bad["error"]["message"].as_str().unwrap().contains("send"),
         "{bad}"
     );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn campaign_links_and_snippets_are_minted_and_bad_requests_say_why() {
+    let dir = std::env::temp_dir().join(format!("sondeo-snip-{:08x}", rand::random::<u32>()));
+    let (stack, server, http) = boot(&dir).await;
+    stack.ensure_demo_survey().await.unwrap();
+    let key = format!("Bearer {}", stack.api_key);
+    let auth = [
+        ("authorization", key.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let call = |method: &'static str, path: String, body: String| {
+        let http = &http;
+        let auth = auth;
+        async move {
+            let (status, body) = http.status_and_body(method, &path, &auth, &body).await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    let links = |body: serde_json::Value| call("POST", "/v1/links".into(), body.to_string());
+
+    // A campaign's links end with the email tool's merge tag, left as it is.
+    let (status, out) = links(
+        serde_json::json!({"survey": DEMO_SURVEY, "touchpoint": "post-purchase",
+        "campaign": true, "send": "2026-q4", "rid": "*|EMAIL|*"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{out}");
+    assert_eq!(
+        (out["campaign"].as_bool(), out["send"].as_str()),
+        (Some(true), Some("2026-q4"))
+    );
+    let url = out["links"][9]["url"].as_str().unwrap();
+    assert!(url.ends_with("?score=9&rid=*|EMAIL|*"), "{url}");
+    let token = out["token"].as_str().unwrap();
+    let (claims, scope) = stack.keyring.verify_ignoring_expiry(token).unwrap();
+    assert_eq!((scope.campaign, scope.send.as_str()), (true, "2026-q4"));
+    assert_eq!(claims.respondent, sondeo_domain::token::CAMPAIGN_RESPONDENT);
+    for (body, code) in [
+        (
+            serde_json::json!({"survey": DEMO_SURVEY, "touchpoint": "post-purchase"}),
+            "missing_respondent",
+        ),
+        (
+            serde_json::json!({"survey": DEMO_SURVEY, "touchpoint": "post-purchase", "campaign": true, "respondent": "a"}),
+            "campaign_with_respondent",
+        ),
+        (
+            serde_json::json!({"survey": DEMO_SURVEY, "touchpoint": "post-purchase", "respondent": "a", "rid": "*|EMAIL|*"}),
+            "rid_without_campaign",
+        ),
+        (
+            serde_json::json!({"survey": DEMO_SURVEY, "touchpoint": "post-purchase", "respondent": "a", "send": "a\nb"}),
+            "invalid_send",
+        ),
+    ] {
+        let (status, out) = links(body).await;
+        assert_eq!(
+            (status, out["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{out}"
+        );
+    }
+
+    // Snippets: per-recipient merge tags, or a minted campaign link with the tool's email tag.
+    let snippet = |query: &str| {
+        call(
+            "GET",
+            format!("/v1/snippet?survey={DEMO_SURVEY}&touchpoint=post-purchase&{query}"),
+            String::new(),
+        )
+    };
+    let (status, out) = snippet("tool=mailchimp").await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["token_field"], "SONDEOTKN");
+    assert!(
+        out["html"]
+            .as_str()
+            .unwrap()
+            .contains("*|SONDEOTKN|*?score=10"),
+        "{out}"
+    );
+    let (status, out) = snippet("tool=klaviyo&mode=campaign&send=2026-q4").await;
+    assert_eq!(status, 200, "{out}");
+    let token = out["campaign_token"].as_str().unwrap();
+    assert_eq!(
+        stack.keyring.verify_ignoring_expiry(token).unwrap().1.send,
+        "2026-q4"
+    );
+    assert!(
+        out["html"].as_str().unwrap().contains("{{ email }}"),
+        "{out}"
+    );
+    for (query, code) in [
+        ("tool=outlook", "invalid_tool"),
+        ("mode=both", "invalid_mode"),
+        ("send=2026-q4", "send_in_token_mode"),
+        ("colour=red", "invalid_query"),
+    ] {
+        let (status, out) = snippet(query).await;
+        assert_eq!(out["error"]["code"].as_str(), Some(code), "{query}: {out}");
+        assert!((400..500).contains(&status), "{query}: {status}");
+    }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
