@@ -112,7 +112,6 @@ async fn campaign_links_and_snippets_are_minted_and_bad_requests_say_why() {
     ];
     let call = |method: &'static str, path: String, body: String| {
         let http = &http;
-        let auth = auth;
         async move {
             let (status, body) = http.status_and_body(method, &path, &auth, &body).await;
             (
