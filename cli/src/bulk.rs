@@ -1,11 +1,14 @@
 //! `sondeo links`: a recipients CSV in, a mail-merge CSV out, minted through `POST /v1/links/bulk`
 //! (in process locally, over HTTPS against a deployed stack) in calls of at most
-//! [`MAX_BULK_ROWS`] rows.
+//! [`MAX_BULK_ROWS`] rows and half of [`BULK_BODY_BYTES`].
 
 use crate::client::{query_string, ApiClient, ClientError};
 use bytes::Bytes;
 use sondeo_domain::recipients::{Lines, RowError, ERROR_COLUMN};
-use sondeo_http::admin::MAX_BULK_ROWS;
+use sondeo_http::admin::{BULK_BODY_BYTES, MAX_BULK_ROWS};
+
+/// Most bytes of rows in one call: half the API's limit, so quoting can never push a call over.
+const CALL_BYTES: usize = BULK_BODY_BYTES / 2;
 use std::io::Write;
 
 /// What to mint.
@@ -87,6 +90,7 @@ pub async fn mint_file<W: Write>(
     }
     let mut summary = BulkSummary::default();
     let mut chunk: Vec<(u64, csv::ByteRecord)> = Vec::with_capacity(MAX_BULK_ROWS as usize);
+    let mut chunk_bytes = 0usize;
     let mut wrote_header = false;
     let mut done = 0u64;
     loop {
@@ -104,10 +108,22 @@ pub async fn mint_file<W: Write>(
                 continue;
             }
         };
-        if more {
-            chunk.push((line, record));
+        let size = record.as_slice().len() + record.len();
+        if more && size > CALL_BYTES {
+            summary.errors.push(RowError {
+                line,
+                message: format!("the row is larger than {CALL_BYTES} bytes"),
+            });
+            done += 1;
+            continue;
         }
-        if chunk.len() as u64 == MAX_BULK_ROWS || (!more && (!chunk.is_empty() || !wrote_header)) {
+        let full = chunk.len() as u64 == MAX_BULK_ROWS || chunk_bytes + size > CALL_BYTES;
+        if more && !full {
+            chunk_bytes += size;
+            chunk.push((line, record));
+            continue;
+        }
+        if !chunk.is_empty() || !wrote_header {
             let answer = client.post_csv(&path, body(&header, &chunk)?).await?;
             write_answer(&answer, &chunk, !wrote_header, &mut writer, &mut summary)?;
             wrote_header = true;
@@ -118,6 +134,8 @@ pub async fn mint_file<W: Write>(
         if !more {
             break;
         }
+        chunk_bytes = size;
+        chunk.push((line, record));
     }
     writer.flush().map_err(|e| BulkError::Io(e.to_string()))?;
     summary.errors.sort_by_key(|e| e.line);

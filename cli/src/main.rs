@@ -225,7 +225,9 @@ struct ReportArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Logs go to standard error: standard output carries what a command prints (a CSV, a report).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -442,7 +444,8 @@ async fn links(client: &ApiClient, a: LinksArgs) -> Result<(), Box<dyn std::erro
             std::fs::File::create(path)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        // Not locked for the whole run: the in-process API may log while rows are written.
+        None => Box::new(std::io::stdout()),
     };
     let request = sondeo_local::bulk::BulkRequest {
         survey: a.survey,

@@ -99,7 +99,13 @@ struct Case {
     event: Value,
     /// Describes what is wrong with the response, if anything.
     check: fn(&Value) -> Result<(), String>,
+    /// Whether the function streams its answer (a function URL with InvokeMode
+    /// RESPONSE_STREAM): a JSON prelude, eight NUL bytes, then the body.
+    streamed: bool,
 }
+
+/// The eight NUL bytes between a streamed answer's prelude and its body.
+const PRELUDE_END: &[u8] = &[0; 8];
 
 fn http_client_error(response: &Value) -> Result<(), String> {
     match response["statusCode"].as_u64() {
@@ -132,6 +138,7 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
                 ],
                 event,
                 check: http_client_error,
+                streamed: false,
             }
         }
         // The fixture's API key is not one of the function's: 401 before any table read.
@@ -147,6 +154,7 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
                 Some(401) => Ok(()),
                 other => Err(format!("expected statusCode 401, got {other:?}")),
             },
+            streamed: true,
         },
         // An empty batch: nothing to apply, no failures.
         "aggregate" => Case {
@@ -156,6 +164,7 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
                 Some(failures) if failures.is_empty() => Ok(()),
                 _ => Err("expected an empty batchItemFailures".into()),
             },
+            streamed: false,
         },
         // Not an alarm event: logged and ignored, no CloudWatch or Lambda API call.
         "breaker" => Case {
@@ -176,6 +185,7 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
                 Some(_) => Ok(()),
                 None => Err(r#"expected {"ignored": "..."}"#.into()),
             },
+            streamed: false,
         },
         other => panic!(
             "the template deploys `{other}`, which this test has no event for: add a case for it in case_for"
@@ -245,6 +255,15 @@ async fn run_under_qemu(
                     invocation.request_id
                 ));
             }
+            let prelude_end = body
+                .windows(PRELUDE_END.len())
+                .position(|w| w == PRELUDE_END);
+            let body = match (case.streamed, prelude_end) {
+                (true, Some(end)) => body.slice(..end),
+                (false, None) => body,
+                (true, None) => return Err("answered without a streaming prelude".into()),
+                (false, Some(_)) => return Err("streamed an answer it should buffer".into()),
+            };
             let response: Value = serde_json::from_slice(&body).map_err(|e| {
                 format!(
                     "answered {} (not JSON: {e})",

@@ -352,4 +352,37 @@ async fn the_suppression_list_adds_once_lists_and_removes() {
         store.list_suppressed().await.unwrap(),
         vec![entry("c-42", "cli", 3)]
     );
+
+    // Looked up by id, more than one BatchGetItem's 100 keys, duplicates and any case included.
+    for i in (0..250).step_by(50) {
+        store
+            .suppress(&entry(&format!("r{i}@example.com"), "api", 4))
+            .await
+            .unwrap();
+    }
+    let mut asked: Vec<String> = (0..250).map(|i| format!("R{i}@Example.com")).collect();
+    asked.extend([
+        "c-42".to_string(),
+        "c-42".to_string(),
+        "ana@example.com".to_string(),
+    ]);
+    let mut found: Vec<String> = store
+        .suppressed_among(&asked)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "c-42",
+            "r0@example.com",
+            "r100@example.com",
+            "r150@example.com",
+            "r200@example.com",
+            "r50@example.com"
+        ]
+    );
+    assert!(store.suppressed_among(&[]).await.unwrap().is_empty());
 }

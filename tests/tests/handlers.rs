@@ -613,7 +613,7 @@ impl sondeo_domain::ports::ResponseQueue for DownQueue {
 }
 
 #[tokio::test]
-async fn a_queue_outage_answers_503_so_the_client_retries_and_says_nothing_internal() {
+async fn a_queue_outage_answers_503_and_a_click_page_says_it_is_not_recorded_yet() {
     let f = fixture_with_queue(Some(Arc::new(DownQueue))).await;
     let resp = f.collect.handle(event(POST_RESPONSE)).await;
     assert_eq!(resp.status(), 503);
@@ -631,6 +631,33 @@ async fn a_queue_outage_answers_503_so_the_client_retries_and_says_nothing_inter
         .await;
     assert_eq!(resp.status(), 503);
     assert_eq!(body_json(&resp)["error"]["code"], "unavailable");
+
+    // A click still opens its page, with the score chosen, but the page does not thank: it
+    // says the answer is not recorded yet, and its script records it on load.
+    let resp = f
+        .collect
+        .handle(event(&GET_LINK.replace("{{TOKEN}}", &t)))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let html = String::from_utf8_lossy(resp.body()).to_string();
+    assert!(html.contains("value=\"9\" checked"), "{html}");
+    assert!(!html.contains("Thank you"), "{html}");
+    assert!(
+        html.contains("data-unsaved=\"1\"")
+            && html
+                .contains(">Your answer could not be recorded yet; press Send to try again.</p>"),
+        "{html}"
+    );
+    // When the click is queued, the page thanks and its script records nothing on load.
+    let ok = fixture().await;
+    let t = token(&ok.keyring, "post-purchase", 3600);
+    let resp = ok
+        .collect
+        .handle(event(&GET_LINK.replace("{{TOKEN}}", &t)))
+        .await;
+    let html = String::from_utf8_lossy(resp.body()).to_string();
+    assert!(html.contains("Thank you! Your answer:"), "{html}");
+    assert!(!html.contains("data-unsaved"), "{html}");
 }
 
 /// What an anonymous caller (a public key, a forwarded link) is told never lists a survey's

@@ -403,10 +403,16 @@ struct FunctionUrl {
     function_id: String,
     binary: String,
     auth_type: Option<String>,
+    /// `BUFFERED` (also when unset) or `RESPONSE_STREAM`.
+    invoke_mode: Option<String>,
     cors: bool,
     /// The resource-policy statements come from SAM (FunctionUrlConfig), not from the template.
     permissions_by_sam: bool,
 }
+
+/// The binaries that answer through `lambda_http::run_with_streaming_response` (the arm64 smoke
+/// test checks each binary's answer is streamed, or not, as listed here).
+const STREAMING_BINARIES: &[&str] = &["metrics"];
 
 /// Every function URL of the template, and the URL resources that invoke no function of it.
 fn function_urls(template: &Value) -> (Vec<FunctionUrl>, Vec<String>) {
@@ -426,6 +432,7 @@ fn function_urls(template: &Value) -> (Vec<FunctionUrl>, Vec<String>) {
             binary: binary_of(template, &function_id),
             function_id,
             auth_type: text(&props["AuthType"]),
+            invoke_mode: text(&props["InvokeMode"]),
             cors: !props["Cors"].is_null(),
             permissions_by_sam: false,
         });
@@ -441,6 +448,7 @@ fn function_urls(template: &Value) -> (Vec<FunctionUrl>, Vec<String>) {
             binary: binary_of(template, &f.logical_id),
             function_id: f.logical_id.clone(),
             auth_type: text(&config["AuthType"]),
+            invoke_mode: text(&config["InvokeMode"]),
             cors: !config["Cors"].is_null(),
             permissions_by_sam: true,
         });
@@ -565,6 +573,16 @@ fn url_problems(template: &Value) -> Vec<String> {
             ));
         } else if !url.permissions_by_sam {
             problems.extend(public_permission_problems(template, url));
+        }
+        let streams = STREAMING_BINARIES.contains(&url.binary.as_str());
+        let mode = url.invoke_mode.as_deref().unwrap_or("BUFFERED");
+        if streams != (mode == "RESPONSE_STREAM") {
+            problems.push(format!(
+                "{id}: InvokeMode is {mode}, but `{}` runs lambda_http's {} runtime, so it must be {}",
+                url.binary,
+                if streams { "streaming" } else { "buffered" },
+                if streams { "RESPONSE_STREAM" } else { "BUFFERED" },
+            ));
         }
         if url.cors {
             problems.push(format!(
@@ -978,6 +996,8 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:Query", TABLE, &["SURVEY", "C#*", "SUPPRESSED"]),
             // unsuppress.
             ("dynamodb:DeleteItem", TABLE, &["SUPPRESSED"]),
+            // suppressed_among (a bulk call's recipients).
+            ("dynamodb:BatchGetItem", TABLE, &["SUPPRESSED"]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
             ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
         ],
@@ -1414,6 +1434,35 @@ fn a_function_url_with_iam_auth_or_cors_settings_is_reported() {
     );
     assert!(
         mentions(&problems, &["CollectFunctionUrl", "Cors"]),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_function_url_whose_invoke_mode_does_not_match_its_runtime_is_reported() {
+    let mut template = load_template();
+    resource_mut(&mut template, "MetricsFunctionUrl")["Properties"]["InvokeMode"] =
+        Value::String("BUFFERED".into());
+    resource_mut(&mut template, "CollectFunctionUrl")["Properties"]["InvokeMode"] =
+        Value::String("RESPONSE_STREAM".into());
+    let problems = url_problems(&template);
+    assert!(
+        mentions(
+            &problems,
+            &[
+                "MetricsFunctionUrl",
+                "BUFFERED",
+                "streaming",
+                "RESPONSE_STREAM"
+            ]
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(
+            &problems,
+            &["CollectFunctionUrl", "RESPONSE_STREAM", "buffered"]
+        ),
         "{problems:?}"
     );
 }

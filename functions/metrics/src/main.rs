@@ -33,5 +33,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         keyring: keyring?,
         base_url: config.base_url,
     };
-    lambda_http::run(sondeo_http::admin::router(app)).await
+    // Streamed: `POST /v1/links/bulk` answers rows as they are minted (the URL's InvokeMode is
+    // RESPONSE_STREAM); every other route's answer is one chunk.
+    lambda_http::run_with_streaming_response(sondeo_http::admin::router(app)).await
 }

@@ -32,7 +32,7 @@ use sondeo_domain::report::split_stored_touchpoint;
 use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The partition of the suppression list.
 const SUPPRESSED_PK: &str = "SUPPRESSED";
@@ -288,6 +288,59 @@ impl DynamoStore {
                 return Ok(items);
             }
         }
+    }
+
+    /// Reads the items with these `(pk, sk)` keys (those that exist), 100 per call, retrying
+    /// throttled keys; `request` starts each call's projection and read consistency.
+    async fn batch_get<'k>(
+        &self,
+        what: &str,
+        keys: impl IntoIterator<Item = &'k (String, String)>,
+        request: impl Fn() -> aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let keys: Vec<&(String, String)> = keys.into_iter().collect();
+        let mut items = Vec::with_capacity(keys.len());
+        for group in keys.chunks(BATCH_GET_MAX) {
+            let mut req = request();
+            for (pk, sk) in group {
+                req = req.keys(HashMap::from([
+                    ("pk".to_string(), s(pk)),
+                    ("sk".to_string(), s(sk)),
+                ]));
+            }
+            let mut pending = Some(
+                req.build()
+                    .map_err(|e| StoreError::Permanent(e.to_string()))?,
+            );
+            let mut attempt = 0u32;
+            while let Some(req) = pending.take() {
+                let res = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| classify(what, e))?;
+                if let Some(found) = res.responses().and_then(|r| r.get(&self.table)) {
+                    items.extend(found.iter().cloned());
+                }
+                if let Some(rest) = res
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|r| !r.keys().is_empty())
+                {
+                    attempt += 1;
+                    if attempt > UNPROCESSED_ATTEMPTS {
+                        return Err(StoreError::Transient(format!(
+                            "{what}: keys still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)"
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                    pending = Some(rest.clone());
+                }
+            }
+        }
+        Ok(items)
     }
 
     /// Puts an item unless one with its key exists; whether it was written.
@@ -594,6 +647,29 @@ impl SuppressionList for DynamoStore {
             })
             .collect()
     }
+
+    async fn suppressed_among(
+        &self,
+        respondents: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let keys: HashSet<(String, String)> = respondents
+            .iter()
+            .map(|r| (SUPPRESSED_PK.to_string(), suppression_id(r)))
+            .collect();
+        // Consistent: an address unsubscribed a moment ago gets no new link.
+        let request = || {
+            KeysAndAttributes::builder()
+                .consistent_read(true)
+                .projection_expression("sk")
+        };
+        let items = self
+            .batch_get("read the suppression list", &keys, request)
+            .await?;
+        items
+            .iter()
+            .map(|item| attr_str(item, "sk").map(str::to_string))
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -602,13 +678,12 @@ impl ResponseLedger for DynamoStore {
         &self,
         keys: &[ResponseKey],
     ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
-        let mut out = HashMap::new();
-        for group in keys.chunks(BATCH_GET_MAX) {
-            let by_item: HashMap<(String, String), &ResponseKey> = group
-                .iter()
-                .map(|k| ((format!("R#{}", k.survey), k.digest.clone()), k))
-                .collect();
-            let mut request = KeysAndAttributes::builder()
+        let by_item: HashMap<(String, String), &ResponseKey> = keys
+            .iter()
+            .map(|k| ((format!("R#{}", k.survey), k.digest.clone()), k))
+            .collect();
+        let projection = || {
+            KeysAndAttributes::builder()
                 .consistent_read(true)
                 .projection_expression(
                     "pk, sk, #at, eid, slot, score, #day, #rev, #src, #click, #auto, #clk",
@@ -619,76 +694,39 @@ impl ResponseLedger for DynamoStore {
                 .expression_attribute_names("#src", "src")
                 .expression_attribute_names("#click", "click")
                 .expression_attribute_names("#auto", "auto")
-                .expression_attribute_names("#clk", "clk");
-            for (pk, sk) in by_item.keys() {
-                request = request.keys(HashMap::from([
-                    ("pk".to_string(), s(pk)),
-                    ("sk".to_string(), s(sk)),
-                ]));
-            }
-            let mut pending = Some(
-                request
-                    .build()
-                    .map_err(|e| StoreError::Permanent(e.to_string()))?,
+                .expression_attribute_names("#clk", "clk")
+        };
+        let items = self
+            .batch_get("read response records", by_item.keys(), projection)
+            .await?;
+        let mut out = HashMap::new();
+        for item in &items {
+            let id = (
+                attr_str(item, "pk")?.to_string(),
+                attr_str(item, "sk")?.to_string(),
             );
-            let mut attempt = 0u32;
-            while let Some(req) = pending.take() {
-                let res = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| classify("read response records", e))?;
-                for item in res
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
-                    let id = (
-                        attr_str(item, "pk")?.to_string(),
-                        attr_str(item, "sk")?.to_string(),
-                    );
-                    if let Some(key) = by_item.get(&id) {
-                        let sk = id.1.as_str();
-                        let flag =
-                            |name: &str| matches!(item.get(name), Some(AttributeValue::Bool(true)));
-                        let state = RecordState {
-                            answered_at: record_num(item, "at", sk)?,
-                            event_id: attr_str(item, "eid")?.to_string(),
-                            slot: record_num(item, "slot", sk)?,
-                            score: record_num(item, "score", sk)?,
-                            day: Day::from_days(record_num(item, "day", sk)?),
-                            source: attr_str(item, "src").ok().and_then(Source::parse),
-                            click: flag("click"),
-                            automated: flag("auto"),
-                            clicks: attr_str(item, "clk")
-                                .map(ClickMark::decode)
-                                .unwrap_or_default(),
-                            rev: if item.contains_key("rev") {
-                                record_num(item, "rev", sk)?
-                            } else {
-                                0
-                            },
-                        };
-                        out.insert((*key).clone(), state);
-                    }
-                }
-                if let Some(rest) = res
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|r| !r.keys().is_empty())
-                {
-                    attempt += 1;
-                    if attempt > UNPROCESSED_ATTEMPTS {
-                        return Err(StoreError::Transient(format!(
-                            "records still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)"
-                        )));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
-                    pending = Some(rest.clone());
-                }
+            if let Some(key) = by_item.get(&id) {
+                let sk = id.1.as_str();
+                let flag = |name: &str| matches!(item.get(name), Some(AttributeValue::Bool(true)));
+                let state = RecordState {
+                    answered_at: record_num(item, "at", sk)?,
+                    event_id: attr_str(item, "eid")?.to_string(),
+                    slot: record_num(item, "slot", sk)?,
+                    score: record_num(item, "score", sk)?,
+                    day: Day::from_days(record_num(item, "day", sk)?),
+                    source: attr_str(item, "src").ok().and_then(Source::parse),
+                    click: flag("click"),
+                    automated: flag("auto"),
+                    clicks: attr_str(item, "clk")
+                        .map(ClickMark::decode)
+                        .unwrap_or_default(),
+                    rev: if item.contains_key("rev") {
+                        record_num(item, "rev", sk)?
+                    } else {
+                        0
+                    },
+                };
+                out.insert((*key).clone(), state);
             }
         }
         Ok(out)

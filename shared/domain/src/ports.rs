@@ -6,7 +6,7 @@ use crate::response::{ResponseEvent, ResponseKey, Suppression};
 use crate::survey::Survey;
 use crate::time::Day;
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A storage or queue failure, saying whether trying again later can succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +91,9 @@ pub trait SuppressionList: Send + Sync {
     async fn unsuppress(&self, respondent: &str) -> Result<bool, StoreError>;
     /// Every entry, ordered by respondent.
     async fn list_suppressed(&self) -> Result<Vec<Suppression>, StoreError>;
+    /// Which of `respondents` are on the list, in `response::suppression_id` form.
+    async fn suppressed_among(&self, respondents: &[String])
+        -> Result<HashSet<String>, StoreError>;
 }
 
 /// Reads counters for metrics.

@@ -264,37 +264,12 @@ pub fn mint_csv<W: Write>(
     max_rows: Option<u64>,
     mut progress: impl FnMut(u64),
 ) -> Result<MintSummary, RecipientsError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
+    let mut reader = reader(input);
     let mut writer = csv::WriterBuilder::new().from_writer(output);
     let mut lines = Lines::new(input);
     let io = |e: csv::Error| RecipientsError::Io(e.to_string());
     let mut record = csv::ByteRecord::new();
-    let header = loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => return Err(RecipientsError::Empty),
-            Ok(true) if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) => continue,
-            Ok(true) => break record.clone(),
-            Err(e) => return Err(RecipientsError::Header(e.to_string())),
-        }
-    };
-    let names = header
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let f = if i == 0 {
-                f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
-            } else {
-                f
-            };
-            std::str::from_utf8(f)
-                .map(|s| s.trim().to_string())
-                .map_err(|_| RecipientsError::Header("it is not UTF-8".into()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let columns = Columns::find(names, id_column)?;
+    let columns = read_header(&mut reader, id_column)?;
     let link_header = minter.link_header();
     let mut out_header: Vec<&str> = columns.names.iter().map(String::as_str).collect();
     out_header.extend(link_header.iter().map(String::as_str));
@@ -363,6 +338,81 @@ pub fn mint_csv<W: Write>(
         .flush()
         .map_err(|e| RecipientsError::Io(e.to_string()))?;
     Ok(summary)
+}
+
+/// The CSV reader every pass over a recipients file uses.
+fn reader(input: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input)
+}
+
+/// Reads the header (the first line that is not blank) and finds the id column.
+fn read_header(
+    reader: &mut csv::Reader<&[u8]>,
+    id_column: Option<&str>,
+) -> Result<Columns, RecipientsError> {
+    let mut record = csv::ByteRecord::new();
+    let header = loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => return Err(RecipientsError::Empty),
+            Ok(true) if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) => continue,
+            Ok(true) => break record,
+            Err(e) => return Err(RecipientsError::Header(e.to_string())),
+        }
+    };
+    let names = header
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let f = if i == 0 {
+                f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
+            } else {
+                f
+            };
+            std::str::from_utf8(f)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| RecipientsError::Header("it is not UTF-8".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Columns::find(names, id_column)
+}
+
+/// Checks a recipients file before any link is minted (its header, its id column, at most
+/// `max_rows` rows) and returns the respondent ids of its rows, to look up in the suppression
+/// list.
+pub fn recipient_ids(
+    input: &[u8],
+    id_column: Option<&str>,
+    max_rows: Option<u64>,
+) -> Result<Vec<String>, RecipientsError> {
+    let mut reader = reader(input);
+    let columns = read_header(&mut reader, id_column)?;
+    let mut record = csv::ByteRecord::new();
+    let mut ids = Vec::new();
+    let mut rows = 0u64;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                if let Some(id) = record
+                    .get(columns.id)
+                    .and_then(|f| std::str::from_utf8(f).ok())
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            Err(_) => {}
+        }
+        rows += 1;
+        if max_rows.is_some_and(|max| rows > max) {
+            return Err(RecipientsError::TooManyRows(rows - 1));
+        }
+    }
+    Ok(ids)
 }
 
 /// The row's fields as text, or why it cannot be used (with whatever fields could be read).

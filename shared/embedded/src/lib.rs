@@ -15,7 +15,7 @@ use sondeo_domain::report::split_stored_touchpoint;
 use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -515,6 +515,26 @@ impl SuppressionList for EmbeddedStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db_err)?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn suppressed_among(
+        &self,
+        respondents: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let ids: Vec<String> = respondents.iter().map(|r| suppression_id(r)).collect();
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM suppressions WHERE respondent = ?1")
+                .map_err(db_err)?;
+            let mut found = HashSet::new();
+            for id in ids {
+                if stmt.exists(params![id]).map_err(db_err)? {
+                    found.insert(id);
+                }
+            }
+            Ok(found)
         })
         .await
     }

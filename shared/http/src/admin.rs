@@ -12,7 +12,9 @@ use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::keys::ApiKeys;
 use sondeo_domain::ports::{CounterReader, SuppressionList, SurveyStore};
-use sondeo_domain::recipients::{mint_csv, BadRows, LinkColumns, Minter, RecipientsError};
+use sondeo_domain::recipients::{
+    mint_csv, recipient_ids, BadRows, LinkColumns, Minter, RecipientsError,
+};
 use sondeo_domain::report::{build_report, ReportQuery};
 use sondeo_domain::response::{check_respondent, check_send, suppression_id, Suppression};
 use sondeo_domain::survey::{check_slug, Survey};
@@ -24,10 +26,14 @@ use std::sync::Arc;
 pub const MAX_LINK_DAYS: i64 = 365;
 /// Validity of a minted link when none is asked for, in days.
 pub const DEFAULT_LINK_DAYS: i64 = 30;
-/// Most recipient rows in one `POST /v1/links/bulk` (the answer stays under Lambda's 6 MB).
-pub const MAX_BULK_ROWS: u64 = 1000;
-/// Largest recipients CSV one `POST /v1/links/bulk` takes, in bytes.
-pub const BULK_BODY_BYTES: usize = 1 << 20;
+/// Most recipient rows in one `POST /v1/links/bulk`: with 11 score URLs a row, about 21 MB of
+/// answer, streamed (Lambda streams up to 200 MB, the first 6 MB at full speed, then 2 MB/s).
+pub const MAX_BULK_ROWS: u64 = 10_000;
+/// Largest recipients CSV one `POST /v1/links/bulk` takes, in bytes (Lambda takes requests up
+/// to 6 MB).
+pub const BULK_BODY_BYTES: usize = 4 << 20;
+/// Bytes of answer gathered before a chunk of the bulk answer is sent.
+const BULK_CHUNK_BYTES: usize = 64 << 10;
 
 /// Everything the API-key routes need.
 pub struct AdminApp {
@@ -240,13 +246,14 @@ async fn mint_bulk(
     State(app): State<Arc<AdminApp>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    render(
-        async {
-            app.bulk_links(&buffered_within(req, BULK_BODY_BYTES).await?)
-                .await
-        }
-        .await,
-    )
+    let answer = async {
+        let req = buffered_within(req, BULK_BODY_BYTES).await?;
+        app.bulk_links(&req).await
+    };
+    match answer.await {
+        Ok(streamed) => streamed,
+        Err(e) => render(Err(e)),
+    }
 }
 
 impl AdminApp {
@@ -473,9 +480,13 @@ impl AdminApp {
         Ok(json_response(StatusCode::OK, &body))
     }
 
-    /// `POST /v1/links/bulk`: a recipients CSV in, the same rows with their links out; a row
-    /// that gets no links keeps its place with the reason in the `sondeo_error` column.
-    async fn bulk_links(&self, req: &Request) -> Result<Response, HttpError> {
+    /// `POST /v1/links/bulk`: a recipients CSV in, the same rows with their links out, streamed
+    /// as they are minted; a row that gets no links keeps its place with the reason in the
+    /// `sondeo_error` column. Everything that can refuse the whole file is checked first.
+    async fn bulk_links(
+        self: &Arc<Self>,
+        req: &Request,
+    ) -> Result<axum::response::Response, HttpError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct BulkQuery {
@@ -511,55 +522,74 @@ impl AdminApp {
                 ))
             }
         };
+        let send = check_send_param(q.send)?;
         let (survey, issued_at, expires_at) = self
             .link_target(&q.survey, &q.touchpoint, q.expires_in_days)
             .await?;
+        let input = req.body().clone();
+        let ids = recipient_ids(&input, q.id_column.as_deref(), Some(MAX_BULK_ROWS)).map_err(
+            |e| match e {
+                RecipientsError::TooManyRows(_) => HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_rows",
+                    e.to_string(),
+                ),
+                e => HttpError::unprocessable("invalid_recipients", e.to_string()),
+            },
+        )?;
         // Nothing is minted for a respondent who unsubscribed.
         let suppressed = self
             .suppressions
-            .list_suppressed()
+            .suppressed_among(&ids)
             .await
-            .map_err(HttpError::from_store)?
-            .into_iter()
-            .map(|s| s.respondent)
-            .collect();
-        let minter = Minter {
-            keyring: &self.keyring,
-            survey: &survey,
-            touchpoint: &q.touchpoint,
-            send: check_send_param(q.send)?,
-            suppressed,
-            issued_at,
-            expires_at,
-            links,
-        };
-        let mut out = Vec::with_capacity(req.body().len() * 8);
-        let summary = mint_csv(
-            &req.body()[..],
-            &mut out,
-            &minter,
-            q.id_column.as_deref(),
-            BadRows::Explain,
-            Some(MAX_BULK_ROWS),
-            |_| {},
-        )
-        .map_err(|e| match e {
-            RecipientsError::TooManyRows(_) => HttpError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_rows",
-                e.to_string(),
-            ),
-            e => HttpError::unprocessable("invalid_recipients", e.to_string()),
-        })?;
-        let mut resp = http::Response::new(bytes::Bytes::from(out));
+            .map_err(HttpError::from_store)?;
+        let (chunks, body) = ChunkBody::channel();
+        let app = Arc::clone(self);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _request = span.enter();
+            let minter = Minter {
+                keyring: &app.keyring,
+                survey: &survey,
+                touchpoint: &q.touchpoint,
+                send,
+                suppressed,
+                issued_at,
+                expires_at,
+                links,
+            };
+            let mut out = chunks;
+            let minted = mint_csv(
+                &input,
+                &mut out,
+                &minter,
+                q.id_column.as_deref(),
+                BadRows::Explain,
+                Some(MAX_BULK_ROWS),
+                |_| {},
+            );
+            match minted {
+                Ok(summary) => tracing::debug!(
+                    survey = %survey.id,
+                    minted = summary.minted,
+                    rejected = summary.rejected,
+                    "bulk links streamed"
+                ),
+                // The header was checked: only a client that went away ends here. The answer
+                // is cut short, which the client sees as a failed transfer.
+                Err(e) => {
+                    tracing::warn!(survey = %survey.id, error = %e, "bulk links cut short");
+                    out.fail(e.to_string());
+                }
+            }
+        });
+        let mut resp = axum::response::Response::new(axum::body::Body::new(body));
         let headers = resp.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert("sondeo-minted", HeaderValue::from(summary.minted));
-        headers.insert("sondeo-rejected", HeaderValue::from(summary.rejected));
         Ok(resp)
     }
 
@@ -677,6 +707,68 @@ fn bearer_credentials(value: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| rest.trim_start())
+}
+
+/// The writing end of a streamed answer: what a blocking task writes goes out in chunks.
+struct ChunkBody {
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+/// The reading end of a streamed answer, as an HTTP body.
+struct ChunkStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl ChunkBody {
+    /// A writer and the body it feeds; a few chunks may wait for a slow client.
+    fn channel() -> (ChunkBody, ChunkStream) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        (
+            ChunkBody {
+                tx,
+                buf: Vec::with_capacity(BULK_CHUNK_BYTES * 2),
+            },
+            ChunkStream(rx),
+        )
+    }
+
+    /// Ends the answer with an error, so the client does not take a short answer for a whole one.
+    fn fail(self, why: String) {
+        let _ = self.tx.blocking_send(Err(std::io::Error::other(why)));
+    }
+}
+
+impl std::io::Write for ChunkBody {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= BULK_CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BULK_CHUNK_BYTES * 2));
+        self.tx.blocking_send(Ok(chunk.into())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl http_body::Body for ChunkStream {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| c.map(http_body::Frame::data)))
+    }
 }
 
 #[cfg(test)]

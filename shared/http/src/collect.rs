@@ -454,6 +454,7 @@ impl CollectApp {
         // it aside when several scores of the same email arrive within seconds (a link scanner
         // opening every link), and an explicit answer from the page always beats it. HEAD
         // requests and prefetches record nothing.
+        let mut recorded = true;
         if let Some(score) = score {
             if req.method() == Method::GET && !is_prefetch(req) {
                 let event = new_event(
@@ -468,14 +469,21 @@ impl CollectApp {
                     true,
                 );
                 if let Err(e) = self.accept(&survey, &event).await {
-                    // The page still shows: its Send button records the answer explicitly.
+                    // The page still shows, saying the answer is not recorded yet; its script
+                    // and its Send button record it explicitly.
                     tracing::warn!(code = e.code, "click not recorded: {}", e.message);
+                    recorded = false;
                 }
             }
         }
         Ok(html_response(
             StatusCode::OK,
-            crate::pages::answer_page(&survey, &page_target(token, &scope, &respondent), score),
+            crate::pages::answer_page(
+                &survey,
+                &page_target(token, &scope, &respondent),
+                score,
+                recorded,
+            ),
         ))
     }
 

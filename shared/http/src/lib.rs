@@ -121,6 +121,7 @@ mod router_tests {
     use sondeo_domain::survey::Survey;
     use sondeo_domain::time::Day;
     use sondeo_domain::token::LinkKeyring;
+    use std::collections::HashSet;
     use std::sync::Arc;
     use tower::ServiceExt;
 
@@ -157,6 +158,9 @@ mod router_tests {
         }
         async fn list_suppressed(&self) -> Result<Vec<Suppression>, StoreError> {
             Ok(Vec::new())
+        }
+        async fn suppressed_among(&self, _: &[String]) -> Result<HashSet<String>, StoreError> {
+            Ok(HashSet::new())
         }
     }
 

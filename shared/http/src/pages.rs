@@ -6,6 +6,7 @@ use sondeo_domain::survey::{Brand, Locale, Survey, SurveyKind};
 struct Text {
     lang: &'static str,
     you_chose: &'static str,
+    your_score: &'static str,
     change: &'static str,
     pick: &'static str,
     default_follow_up: &'static str,
@@ -23,6 +24,7 @@ struct Text {
 const EN: Text = Text {
     lang: "en",
     you_chose: "Thank you! Your answer:",
+    your_score: "Your answer:",
     change: "Changed your mind? Pick another score.",
     pick: "Pick a score.",
     default_follow_up: "What is the main reason for your score?",
@@ -40,6 +42,7 @@ const EN: Text = Text {
 const ES: Text = Text {
     lang: "es",
     you_chose: "¡Gracias! Su respuesta:",
+    your_score: "Su respuesta:",
     change: "¿Cambió de opinión? Elija otra puntuación.",
     pick: "Elija una puntuación.",
     default_follow_up: "¿Cuál es el motivo principal de su puntuación?",
@@ -161,7 +164,10 @@ fn push_brand_header(out: &mut String, brand: Option<&Brand>) {
 /// nothing to its clicks; it records the score explicitly when a person changes it (not under
 /// automation), and Send records the score with the comment. Explicit answers always beat
 /// clicks, so reloading the page or opening the email again never reverts them.
-pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
+///
+/// `recorded` is false when the click could not be queued: the page then says so instead of
+/// thanking, and its script records the score as soon as it loads (Send records it too).
+pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>, recorded: bool) -> String {
     let t = text(survey.locale);
     let (min, max) = survey.kind.range();
     // Built with appends into one buffer: this page is served on every click.
@@ -178,9 +184,16 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     out.push_str("<h1>");
     escape_into(&mut out, &survey.question);
     out.push_str("</h1><p>");
-    out.push_str(if score.is_some() { t.you_chose } else { t.pick });
+    out.push_str(match (score, recorded) {
+        (Some(_), true) => t.you_chose,
+        (Some(_), false) => t.your_score,
+        (None, _) => t.pick,
+    });
     out.push_str("</p><form id=\"answer\" method=\"post\" action=\"/r/");
     escape_into(&mut out, token);
+    if !recorded {
+        out.push_str("\" data-unsaved=\"1");
+    }
     out.push_str("\"><fieldset><legend class=\"ends\">");
     escape_into(&mut out, &survey.question);
     out.push_str("</legend><div class=\"scale\">");
@@ -236,7 +249,11 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     escape_into(&mut out, t.recorded);
     out.push_str("\" data-failed=\"");
     escape_into(&mut out, t.not_recorded);
-    out.push_str("\"></p><noscript><p>");
+    out.push_str("\">");
+    if score.is_some() && !recorded {
+        out.push_str(t.not_recorded);
+    }
+    out.push_str("</p><noscript><p>");
     out.push_str(t.noscript);
     out.push_str("</p></noscript></main><script>");
     out.push_str(SCRIPT);
@@ -244,13 +261,14 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>) -> String {
     out
 }
 
-/// Records the score explicitly when a person changes it on the page (never on load).
+/// Records the score explicitly when a person changes it on the page (on load only when the
+/// click could not be queued: `data-unsaved`).
 const SCRIPT: &str = "(function(){var f=document.getElementById('answer'),st=document.getElementById('status'),sent=null;\
 function chosen(){var c=f.querySelector('input[name=score]:checked')||f.querySelector('input[type=number]');return c&&c.value!==''?c.value:null}\
 function record(){var s=chosen();if(s===null||s===sent||navigator.webdriver)return;sent=s;\
 fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/json','Content-Type':'application/x-www-form-urlencoded'},body:'score='+encodeURIComponent(s)})\
 .then(function(r){st.textContent=r.ok?st.dataset.recorded:st.dataset.failed;if(!r.ok)sent=null}).catch(function(){st.textContent=st.dataset.failed;sent=null})}\
-sent=chosen();\
+if(f.dataset.unsaved)record();else sent=chosen();\
 f.addEventListener('change',function(e){if(e.target.name==='score')record()})})();";
 
 /// The page shown after Send, under the survey's brand if it has one.
@@ -396,7 +414,7 @@ mod tests {
             public_key: None,
             brand: None,
         };
-        let page = answer_page(&survey, "tok.en", Some(4));
+        let page = answer_page(&survey, "tok.en", Some(4), true);
         assert!(page.contains("Was it &lt;b&gt;good&lt;/b&gt; &amp; &quot;fast&quot;?"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!page.contains("<script>alert"));
@@ -428,7 +446,7 @@ mod tests {
         }));
         let name = "Café &quot;Sol&quot; &lt;script&gt;document.title=&#39;x&#39;&lt;/script&gt;";
         for page in [
-            answer_page(&survey, "t.k", Some(9)),
+            answer_page(&survey, "t.k", Some(9), true),
             thanks_page(&survey, 9),
         ] {
             assert!(
@@ -453,7 +471,7 @@ mod tests {
     #[test]
     fn pages_without_a_brand_have_no_brand_markup_and_bad_stored_values_are_skipped() {
         for page in [
-            answer_page(&branded(None), "t.k", None),
+            answer_page(&branded(None), "t.k", None, true),
             thanks_page(&branded(None), 3),
         ] {
             assert!(!page.contains("brand") && !page.contains("<img"), "{page}");
@@ -464,7 +482,7 @@ mod tests {
             accent: Some("red}body{display:none".into()),
             logo_url: Some("javascript:alert(1)".into()),
         }));
-        let page = answer_page(&survey, "t.k", Some(9));
+        let page = answer_page(&survey, "t.k", Some(9), true);
         assert!(page.contains("<span>Sol</span>"));
         assert!(
             !page.contains("javascript:") && !page.contains("display:none"),
@@ -482,9 +500,9 @@ mod tests {
         };
         let mut survey = branded(None);
         survey.question = "How likely are you to recommend Café Sol to a friend?".into();
-        let plain = answer_page(&survey, &"t".repeat(120), Some(9)).len();
+        let plain = answer_page(&survey, &"t".repeat(120), Some(9), true).len();
         survey.brand = Some(brand);
-        let with_brand = answer_page(&survey, &"t".repeat(120), Some(9)).len();
+        let with_brand = answer_page(&survey, &"t".repeat(120), Some(9), true).len();
         let thanks = thanks_page(&survey, 9).len();
         println!("NPS landing page (en, 120-byte token): {plain} bytes; branded: {with_brand} bytes; branded thank-you page: {thanks} bytes");
         // A TCP initial window (10 segments) carries about 14 KB with the headers.
