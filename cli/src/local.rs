@@ -166,6 +166,7 @@ impl LocalStack {
             ],
             public_key: Some(format!("pk_demo_{}", random_hex(8))),
             brand: None,
+            frequency_cap_days: None,
         };
         self.store.create_survey(&survey).await?;
         Ok(survey)

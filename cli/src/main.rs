@@ -196,6 +196,9 @@ struct CreateArgs {
     /// The logo's https:// URL; needs --brand-name.
     #[arg(long, requires = "brand_name")]
     logo_url: Option<String>,
+    /// Post-order invitations: nobody is invited to this survey again within this many days.
+    #[arg(long = "frequency-cap-days")]
+    frequency_cap_days: Option<u32>,
 }
 
 #[derive(Args)]
@@ -279,6 +282,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     accent: a.accent,
                     logo_url: a.logo_url,
                 }),
+                frequency_cap_days: a.frequency_cap_days,
             };
             let created = client
                 .call(

@@ -456,6 +456,7 @@ impl Backend {
                 }],
                 public_key: None,
                 brand: None,
+                frequency_cap_days: None,
             })
             .await
             .expect("create the survey");

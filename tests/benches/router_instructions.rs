@@ -122,6 +122,7 @@ fn survey() -> Survey {
         }],
         public_key: None,
         brand: None,
+        frequency_cap_days: None,
     }
 }
 

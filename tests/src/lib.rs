@@ -114,6 +114,7 @@ pub fn workload_survey(id: &str) -> Survey {
             .collect(),
         public_key: None,
         brand: None,
+        frequency_cap_days: None,
     }
 }
 

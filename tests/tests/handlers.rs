@@ -75,6 +75,7 @@ async fn fixture_with_queue(
         ],
         public_key: Some("pk_live_0123456789".into()),
         brand: None,
+        frequency_cap_days: None,
     };
     store.create_survey(&survey).await.unwrap();
     let keyring = LinkKeyring::from_spec(KEYS).unwrap();
@@ -679,6 +680,7 @@ async fn public_key_refusals_do_not_tell_whether_a_survey_exists_or_list_its_tou
             }],
             public_key: None,
             brand: None,
+            frequency_cap_days: None,
         })
         .await
         .unwrap();

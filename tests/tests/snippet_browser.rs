@@ -109,6 +109,7 @@ fn survey(id: &str, brand_name: &str, question: &str) -> Survey {
             accent: Some("#0b5cad".into()),
             logo_url: Some("https://cdn.example.com/logo.png".into()),
         }),
+        frequency_cap_days: None,
     }
 }
 

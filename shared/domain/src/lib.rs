@@ -4,7 +4,8 @@
 //! `sondeo-http`.
 //!
 //! Imports run downward: `time` and `survey` at the bottom; `response`, `metrics`, `token`;
-//! `report` and `recipients`; `changes`; `ports`; `aggregate`, `cache` and `breaker` on top.
+//! `report`, `recipients` and `orders`; `changes`; `ports`; `aggregate`, `cache`, `breaker`,
+//! `invite` and `webhooks` on top.
 
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod changes;
 pub mod keys;
 pub mod metrics;
+pub mod orders;
 pub mod ports;
 pub mod recipients;
 pub mod report;
@@ -22,3 +24,4 @@ pub mod settings;
 pub mod survey;
 pub mod time;
 pub mod token;
+pub mod webhooks;

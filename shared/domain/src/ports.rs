@@ -1,6 +1,7 @@
 //! Ports: the small async traits the domain talks to storage and queues through.
 
 use crate::changes::{Chunk, RecordState};
+use crate::orders::{Connection, Invitation, WebhookSecret};
 pub use crate::report::CounterRow;
 use crate::response::{ResponseEvent, ResponseKey, Suppression};
 use crate::survey::Survey;
@@ -94,6 +95,97 @@ pub trait SuppressionList: Send + Sync {
     /// Which of `respondents` are on the list, in `response::suppression_id` form.
     async fn suppressed_among(&self, respondents: &[String])
         -> Result<HashSet<String>, StoreError>;
+}
+
+/// Store connections and their webhook signing secrets.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Creates or replaces a connection and its secret.
+    async fn put_connection(
+        &self,
+        connection: &Connection,
+        secret: &WebhookSecret,
+    ) -> Result<(), StoreError>;
+    /// A connection and its secret, if it exists.
+    async fn get_connection(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Connection, WebhookSecret)>, StoreError>;
+    /// Every connection (without secrets), ordered by id.
+    async fn list_connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Removes a connection; whether it existed.
+    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Post-order invitations, and who was invited to which survey when (the frequency cap).
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Stores a new invitation unless its connection and order have one; whether it was stored.
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<bool, StoreError>;
+    /// The invitation of one order, if any.
+    async fn get_invitation(
+        &self,
+        connection: &str,
+        order: &str,
+    ) -> Result<Option<Invitation>, StoreError>;
+    /// Replaces an invitation if it is still as `seen` (same status, attempts and lease);
+    /// whether it was replaced.
+    async fn replace_invitation(
+        &self,
+        seen: &Invitation,
+        next: &Invitation,
+    ) -> Result<bool, StoreError>;
+    /// Invitations, newest first, at most `limit`, of one connection or of all.
+    async fn list_invitations(
+        &self,
+        connection: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// Invitations still scheduled (or whose sender's lease ran out) that are due by `now_ms`,
+    /// oldest first, at most `limit`.
+    async fn due_invitations(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// Records that `contact` is invited to `survey` by `claimant` at `at_ms`, unless another
+    /// claimant was within `cap_ms` before it; whether the claim holds (a repeat by the same
+    /// claimant holds).
+    async fn claim_contact(
+        &self,
+        survey: &str,
+        contact: &str,
+        claimant: &str,
+        at_ms: i64,
+        cap_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Puts invitations on the clock.
+#[async_trait]
+pub trait InvitationScheduler: Send + Sync {
+    /// Arranges for the invitation to be delivered at its due time; scheduling one that is
+    /// already scheduled is not an error.
+    async fn schedule(&self, invitation: &Invitation) -> Result<(), StoreError>;
+}
+
+/// Why an email was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Throttling, a timeout, an outage: try again later.
+    #[error("temporary mail failure: {0}")]
+    Transient(String),
+    /// The message or its sender is refused and will be every time.
+    #[error("mail refused: {0}")]
+    Permanent(String),
+}
+
+/// Sends emails.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one MIME message (headers and body, CRLF line ends) from `from` to `to`; the
+    /// provider's message id.
+    async fn send_raw(&self, from: &str, to: &str, mime: &[u8]) -> Result<String, MailError>;
 }
 
 /// Reads counters for metrics.

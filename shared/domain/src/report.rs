@@ -239,6 +239,7 @@ mod tests {
             ],
             public_key: None,
             brand: None,
+            frequency_cap_days: None,
         }
     }
 

@@ -273,7 +273,13 @@ pub struct Survey {
     /// The business's name, accent colour and logo, shown on respondent pages and in the snippet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand: Option<Brand>,
+    /// Post-order invitations: nobody is invited to this survey again within this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_cap_days: Option<u32>,
 }
+
+/// Longest frequency cap, in days.
+pub const MAX_FREQUENCY_CAP_DAYS: u32 = 3650;
 
 /// Longest brand name, in characters.
 pub const MAX_BRAND_NAME_CHARS: usize = 80;
@@ -426,6 +432,14 @@ impl Survey {
     /// Checks ids, slugs, text lengths, touchpoints and the brand.
     pub fn validate(&self) -> Result<(), InvalidSurvey> {
         check_slug("survey id", &self.id).map_err(InvalidSurvey)?;
+        if self
+            .frequency_cap_days
+            .is_some_and(|d| d == 0 || d > MAX_FREQUENCY_CAP_DAYS)
+        {
+            return Err(InvalidSurvey(format!(
+                "frequency_cap_days must be 1 to {MAX_FREQUENCY_CAP_DAYS} (leave it out for no cap)"
+            )));
+        }
         if self.question.trim().is_empty() || self.question.chars().count() > 500 {
             return Err(InvalidSurvey("question must be 1 to 500 characters".into()));
         }
@@ -599,6 +613,7 @@ mod tests {
             ],
             public_key: None,
             brand: None,
+            frequency_cap_days: None,
         };
         assert!(s.validate().unwrap_err().0.contains("twice"));
     }
@@ -616,6 +631,7 @@ mod tests {
             }],
             public_key: None,
             brand: Some(brand),
+            frequency_cap_days: None,
         }
     }
 

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod collect;
+pub mod mail;
 pub mod pages;
 pub mod respond;
 pub mod routing;
@@ -272,6 +273,7 @@ mod router_tests {
                 }],
                 public_key: None,
                 brand: None,
+                frequency_cap_days: None,
             }))
         }
         async fn create_survey(&self, _: &Survey) -> Result<(), StoreError> {

@@ -413,6 +413,7 @@ mod tests {
             touchpoints: vec![],
             public_key: None,
             brand: None,
+            frequency_cap_days: None,
         };
         let page = answer_page(&survey, "tok.en", Some(4), true);
         assert!(page.contains("Was it &lt;b&gt;good&lt;/b&gt; &amp; &quot;fast&quot;?"));
@@ -434,6 +435,7 @@ mod tests {
             touchpoints: vec![],
             public_key: None,
             brand,
+            frequency_cap_days: None,
         }
     }
 

@@ -565,6 +565,7 @@ mod tests {
             }],
             public_key: None,
             brand,
+            frequency_cap_days: None,
         }
     }
 
