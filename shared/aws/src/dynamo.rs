@@ -6,7 +6,9 @@
 //! aside as automated), the recent clicks `clk` (`at:score:event_id;…`) and the revision `rev`
 //! every write is conditional on; counter `C#<survey>`/`<day>#<touchpoint>` with attributes
 //! `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`; suppression list entry
-//! `SUPPRESSED`/`<respondent>` with `at` and `via`.
+//! `SUPPRESSED`/`<respondent>` with `at` and `via`; store connections, invitations and
+//! frequency-cap claims in `CONN`, `INV#<connection>` and `CONTACT#<survey>` (listed with the
+//! actions each method uses above the `ConnectionStore` implementation).
 //!
 //! A record is written in a transaction, which costs 2 write units per started KB. When the event
 //! with its comment and properties would make the record larger than 1 KB, they move to a detail
@@ -24,9 +26,10 @@ use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 use sondeo_domain::changes::{Chunk, ClickMark, RecordState};
 use sondeo_domain::metrics::Histogram;
+use sondeo_domain::orders::{Connection, Invitation, InvitationStatus, WebhookSecret};
 use sondeo_domain::ports::{
-    CommitOutcome, CounterReader, CounterRow, ResponseLedger, StoreError, SuppressionList,
-    SurveyStore,
+    CommitOutcome, ConnectionStore, CounterReader, CounterRow, InvitationStore, ResponseLedger,
+    StoreError, SuppressionList, SurveyStore,
 };
 use sondeo_domain::report::split_stored_touchpoint;
 use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
@@ -265,6 +268,17 @@ impl DynamoStore {
         pk: String,
         sk_between: Option<(String, String)>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        self.query_projected(what, pk, sk_between, None).await
+    }
+
+    /// [`DynamoStore::query_all`] reading only the attributes `projection` names, if given.
+    async fn query_projected(
+        &self,
+        what: &str,
+        pk: String,
+        sk_between: Option<(String, String)>,
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -273,6 +287,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(&pk))
+                .set_projection_expression(projection.map(str::to_string))
                 .set_exclusive_start_key(start);
             query = match &sk_between {
                 None => query.key_condition_expression("pk = :pk"),
@@ -349,14 +364,33 @@ impl DynamoStore {
         what: &str,
         item: HashMap<String, AttributeValue>,
     ) -> Result<bool, StoreError> {
-        let res = self
+        self.put_if(what, item, "attribute_not_exists(pk)", &[], Vec::new())
+            .await
+    }
+
+    /// Puts an item if `condition` holds (with these `#name` and `:value` placeholders); whether
+    /// it was written.
+    async fn put_if(
+        &self,
+        what: &str,
+        item: HashMap<String, AttributeValue>,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
+            .condition_expression(condition);
+        for (placeholder, name) in names {
+            put = put.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            put = put.expression_attribute_values(placeholder, value);
+        }
+        let res = put.send().await;
         match res {
             Ok(_) => Ok(true),
             Err(e)
@@ -827,6 +861,290 @@ impl CounterReader for DynamoStore {
             }
         }
         Ok(rows)
+    }
+}
+
+// Post-order surveys. Partitions and the DynamoDB actions each method uses (the functions' IAM
+// statements are written from this list; every partition key below is a `dynamodb:LeadingKeys`):
+//
+// | method               | action     | partition                                               |
+// |----------------------|------------|---------------------------------------------------------|
+// | `put_connection`     | PutItem    | `CONN`                                                  |
+// | `get_connection`     | GetItem    | `CONN`                                                  |
+// | `list_connections`   | Query      | `CONN` (projection `doc`: never the secret)             |
+// | `delete_connection`  | DeleteItem | `CONN` (conditional on the item existing)               |
+// | `create_invitation`  | PutItem    | `INV#<connection>` (conditional: put-if-absent)         |
+// | `get_invitation`     | GetItem    | `INV#<connection>` (consistent read)                    |
+// | `replace_invitation` | PutItem    | `INV#<connection>` (conditional: still as seen)         |
+// | `list_invitations`   | Query      | `INV#<connection>`; for all of them, `CONN` first       |
+// | `due_invitations`    | Query      | `CONN`, then every `INV#<connection>`                   |
+// | `claim_contact`      | PutItem    | `CONTACT#<survey>` (conditional; no call without a cap) |
+//
+// Items: connection `CONN`/`<id>` with `doc` (the Connection as JSON) and `secret`; invitation
+// `INV#<connection>`/`<order>` with `doc` (the Invitation as JSON) and, for conditions,
+// `status`, `attempts`, `lease`, `due`, `created`; frequency-cap claim `CONTACT#<survey>`/
+// `<contact>` with `at`, `by` (the claimant) and `ttl` (when the cap runs out, in seconds).
+
+/// The partition of store connections.
+const CONNECTIONS_PK: &str = "CONN";
+
+/// The partition of a connection's invitations.
+fn invitations_pk(connection: &str) -> String {
+    format!("INV#{connection}")
+}
+
+/// The item holding an invitation: its document, and the attributes conditions compare.
+fn invitation_item(i: &Invitation) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let doc = serde_json::to_string(i).map_err(|e| StoreError::Permanent(e.to_string()))?;
+    Ok(HashMap::from([
+        ("pk".to_string(), s(invitations_pk(&i.connection))),
+        ("sk".to_string(), s(&i.order)),
+        ("doc".to_string(), s(doc)),
+        ("status".to_string(), s(i.status.as_str())),
+        ("attempts".to_string(), n(i.attempts)),
+        ("lease".to_string(), n(i.lease_until)),
+        ("due".to_string(), n(i.due_at)),
+        ("created".to_string(), n(i.created_at)),
+    ]))
+}
+
+impl DynamoStore {
+    /// Every invitation of one connection, or of every listed connection.
+    async fn invitations_of(
+        &self,
+        what: &str,
+        connection: Option<&str>,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let ids: Vec<String> = match connection {
+            Some(c) => vec![c.to_string()],
+            None => self
+                .list_connections()
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let items = self.query_all(what, invitations_pk(&id), None).await?;
+            for item in &items {
+                out.push(parse_doc(item, "invitation")?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn put_connection(
+        &self,
+        connection: &Connection,
+        secret: &WebhookSecret,
+    ) -> Result<(), StoreError> {
+        let doc =
+            serde_json::to_string(connection).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(CONNECTIONS_PK))
+            .item("sk", s(&connection.id))
+            .item("doc", s(doc))
+            .item("secret", s(secret.expose()))
+            .send()
+            .await
+            .map_err(|e| classify("save connection", e))?;
+        Ok(())
+    }
+
+    async fn get_connection(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Connection, WebhookSecret)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(CONNECTIONS_PK))
+            .key("sk", s(id))
+            .send()
+            .await
+            .map_err(|e| classify("get connection", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let connection: Connection = parse_doc(item, "connection")?;
+        let secret = WebhookSecret::new(attr_str(item, "secret")?).map_err(|e| {
+            StoreError::Permanent(format!(
+                "stored secret of connection '{id}' is unusable: {e}"
+            ))
+        })?;
+        Ok(Some((connection, secret)))
+    }
+
+    async fn list_connections(&self) -> Result<Vec<Connection>, StoreError> {
+        // Only the documents leave the table: the secrets stay behind.
+        let items = self
+            .query_projected("list connections", CONNECTIONS_PK.into(), None, Some("doc"))
+            .await?;
+        items
+            .iter()
+            .map(|item| parse_doc(item, "connection"))
+            .collect()
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(CONNECTIONS_PK))
+            .key("sk", s(id))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("delete connection", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl InvitationStore for DynamoStore {
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<bool, StoreError> {
+        self.put_new("create invitation", invitation_item(invitation)?)
+            .await
+    }
+
+    async fn get_invitation(
+        &self,
+        connection: &str,
+        order: &str,
+    ) -> Result<Option<Invitation>, StoreError> {
+        // Consistent: a compare-and-set follows most reads.
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(invitations_pk(connection)))
+            .key("sk", s(order))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get invitation", e))?;
+        out.item()
+            .map(|item| parse_doc(item, "invitation"))
+            .transpose()
+    }
+
+    async fn replace_invitation(
+        &self,
+        seen: &Invitation,
+        next: &Invitation,
+    ) -> Result<bool, StoreError> {
+        if (&seen.connection, &seen.order) != (&next.connection, &next.order) {
+            return Err(StoreError::Permanent(format!(
+                "an invitation cannot move from order '{}' of '{}' to order '{}' of '{}'",
+                seen.order, seen.connection, next.order, next.connection
+            )));
+        }
+        // A missing item has none of these attributes, so it is never "as seen".
+        self.put_if(
+            "replace invitation",
+            invitation_item(next)?,
+            "#status = :status AND #attempts = :attempts AND #lease = :lease",
+            &[
+                ("#status", "status"),
+                ("#attempts", "attempts"),
+                ("#lease", "lease"),
+            ],
+            vec![
+                (":status", s(seen.status.as_str())),
+                (":attempts", n(seen.attempts)),
+                (":lease", n(seen.lease_until)),
+            ],
+        )
+        .await
+    }
+
+    async fn list_invitations(
+        &self,
+        connection: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut all = self.invitations_of("list invitations", connection).await?;
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.connection.cmp(&b.connection))
+                .then_with(|| a.order.cmp(&b.order))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn due_invitations(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut due: Vec<Invitation> = self
+            .invitations_of("read due invitations", None)
+            .await?
+            .into_iter()
+            .filter(|i| match i.status {
+                InvitationStatus::Scheduled => i.due_at <= now_ms,
+                InvitationStatus::Sending => i.lease_until < now_ms,
+                _ => false,
+            })
+            .collect();
+        due.sort_by(|a, b| {
+            a.due_at
+                .cmp(&b.due_at)
+                .then_with(|| a.connection.cmp(&b.connection))
+                .then_with(|| a.order.cmp(&b.order))
+        });
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn claim_contact(
+        &self,
+        survey: &str,
+        contact: &str,
+        claimant: &str,
+        at_ms: i64,
+        cap_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // Without a cap there is nothing to hold against anyone, and nothing to remember.
+        if cap_ms <= 0 {
+            return Ok(true);
+        }
+        let cutoff = at_ms.saturating_sub(cap_ms);
+        // Kept until the cap runs out (DynamoDB's TTL deletes it within days after).
+        let expires = at_ms.saturating_add(cap_ms) / 1000 + 1;
+        let item = HashMap::from([
+            ("pk".to_string(), s(format!("CONTACT#{survey}"))),
+            ("sk".to_string(), s(contact)),
+            ("at".to_string(), n(at_ms)),
+            ("by".to_string(), s(claimant)),
+            ("ttl".to_string(), n(expires)),
+        ]);
+        self.put_if(
+            "claim contact",
+            item,
+            "attribute_not_exists(pk) OR #at <= :cutoff OR #by = :me",
+            &[("#at", "at"), ("#by", "by")],
+            vec![(":cutoff", n(cutoff)), (":me", s(claimant))],
+        )
+        .await
     }
 }
 
