@@ -5,13 +5,17 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sondeo_domain::cache::CachedSurveys;
 use sondeo_domain::keys::{ApiKeys, InvalidApiKeys};
+use sondeo_domain::orders::Invitation;
+use sondeo_domain::ports::{InvitationScheduler, StoreError};
 use sondeo_domain::settings::{optional, parse_origins};
 use sondeo_domain::survey::{JourneyStage, Locale, Survey, SurveyKind, Touchpoint};
 use sondeo_domain::token::KeyringError;
 use sondeo_domain::token::LinkKeyring;
+use sondeo_embedded::outbox::Outbox;
 use sondeo_embedded::EmbeddedStore;
-use sondeo_http::admin::AdminApp;
+use sondeo_http::admin::{AdminApp, OrdersConfig};
 use sondeo_http::collect::CollectApp;
+use sondeo_http::webhooks::WebhookApp;
 use sondeo_http::HttpService;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +74,25 @@ pub struct LocalStack {
     pub keyring: LinkKeyring,
     /// The database file.
     pub db_path: PathBuf,
+    /// Where invitation emails are written as `.eml` files (local mode sends no mail).
+    pub outbox: Outbox,
+    /// The base URL of the links in invitation emails.
+    pub links_base: String,
+}
+
+/// Where local invitation emails go, under the data directory.
+pub const OUTBOX_DIR: &str = "outbox";
+/// Links in local invitation emails point here unless a base URL is given.
+pub const DEFAULT_LINKS_BASE: &str = "http://127.0.0.1:8787";
+
+/// Local mode's scheduler: nothing to arrange, the server's mail loop reads due invitations.
+struct PollingScheduler;
+
+#[async_trait::async_trait]
+impl InvitationScheduler for PollingScheduler {
+    async fn schedule(&self, _: &Invitation) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl LocalStack {
@@ -121,20 +144,39 @@ impl LocalStack {
                 .unwrap_or_default(),
             suppressions: shared.clone(),
         };
+        let links_base = base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LINKS_BASE.to_string());
         let admin = AdminApp {
             surveys: shared.clone(),
             suppressions: shared.clone(),
-            counters: shared,
+            counters: shared.clone(),
             api_keys,
             keyring: keyring.clone(),
-            base_url,
+            base_url: base_url.clone(),
+            orders: OrdersConfig {
+                connections: shared.clone(),
+                invitations: shared.clone(),
+                webhook_base_url: base_url,
+            },
         };
+        let webhooks = WebhookApp {
+            connections: shared.clone(),
+            surveys: shared.clone(),
+            invitations: shared.clone(),
+            suppressions: shared,
+            scheduler: Arc::new(PollingScheduler),
+        };
+        let outbox_dir = data_dir.join(OUTBOX_DIR);
+        let outbox = Outbox::new(&outbox_dir).map_err(io(&outbox_dir))?;
         Ok(LocalStack {
             store,
-            router: sondeo_http::local_router(collect, admin),
+            router: sondeo_http::local_router(collect, admin, webhooks),
             api_key,
             keyring,
             db_path,
+            outbox,
+            links_base,
         })
     }
 

@@ -90,6 +90,51 @@ enum Command {
     Suppress(SuppressCommand),
     /// Print a survey's metrics.
     Report(ReportArgs),
+    /// Store connections: a platform's order webhook feeding a survey (post-order emails).
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// List the invitations orders made: order, masked address, due time, status.
+    Invitations {
+        /// Only this connection's.
+        #[arg(long)]
+        connection: Option<String>,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Connect a store (or replace a connection). The signing secret is read from the
+    /// environment variable SONDEO_WEBHOOK_SECRET, never from the command line.
+    Add(ConnectionArgs),
+    /// List connections and the webhook URL to paste into each platform.
+    List,
+    /// Remove a connection (its webhooks then answer 404).
+    Remove { id: String },
+}
+
+#[derive(clap::Args)]
+struct ConnectionArgs {
+    /// The connection's id (lowercase slug); the webhook URL ends with it.
+    id: String,
+    /// shopify, woocommerce or stripe.
+    #[arg(long)]
+    platform: String,
+    #[arg(long)]
+    survey: String,
+    #[arg(long)]
+    touchpoint: String,
+    /// Minutes between the order and its email (0 to 86400, i.e. up to 60 days).
+    #[arg(long, default_value_t = 0)]
+    delay_minutes: u32,
+    /// The From address: name@domain or 'Name <name@domain>' (a verified SES identity).
+    #[arg(long)]
+    sender: String,
+    /// The store's name, shown in the email.
+    #[arg(long)]
+    store_name: String,
 }
 
 #[derive(Subcommand)]
@@ -401,6 +446,100 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
+        Command::Connections(ConnectionsCommand::Add(a)) => {
+            let secret = std::env::var("SONDEO_WEBHOOK_SECRET").map_err(|_| {
+                "set SONDEO_WEBHOOK_SECRET to the webhook signing secret from the platform's \
+                 settings (it is never taken from the command line)"
+                    .to_string()
+            })?;
+            let out = client
+                .call(
+                    Method::POST,
+                    "/v1/connections",
+                    Some(serde_json::json!({
+                        "id": a.id,
+                        "platform": a.platform,
+                        "survey": a.survey,
+                        "touchpoint": a.touchpoint,
+                        "delay_minutes": a.delay_minutes,
+                        "sender": a.sender,
+                        "store_name": a.store_name,
+                        "secret": secret,
+                    })),
+                )
+                .await?;
+            println!(
+                "connected '{}'; point the {} webhook at:\n  {}",
+                out["id"].as_str().unwrap_or_default(),
+                out["platform"].as_str().unwrap_or_default(),
+                out["webhook_url"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Connections(ConnectionsCommand::List) => {
+            let out = client.call(Method::GET, "/v1/connections", None).await?;
+            let list = out["connections"].as_array().cloned().unwrap_or_default();
+            for c in &list {
+                println!(
+                    "{:<20} {:<12} {}/{}  delay {} min  from {}\n  {}",
+                    c["id"].as_str().unwrap_or_default(),
+                    c["platform"].as_str().unwrap_or_default(),
+                    c["survey"].as_str().unwrap_or_default(),
+                    c["touchpoint"].as_str().unwrap_or_default(),
+                    c["delay_minutes"].as_u64().unwrap_or(0),
+                    c["sender"].as_str().unwrap_or_default(),
+                    c["webhook_url"].as_str().unwrap_or_default(),
+                );
+            }
+            eprintln!("{} connection(s)", list.len());
+            Ok(())
+        }
+        Command::Connections(ConnectionsCommand::Remove { id }) => {
+            client
+                .call(
+                    Method::DELETE,
+                    &format!(
+                        "/v1/connections?{}",
+                        client::query_string(&[("id", id.clone())])
+                    ),
+                    None,
+                )
+                .await?;
+            println!("removed connection '{id}'");
+            Ok(())
+        }
+        Command::Invitations { connection, limit } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(c) = connection {
+                query.push(("connection", c));
+            }
+            let out = client
+                .call(
+                    Method::GET,
+                    &format!("/v1/invitations?{}", client::query_string(&query)),
+                    None,
+                )
+                .await?;
+            let list = out["invitations"].as_array().cloned().unwrap_or_default();
+            println!(
+                "{:<16} {:<20} {:<28} {:<20} {:<9} reason",
+                "connection", "order", "email", "due (UTC)", "status"
+            );
+            for i in &list {
+                let due = i["due_at"].as_i64().unwrap_or(0);
+                println!(
+                    "{:<16} {:<20} {:<28} {:<20} {:<9} {}",
+                    i["connection"].as_str().unwrap_or_default(),
+                    i["order_ref"].as_str().unwrap_or_default(),
+                    i["email"].as_str().unwrap_or_default(),
+                    &sondeo_domain::time::rfc3339(due)[..16],
+                    i["status"].as_str().unwrap_or_default(),
+                    i["reason"].as_str().unwrap_or_default(),
+                );
+            }
+            eprintln!("{} invitation(s)", list.len());
+            Ok(())
+        }
         Command::Snippet(a) => {
             let mut query = vec![
                 ("survey", a.survey),
@@ -541,6 +680,12 @@ async fn serve(
     println!(
         "  curl -H 'Authorization: Bearer {}' '{base}/v1/metrics?survey={DEMO_SURVEY}'",
         stack.api_key
+    );
+    println!();
+    println!(
+        "Store webhooks: {base}/v1/webhooks/<shopify|woocommerce|stripe>/<connection> \
+         (sondeo connections add); invitation emails are written to {}",
+        stack.outbox.dir().display()
     );
     println!();
     println!(

@@ -8,7 +8,7 @@ use axum::serve::ListenerExt;
 use sondeo_domain::aggregate::apply_batch;
 use sondeo_domain::changes::Chunk;
 use sondeo_domain::changes::RecordState;
-use sondeo_domain::ports::{CommitOutcome, ResponseLedger, StoreError};
+use sondeo_domain::ports::{CommitOutcome, InvitationStore, ResponseLedger, StoreError};
 use sondeo_domain::response::ResponseKey;
 use sondeo_embedded::EmbeddedStore;
 use sondeo_http::{self as web, HttpError};
@@ -60,6 +60,65 @@ pub async fn dispatch(stack: &LocalStack, req: web::Request) -> web::Response {
             format!("the response could not be read: {e}"),
         )
         .to_json(),
+    }
+}
+
+/// How often the mail loop looks for due invitations.
+const MAIL_TICK: Duration = Duration::from_secs(1);
+/// Invitations delivered per tick at most.
+const MAIL_BATCH: usize = 50;
+
+/// Delivers the invitations due now (as the mail function does when a schedule fires), writing
+/// each email to the outbox; returns how many were handled.
+pub async fn deliver_due_once(stack: &LocalStack) -> usize {
+    use sondeo_domain::invite::Courier;
+    let now = sondeo_domain::time::now_ms();
+    let due = match stack.store.due_invitations(now, MAIL_BATCH).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "due invitations could not be read");
+            return 0;
+        }
+    };
+    let courier = Courier {
+        invitations: &stack.store,
+        suppressions: &stack.store,
+        surveys: &stack.store,
+        connections: &stack.store,
+        mailer: &stack.outbox,
+    };
+    let compose = |survey: &sondeo_domain::survey::Survey,
+                   connection: &sondeo_domain::orders::Connection,
+                   invitation: &sondeo_domain::orders::Invitation| {
+        web::compose::compose_invitation(
+            &stack.keyring,
+            &stack.links_base,
+            survey,
+            connection,
+            invitation,
+            now / 1000,
+        )
+    };
+    for invitation in &due {
+        match courier
+            .deliver(&invitation.connection, &invitation.order, now, &compose)
+            .await
+        {
+            Ok(outcome) => tracing::debug!(?outcome, "invitation delivery"),
+            Err(e) => tracing::warn!(error = %e, "invitation delivery failed; retried next tick"),
+        }
+    }
+    due.len()
+}
+
+/// Delivers due invitations every tick until `stop`.
+async fn mail_loop(stack: Arc<LocalStack>, mut stop: watch::Receiver<bool>) {
+    loop {
+        deliver_due_once(&stack).await;
+        tokio::select! {
+            _ = tokio::time::sleep(MAIL_TICK) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 
@@ -186,6 +245,7 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let drain = tokio::spawn(drain_loop(stack.clone(), stop_rx.clone()));
+    let mail = tokio::spawn(mail_loop(stack.clone(), stop_rx.clone()));
     let mut accept_stop = stop_rx;
     // Answers are small: send each as soon as it is written (no Nagle delay on keep-alive connections).
     let listener = listener.tap_io(|tcp| {
@@ -220,6 +280,6 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
     Ok(RunningServer {
         addr,
         stop,
-        tasks: vec![serve, drain],
+        tasks: vec![serve, drain, mail],
     })
 }

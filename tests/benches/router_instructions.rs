@@ -126,8 +126,33 @@ fn survey() -> Survey {
     }
 }
 
+/// Clicks never schedule invitations.
+struct NoSchedule;
+
+#[async_trait::async_trait]
+impl sondeo_domain::ports::InvitationScheduler for NoSchedule {
+    async fn schedule(
+        &self,
+        _: &sondeo_domain::orders::Invitation,
+    ) -> Result<(), sondeo_domain::ports::StoreError> {
+        Ok(())
+    }
+}
+
+/// The webhook route's app over an empty SQLite store (clicks never reach it).
+fn webhooks(store: Arc<sondeo_embedded::EmbeddedStore>) -> sondeo_http::webhooks::WebhookApp {
+    sondeo_http::webhooks::WebhookApp {
+        connections: store.clone(),
+        surveys: store.clone(),
+        invitations: store.clone(),
+        suppressions: store,
+        scheduler: Arc::new(NoSchedule),
+    }
+}
+
 fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
-    // Clicks never read the suppression list; an empty SQLite one stands in.
+    // Clicks never read the suppression list, connections or invitations; an empty SQLite
+    // store stands in.
     let suppressions: Arc<sondeo_embedded::EmbeddedStore> =
         Arc::new(sondeo_embedded::EmbeddedStore::in_memory().expect("in-memory store"));
     let collect = CollectApp {
@@ -139,6 +164,11 @@ fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
     };
     let admin = AdminApp {
         surveys: store.clone(),
+        orders: sondeo_http::admin::OrdersConfig {
+            connections: suppressions.clone(),
+            invitations: suppressions.clone(),
+            webhook_base_url: None,
+        },
         suppressions,
         counters: store,
         api_keys: ApiKeys::from_list(API_KEY).expect("api key"),
@@ -266,7 +296,12 @@ async fn child(target: &str, route: &str, n: usize, max: usize, subscriber: bool
     let normalize = NormalizePathLayer::trim_trailing_slash;
     // Each variant is `routing::finish` with one layer left out of its ServiceBuilder stack.
     let ok = match target {
-        "full" => drive(sondeo_http::local_router(collect, admin), route, tokens).await,
+        "full" => {
+            let empty =
+                Arc::new(sondeo_embedded::EmbeddedStore::in_memory().expect("in-memory store"));
+            let router = sondeo_http::local_router(collect, admin, webhooks(empty));
+            drive(router, route, tokens).await
+        }
         "axum" => {
             let r = sondeo_http::collect::routes(Arc::new(collect))
                 .merge(sondeo_http::admin::routes(admin));

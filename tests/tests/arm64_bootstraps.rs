@@ -156,6 +156,47 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
             },
             streamed: true,
         },
+        // A platform no connection can have: 404 before any table read.
+        "webhooks" => {
+            let mut event = fixture("apigw_get_link.json");
+            let path = "/v1/webhooks/magento/tienda-sol";
+            event["rawPath"] = json!(path);
+            event["requestContext"]["http"]["path"] = json!(path);
+            event["requestContext"]["http"]["method"] = json!("POST");
+            Case {
+                env: vec![
+                    table,
+                    (
+                        "SONDEO_MAIL_FUNCTION_ARN",
+                        "arn:aws:lambda:us-east-1:123456789012:function:sondeo-mail".to_string(),
+                    ),
+                    (
+                        "SONDEO_SCHEDULER_ROLE_ARN",
+                        "arn:aws:iam::123456789012:role/sondeo-scheduler".to_string(),
+                    ),
+                ],
+                event,
+                check: |response| match response["statusCode"].as_u64() {
+                    Some(404) => Ok(()),
+                    other => Err(format!("expected statusCode 404, got {other:?}")),
+                },
+                streamed: false,
+            }
+        }
+        // Neither a schedule's invitation nor an SNS delivery: answered, no AWS call.
+        "mail" => Case {
+            env: vec![
+                table,
+                link_keys,
+                ("SONDEO_BASE_URL", "https://surveys.example.com".to_string()),
+            ],
+            event: json!({ "hello": "world" }),
+            check: |response| match response["ignored"].as_str() {
+                Some(_) => Ok(()),
+                None => Err(r#"expected {"ignored": "..."}"#.into()),
+            },
+            streamed: false,
+        },
         // An empty batch: nothing to apply, no failures.
         "aggregate" => Case {
             env: vec![table],

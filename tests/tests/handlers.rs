@@ -89,6 +89,11 @@ async fn fixture_with_queue(
             suppressions: shared.clone(),
         })),
         admin: Function(sondeo_http::admin::router(AdminApp {
+            orders: sondeo_http::admin::OrdersConfig {
+                connections: shared.clone(),
+                invitations: shared.clone(),
+                webhook_base_url: None,
+            },
             surveys: shared.clone(),
             suppressions: shared.clone(),
             counters: shared,

@@ -34,6 +34,8 @@ fn declared_variables(binary: &str) -> Option<&'static [Variable]> {
         "metrics" => Some(metrics::config::VARIABLES),
         "aggregate" => Some(aggregate::config::VARIABLES),
         "breaker" => Some(breaker::config::VARIABLES),
+        "webhooks" => Some(webhooks::config::VARIABLES),
+        "mail" => Some(mail::config::VARIABLES),
         _ => None,
     }
 }
@@ -44,6 +46,7 @@ fn binary_for(function: Function) -> &'static str {
     match function {
         Function::Collect => "collect",
         Function::Metrics => "metrics",
+        Function::Webhooks => "webhooks",
     }
 }
 
@@ -977,6 +980,13 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
         "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-collect-flood";
     const METRICS_ALARM: &str =
         "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-metrics-flood";
+    const WEBHOOKS_ALARM: &str =
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-webhooks-flood";
+    const SCHEDULES: &str =
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${InvitationScheduleGroup}/sondeo-*";
+    const SENDER: &str =
+        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SenderIdentity}";
+    const CONFIGURATION_SET: &str = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${MailConfigurationSet}";
     let specs: &[Spec] = match binary {
         "collect" => &[
             // get_survey (through the cache); the warm-up GetItem.
@@ -998,6 +1008,12 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:DeleteItem", TABLE, &["SUPPRESSED"]),
             // suppressed_among (a bulk call's recipients).
             ("dynamodb:BatchGetItem", TABLE, &["SUPPRESSED"]),
+            // put_connection.
+            ("dynamodb:PutItem", TABLE, &["CONN"]),
+            // list_connections; list_invitations (CONN, then each INV#<connection>).
+            ("dynamodb:Query", TABLE, &["CONN", "INV#*"]),
+            // delete_connection.
+            ("dynamodb:DeleteItem", TABLE, &["CONN"]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
             ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
         ],
@@ -1018,12 +1034,45 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
         "breaker" => &[
             ("lambda:GetFunctionConcurrency", "CollectFunction", &[]),
             ("lambda:GetFunctionConcurrency", "MetricsFunction", &[]),
+            ("lambda:GetFunctionConcurrency", "WebhooksFunction", &[]),
             ("lambda:PutFunctionConcurrency", "CollectFunction", &[]),
             ("lambda:PutFunctionConcurrency", "MetricsFunction", &[]),
+            ("lambda:PutFunctionConcurrency", "WebhooksFunction", &[]),
             ("lambda:DeleteFunctionConcurrency", "CollectFunction", &[]),
             ("lambda:DeleteFunctionConcurrency", "MetricsFunction", &[]),
+            ("lambda:DeleteFunctionConcurrency", "WebhooksFunction", &[]),
             ("cloudwatch:DescribeAlarms", COLLECT_ALARM, &[]),
             ("cloudwatch:DescribeAlarms", METRICS_ALARM, &[]),
+            ("cloudwatch:DescribeAlarms", WEBHOOKS_ALARM, &[]),
+        ],
+        "webhooks" => &[
+            // get_connection; get_survey; the warm-up's GetItem; get_invitation.
+            (
+                "dynamodb:GetItem",
+                TABLE,
+                &["CONN", "SURVEY", "warm-up", "INV#*"],
+            ),
+            // create_invitation, replace_invitation; claim_contact.
+            ("dynamodb:PutItem", TABLE, &["INV#*", "CONTACT#*"]),
+            // suppressed_among (the order's address).
+            ("dynamodb:BatchGetItem", TABLE, &["SUPPRESSED"]),
+            // EventBridgeScheduler::schedule, with the role the schedule runs as.
+            ("scheduler:CreateSchedule", SCHEDULES, &[]),
+            ("iam:PassRole", "SchedulerRole", &[]),
+        ],
+        "mail" => &[
+            // get_invitation; get_connection; get_survey.
+            ("dynamodb:GetItem", TABLE, &["INV#*", "CONN", "SURVEY"]),
+            // replace_invitation; suppress (bounces and complaints).
+            ("dynamodb:PutItem", TABLE, &["INV#*", "SUPPRESSED"]),
+            // suppressed_among (before each send).
+            ("dynamodb:BatchGetItem", TABLE, &["SUPPRESSED"]),
+            // SesMailer::send_raw: SESv2 SendEmail (raw content).
+            ("ses:SendEmail", SENDER, &[]),
+            ("ses:SendEmail", CONFIGURATION_SET, &[]),
+            ("ses:SendRawEmail", SENDER, &[]),
+            ("ses:SendRawEmail", CONFIGURATION_SET, &[]),
+            ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
         ],
         _ => return None,
     };

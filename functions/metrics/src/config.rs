@@ -20,6 +20,10 @@ pub const VARIABLES: &[Variable] = &[
         "SONDEO_BASE_URL",
         "base URL of the collect routes that minted links point at (derived from the request when unset)",
     ),
+    Variable::optional(
+        "SONDEO_WEBHOOK_BASE_URL",
+        "base URL of the webhook function that connection webhook URLs point at (derived from the request when unset)",
+    ),
     WARM_UP_VARIABLE,
     TRUST_VARIABLES[0],
     TRUST_VARIABLES[1],
@@ -39,6 +43,8 @@ pub struct MetricsConfig {
     pub link_keys: KeySource,
     /// Base URL of minted links; derived from each request when `None`.
     pub base_url: Option<String>,
+    /// Base URL of the webhook function; derived from each request when `None`.
+    pub webhook_base_url: Option<String>,
     /// Whether init opens the DynamoDB connection.
     pub warm_up: bool,
     /// The roots of trust of the AWS clients.
@@ -58,6 +64,7 @@ impl MetricsConfig {
             api_keys: KeySource::api_keys(settings)?,
             link_keys: KeySource::link_keys(settings)?,
             base_url: settings.optional("SONDEO_BASE_URL"),
+            webhook_base_url: settings.optional("SONDEO_WEBHOOK_BASE_URL"),
             warm_up: warm_up_setting(settings)?,
             roots: Roots::from_settings(settings),
         })
@@ -76,6 +83,7 @@ mod tests {
             "arn:aws:secretsmanager:links",
         ),
         ("SONDEO_BASE_URL", "https://links.example/"),
+        ("SONDEO_WEBHOOK_BASE_URL", "https://hooks.example"),
         ("SSL_CERT_FILE", "/etc/ssl/certs/ca.pem"),
     ];
 
@@ -102,6 +110,7 @@ mod tests {
             KeySource::SecretArn("arn:aws:secretsmanager:links".into())
         );
         assert_eq!(c.base_url.as_deref(), Some("https://links.example/"));
+        assert_eq!(c.webhook_base_url.as_deref(), Some("https://hooks.example"));
         assert!(c.warm_up, "warm-up is on by default");
         assert_eq!(c.roots, Roots::System);
     }

@@ -4,7 +4,7 @@
 use metrics::config::MetricsConfig;
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_aws::secrets;
-use sondeo_http::admin::AdminApp;
+use sondeo_http::admin::{AdminApp, OrdersConfig};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -28,6 +28,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = AdminApp {
         surveys: store.clone(),
         suppressions: store.clone(),
+        orders: OrdersConfig {
+            connections: store.clone(),
+            invitations: store.clone(),
+            webhook_base_url: config.webhook_base_url,
+        },
         counters: store,
         api_keys: api_keys?,
         keyring: keyring?,

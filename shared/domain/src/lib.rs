@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod breaker;
 pub mod cache;
 pub mod changes;
+pub mod invite;
 pub mod keys;
 pub mod metrics;
 pub mod orders;

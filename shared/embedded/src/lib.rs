@@ -1,5 +1,6 @@
-//! Embedded storage for local mode: SQLite (bundled) holding surveys, records, counters and a
-//! durable queue, implementing the same ports as the DynamoDB and SQS adapters.
+//! Embedded storage for local mode: SQLite (bundled) holding surveys, records, counters, a
+//! durable queue and post-order invitations, implementing the same ports as the DynamoDB and SQS
+//! adapters.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use tokio::sync::oneshot;
+
+mod orders;
+pub mod outbox;
 
 /// Receives after which a local queue message moves to the dead-letter table (as SQS maxReceiveCount;
 /// the literal 5 in the queue SQL matches it, so its partial index applies).
@@ -51,6 +55,19 @@ CREATE TABLE IF NOT EXISTS queue (
 DROP INDEX IF EXISTS queue_visible;
 CREATE INDEX IF NOT EXISTS queue_exhausted ON queue (visible_at) WHERE receives >= 5;
 CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT NULL, receives INTEGER NOT NULL, moved_at INTEGER NOT NULL);
+-- Post-order surveys: store connections (the signing secret apart from the listed document),
+-- one invitation per connection and order, and who was invited to which survey when.
+CREATE TABLE IF NOT EXISTS connections (id TEXT PRIMARY KEY, doc TEXT NOT NULL, secret TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invitations (
+  connection TEXT NOT NULL, ord TEXT NOT NULL, created_at INTEGER NOT NULL, due_at INTEGER NOT NULL,
+  status TEXT NOT NULL, attempts INTEGER NOT NULL, lease_until INTEGER NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (connection, ord));
+CREATE INDEX IF NOT EXISTS invitations_due ON invitations (status, due_at);
+CREATE INDEX IF NOT EXISTS invitations_created ON invitations (created_at);
+CREATE INDEX IF NOT EXISTS invitations_connection_created ON invitations (connection, created_at);
+CREATE TABLE IF NOT EXISTS contacts (
+  survey TEXT NOT NULL, contact TEXT NOT NULL, at INTEGER NOT NULL, claimant TEXT NOT NULL,
+  PRIMARY KEY (survey, contact));
 ";
 
 /// SQLite-backed surveys, ledger, counters and durable queue in one file (or in memory).

@@ -11,7 +11,9 @@ use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::keys::ApiKeys;
-use sondeo_domain::ports::{CounterReader, SuppressionList, SurveyStore};
+use sondeo_domain::ports::{
+    ConnectionStore, CounterReader, InvitationStore, SuppressionList, SurveyStore,
+};
 use sondeo_domain::recipients::{
     mint_csv, recipient_ids, BadRows, LinkColumns, Minter, RecipientsError,
 };
@@ -49,10 +51,28 @@ pub struct AdminApp {
     pub base_url: Option<String>,
     /// Respondents who unsubscribed.
     pub suppressions: Arc<dyn SuppressionList>,
+    /// Store connections, their invitations, and where the webhook route is.
+    pub orders: OrdersConfig,
+}
+
+/// The post-order part of the API: connections and invitations.
+pub struct OrdersConfig {
+    /// Store connections and their secrets.
+    pub connections: Arc<dyn ConnectionStore>,
+    /// Invitations.
+    pub invitations: Arc<dyn InvitationStore>,
+    /// Base URL of the webhook route (derived from the request when unset).
+    pub webhook_base_url: Option<String>,
 }
 
 /// The metrics function's routes: metrics, surveys and link minting, each behind an API key.
 pub fn routes(app: AdminApp) -> Router {
+    let orders = crate::connections::routes(crate::connections::ConnectionsApi {
+        connections: app.orders.connections.clone(),
+        invitations: app.orders.invitations.clone(),
+        surveys: app.surveys.clone(),
+        webhook_base_url: app.orders.webhook_base_url.clone(),
+    });
     let app = Arc::new(app);
     let keys = app.clone();
     Router::new()
@@ -69,10 +89,11 @@ pub fn routes(app: AdminApp) -> Router {
             "/v1/links/bulk",
             post(mint_bulk).layer(DefaultBodyLimit::max(BULK_BODY_BYTES)),
         )
+        .with_state(app)
+        .merge(orders)
         .route_layer(middleware::from_fn(move |req, next| {
             require_api_key(keys.clone(), req, next)
         }))
-        .with_state(app)
 }
 
 /// The metrics function's finished router (shared layers, 404 fallback).

@@ -11,22 +11,31 @@
 
 pub mod admin;
 pub mod collect;
+pub mod compose;
+pub mod connections;
 pub mod mail;
 pub mod pages;
 pub mod respond;
 pub mod routing;
 pub mod snippet;
+pub mod webhooks;
 
 pub use respond::{HttpError, Request, Response, MAX_BODY_BYTES};
 pub use routing::HttpService;
 
 use http::Method;
 
-/// Both functions' routes in one router, as local mode serves them on one port.
-pub fn local_router(collect: collect::CollectApp, admin: admin::AdminApp) -> HttpService {
+/// Every function's routes in one router, as local mode serves them on one port.
+pub fn local_router(
+    collect: collect::CollectApp,
+    admin: admin::AdminApp,
+    webhooks: webhooks::WebhookApp,
+) -> HttpService {
     let collect = std::sync::Arc::new(collect);
     routing::finish_with(
-        collect::routes(collect.clone()).merge(admin::routes(admin)),
+        collect::routes(collect.clone())
+            .merge(admin::routes(admin))
+            .merge(webhooks::routes(std::sync::Arc::new(webhooks))),
         Some(collect::clicks(collect)),
     )
 }
@@ -36,8 +45,10 @@ pub fn local_router(collect: collect::CollectApp, admin: admin::AdminApp) -> Htt
 pub enum Function {
     /// Respondent-facing and submission routes (`functions/collect`).
     Collect,
-    /// API-key routes: metrics, surveys, links (`functions/metrics`).
+    /// API-key routes: metrics, surveys, links, connections (`functions/metrics`).
     Metrics,
+    /// Store order webhooks (`functions/webhooks`).
+    Webhooks,
 }
 
 /// Every HTTP route: method, path pattern, and the function whose router serves it (the
@@ -59,6 +70,15 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
     ("POST", "/v1/suppressions", Function::Metrics),
     ("DELETE", "/v1/suppressions", Function::Metrics),
     ("POST", "/v1/links/bulk", Function::Metrics),
+    ("GET", "/v1/connections", Function::Metrics),
+    ("POST", "/v1/connections", Function::Metrics),
+    ("DELETE", "/v1/connections", Function::Metrics),
+    ("GET", "/v1/invitations", Function::Metrics),
+    (
+        "POST",
+        "/v1/webhooks/{platform}/{connection}",
+        Function::Webhooks,
+    ),
 ];
 
 /// The function whose route matches a method and path, if any.
@@ -115,8 +135,10 @@ mod router_tests {
     use async_trait::async_trait;
     use http::{header, StatusCode};
     use sondeo_domain::keys::ApiKeys;
+    use sondeo_domain::orders::{Connection, Invitation, WebhookSecret};
     use sondeo_domain::ports::{
-        CounterReader, CounterRow, ResponseQueue, StoreError, SuppressionList, SurveyStore,
+        ConnectionStore, CounterReader, CounterRow, InvitationScheduler, InvitationStore,
+        ResponseQueue, StoreError, SuppressionList, SurveyStore,
     };
     use sondeo_domain::response::{ResponseEvent, Suppression};
     use sondeo_domain::survey::Survey;
@@ -166,6 +188,73 @@ mod router_tests {
     }
 
     #[async_trait]
+    impl ConnectionStore for Empty {
+        async fn put_connection(
+            &self,
+            _: &Connection,
+            _: &WebhookSecret,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn get_connection(
+            &self,
+            _: &str,
+        ) -> Result<Option<(Connection, WebhookSecret)>, StoreError> {
+            Ok(None)
+        }
+        async fn list_connections(&self) -> Result<Vec<Connection>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn delete_connection(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    #[async_trait]
+    impl InvitationStore for Empty {
+        async fn create_invitation(&self, _: &Invitation) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn get_invitation(&self, _: &str, _: &str) -> Result<Option<Invitation>, StoreError> {
+            Ok(None)
+        }
+        async fn replace_invitation(
+            &self,
+            _: &Invitation,
+            _: &Invitation,
+        ) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn list_invitations(
+            &self,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<Vec<Invitation>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn due_invitations(&self, _: i64, _: usize) -> Result<Vec<Invitation>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn claim_contact(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: i64,
+            _: i64,
+        ) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+    }
+
+    #[async_trait]
+    impl InvitationScheduler for Empty {
+        async fn schedule(&self, _: &Invitation) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
     impl CounterReader for Empty {
         async fn read_counters(
             &self,
@@ -179,7 +268,7 @@ mod router_tests {
 
     const KEY: &str = "0123456789abcdef-router";
 
-    fn routers() -> (HttpService, HttpService) {
+    fn routers() -> (HttpService, HttpService, HttpService) {
         let keyring = LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-router").unwrap();
         let collect = collect::router(collect::CollectApp {
             surveys: Arc::new(Empty),
@@ -195,8 +284,20 @@ mod router_tests {
             api_keys: ApiKeys::from_list(KEY).unwrap(),
             keyring,
             base_url: None,
+            orders: admin::OrdersConfig {
+                connections: Arc::new(Empty),
+                invitations: Arc::new(Empty),
+                webhook_base_url: None,
+            },
         });
-        (collect, admin)
+        let webhooks = webhooks::router(webhooks::WebhookApp {
+            connections: Arc::new(Empty),
+            surveys: Arc::new(Empty),
+            invitations: Arc::new(Empty),
+            suppressions: Arc::new(Empty),
+            scheduler: Arc::new(Empty),
+        });
+        (collect, admin, webhooks)
     }
 
     async fn call(router: &HttpService, method: &str, path: &str) -> (StatusCode, String) {
@@ -220,29 +321,36 @@ mod router_tests {
 
     #[tokio::test]
     async fn each_router_serves_exactly_its_functions_routes() {
-        let (collect, admin) = routers();
+        let (collect, admin, webhooks) = routers();
         for (method, pattern, function) in ROUTES {
-            let path = pattern.replace("{token}", "x.y").replace("{id}", "nps");
-            let (own, other) = match function {
-                Function::Collect => (&collect, &admin),
-                Function::Metrics => (&admin, &collect),
+            let path = pattern
+                .replace("{token}", "x.y")
+                .replace("{id}", "nps")
+                .replace("{platform}", "shopify")
+                .replace("{connection}", "shop");
+            let (own, others) = match function {
+                Function::Collect => (&collect, [&admin, &webhooks]),
+                Function::Metrics => (&admin, [&collect, &webhooks]),
+                Function::Webhooks => (&webhooks, [&collect, &admin]),
             };
             let (status, code) = call(own, method, &path).await;
             assert!(
                 code != "no_route" && status != StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path}: its router answered {status} {code}"
             );
-            let (status, code) = call(other, method, &path).await;
-            assert!(
-                code == "no_route" || status == StatusCode::METHOD_NOT_ALLOWED,
-                "{method} {path} is also served by the other router ({status} {code})"
-            );
+            for other in others {
+                let (status, code) = call(other, method, &path).await;
+                assert!(
+                    code == "no_route" || status == StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is also served by another router ({status} {code})"
+                );
+            }
         }
     }
 
     #[tokio::test]
     async fn unknown_paths_answer_json_404_and_trailing_slashes_are_ignored() {
-        let (collect, admin) = routers();
+        let (collect, admin, _) = routers();
         assert_eq!(
             call(&collect, "GET", "/nope").await,
             (StatusCode::NOT_FOUND, "no_route".to_string())
@@ -435,7 +543,7 @@ mod router_tests {
     #[tokio::test]
     async fn the_click_fast_path_sets_and_echoes_request_ids_and_leaves_other_requests_to_the_router(
     ) {
-        let (collect, _) = routers();
+        let (collect, _, _) = routers();
         let fast = collect.fast.clone().unwrap();
         for (method, path) in [
             ("HEAD", "/r/x.y"),
@@ -477,7 +585,7 @@ mod router_tests {
 
     #[tokio::test]
     async fn every_response_carries_a_request_id() {
-        let (collect, _) = routers();
+        let (collect, _, _) = routers();
         let req = http::Request::builder()
             .uri("/nope")
             .body(axum::body::Body::empty())
