@@ -125,3 +125,194 @@ async fn suppress_bounces(messages: &[String], list: &dyn SuppressionList) -> Re
     }
     Ok(json!({ "suppressed": suppressed }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sondeo_domain::invite::OrderDesk;
+    use sondeo_domain::orders::{InvitationStatus, OrderEvent, Platform, WebhookSecret};
+    use sondeo_domain::ports::{
+        ConnectionStore, InvitationScheduler, InvitationStore, MailError, Mailer, StoreError,
+        SurveyStore,
+    };
+    use sondeo_embedded::outbox::Outbox;
+    use sondeo_embedded::EmbeddedStore;
+
+    struct NoClock;
+
+    #[async_trait::async_trait]
+    impl InvitationScheduler for NoClock {
+        async fn schedule(&self, _: &Invitation) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// Refuses every message as SES does when sending is throttled.
+    struct Throttled;
+
+    #[async_trait::async_trait]
+    impl Mailer for Throttled {
+        async fn send_raw(&self, _: &str, _: &str, _: &[u8]) -> Result<String, MailError> {
+            Err(MailError::Transient("TooManyRequestsException".into()))
+        }
+    }
+
+    async fn store_with_invitation() -> EmbeddedStore {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let survey: Survey = serde_json::from_value(json!({
+            "id": "post-order", "kind": "nps", "question": "How likely are you to recommend us?",
+            "touchpoints": [{"slug": "post-purchase"}],
+        }))
+        .unwrap();
+        store.create_survey(&survey).await.unwrap();
+        let connection = Connection {
+            id: "shop".into(),
+            platform: Platform::Stripe,
+            survey: "post-order".into(),
+            touchpoint: "post-purchase".into(),
+            delay_minutes: 0,
+            sender: "Shop <hi@shop.example>".into(),
+            store_name: "Shop".into(),
+        };
+        store
+            .put_connection(&connection, &WebhookSecret::new("whsec_x").unwrap())
+            .await
+            .unwrap();
+        let desk = OrderDesk {
+            invitations: &store,
+            suppressions: &store,
+            scheduler: &NoClock,
+        };
+        desk.admit(
+            &connection,
+            &survey,
+            &OrderEvent {
+                order_id: "cs_1".into(),
+                order_ref: "cs_1".into(),
+                email: Some("ana@example.com".into()),
+                name: Some("Ana".into()),
+                delivery_id: None,
+            },
+            now_ms() - 1000,
+        )
+        .await
+        .unwrap();
+        store
+    }
+
+    fn keyring() -> LinkKeyring {
+        LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-mail").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_schedule_sends_its_invitation_once_and_a_throttled_send_fails_the_invocation() {
+        let store = store_with_invitation().await;
+        let dir = std::env::temp_dir().join(format!("sondeo-mail-{:08x}", rand_suffix()));
+        let outbox = Outbox::new(&dir).unwrap();
+        let keyring = keyring();
+        let event = json!({"sondeo_invitation": {"connection": "shop", "order": "cs_1"}});
+
+        // SES throttles: the invocation fails (Lambda retries it), the attempt is recorded.
+        let throttled = MailDeps {
+            courier: Courier {
+                invitations: &store,
+                suppressions: &store,
+                surveys: &store,
+                connections: &store,
+                mailer: &Throttled,
+            },
+            suppressions: &store,
+            keyring: &keyring,
+            base_url: "https://surveys.example.com",
+        };
+        let err = handle(event.clone(), &throttled).await.unwrap_err();
+        assert!(err.to_string().contains("not sent yet"), "{err}");
+        let retry = store.get_invitation("shop", "cs_1").await.unwrap().unwrap();
+        assert_eq!((retry.status, retry.attempts), (InvitationStatus::Scheduled, 1));
+
+        // Make it due again (Lambda's retry comes a minute later), then deliver twice.
+        let due = Invitation {
+            due_at: now_ms() - 1,
+            ..retry.clone()
+        };
+        assert!(store.replace_invitation(&retry, &due).await.unwrap());
+        let deps = MailDeps {
+            courier: Courier {
+                invitations: &store,
+                suppressions: &store,
+                surveys: &store,
+                connections: &store,
+                mailer: &outbox,
+            },
+            suppressions: &store,
+            keyring: &keyring,
+            base_url: "https://surveys.example.com",
+        };
+        assert_eq!(handle(event.clone(), &deps).await.unwrap()["status"], "sent");
+        assert_eq!(handle(event, &deps).await.unwrap()["status"], "settled");
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(files.len(), 1, "one email");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn ses_bounces_and_complaints_through_sns_suppress_the_addresses() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let keyring = keyring();
+        let deps = MailDeps {
+            courier: Courier {
+                invitations: &store,
+                suppressions: &store,
+                surveys: &store,
+                connections: &store,
+                mailer: &Throttled,
+            },
+            suppressions: &store,
+            keyring: &keyring,
+            base_url: "https://surveys.example.com",
+        };
+        let bounce = json!({
+            "eventType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                "bouncedRecipients": [{"emailAddress": "Gone@Example.com"}]},
+            "mail": {"messageId": "m1"},
+        });
+        let complaint = json!({
+            "notificationType": "Complaint",
+            "complaint": {"complainedRecipients": [{"emailAddress": "angry@example.com"}],
+                "complaintFeedbackType": "abuse"},
+            "mail": {"messageId": "m2"},
+        });
+        let transient = json!({
+            "eventType": "Bounce",
+            "bounce": {"bounceType": "Transient", "bouncedRecipients": [{"emailAddress": "full@example.com"}]},
+        });
+        let sns = |m: &Value| json!({"EventSource": "aws:sns", "Sns": {"Message": m.to_string()}});
+        let event = json!({"Records": [sns(&bounce), sns(&complaint), sns(&transient)]});
+        assert_eq!(handle(event, &deps).await.unwrap()["suppressed"], 2);
+        let mut listed: Vec<(String, String)> = store
+            .list_suppressed()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.respondent, s.via))
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                ("angry@example.com".to_string(), "complaint".to_string()),
+                ("gone@example.com".to_string(), "bounce".to_string())
+            ]
+        );
+        // Anything else is answered and ignored.
+        assert!(handle(json!({"hello": 1}), &deps).await.unwrap()["ignored"].is_string());
+    }
+
+    fn rand_suffix() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+    }
+}
