@@ -251,7 +251,7 @@ fn verify_stripe(
     // full name.
     type Path = &'static [&'static str];
     let (ref_path, email_paths, name_path): (Path, &[Path], Path) = match kind {
-        "checkout.session.completed" => (
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => (
             &["client_reference_id"],
             &[&["customer_details", "email"], &["customer_email"]],
             &["customer_details", "name"],
@@ -264,6 +264,16 @@ fn verify_stripe(
         .and_then(|data| data.get("object"))
         .filter(|object| object.is_object())
         .ok_or_else(|| malformed(format!("the {kind} event has no data.object")))?;
+    // A session paid by a delayed method (a bank debit) completes unpaid: its
+    // async_payment_succeeded event invites once the money arrives.
+    if kind == "checkout.session.completed"
+        && text_at(object, &["payment_status"]) == Some("unpaid")
+    {
+        return Ok(WebhookOutcome::Ignored(
+            "the checkout session is not paid yet (checkout.session.async_payment_succeeded invites when it is)"
+                .into(),
+        ));
+    }
     let order_id = id_of(object.get("id"))
         .ok_or_else(|| malformed(format!("the {kind} event's object has no id")))?;
     let order_ref = text_at(object, ref_path)
@@ -842,6 +852,49 @@ mod tests {
     }
 
     const STRIPE_KEY: &str = "whsec_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH";
+    #[test]
+    fn an_unpaid_checkout_waits_for_its_async_payment_event() {
+        let secret = WebhookSecret::new("whsec_unpaid").unwrap();
+        let now = 1_700_000_000;
+        let sign = |body: &[u8]| {
+            let mut mac =
+                <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes()).unwrap();
+            mac.update(format!("{now}.").as_bytes());
+            mac.update(body);
+            let hex: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("t={now},v1={hex}")
+        };
+        let unpaid = br#"{"id":"evt_u","type":"checkout.session.completed","data":{"object":{"id":"cs_u","payment_status":"unpaid","customer_details":{"email":"u@example.com"}}}}"#;
+        let paid = br#"{"id":"evt_p","type":"checkout.session.async_payment_succeeded","data":{"object":{"id":"cs_u","payment_status":"paid","customer_details":{"email":"u@example.com"}}}}"#;
+        for (body, invites) in [(&unpaid[..], false), (&paid[..], true)] {
+            let header = sign(body);
+            let outcome = verify_and_parse(
+                Platform::Stripe,
+                &secret,
+                &|name: &str| (name == "stripe-signature").then(|| header.clone()),
+                body,
+                now,
+            )
+            .unwrap();
+            match outcome {
+                WebhookOutcome::Order(order) => {
+                    assert!(invites);
+                    assert_eq!(order.order_id, "cs_u");
+                }
+                WebhookOutcome::Ignored(why) => {
+                    assert!(!invites);
+                    assert!(why.contains("not paid yet"), "{why}");
+                }
+                WebhookOutcome::Ping => panic!("not a ping"),
+            }
+        }
+    }
+
     const CHECKOUT: &[u8] = br#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event","type":"checkout.session.completed","data":{"object":{"id":"cs_test_a1b2","object":"checkout.session","client_reference_id":"order-1001","customer_details":{"email":"jenny.rosen@example.com","name":"Jenny Rosen"},"customer_email":null}}}"#;
 
     fn stripe(
