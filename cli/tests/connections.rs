@@ -1,0 +1,138 @@
+//! `sondeo connections` and `sondeo invitations` through the real binary in local mode: a store
+//! is connected with its secret from the environment (never the command line), listed with its
+//! webhook URL and without the secret, refused with a reason when something is wrong, and
+//! removed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sondeo-cli-connections-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sondeo(data: &Path, args: &[&str], secret: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sondeo"));
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("SONDEO_API_URL")
+        .env_remove("SONDEO_API_KEY")
+        .env_remove("SONDEO_WEBHOOK_SECRET");
+    if let Some(s) = secret {
+        cmd.env("SONDEO_WEBHOOK_SECRET", s);
+    }
+    cmd.output().expect("sondeo runs")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const ADD: &[&str] = &[
+    "connections",
+    "add",
+    "tienda-sol",
+    "--platform",
+    "shopify",
+    "--survey",
+    "post-order",
+    "--touchpoint",
+    "post-purchase",
+    "--delay-minutes",
+    "4320",
+    "--sender",
+    "Tienda Sol <hola@tiendasol.example>",
+    "--store-name",
+    "Tienda Sol",
+];
+
+#[test]
+fn a_store_is_connected_listed_without_its_secret_and_removed() {
+    let data = data_dir();
+    let out = sondeo(
+        &data,
+        &[
+            "survey",
+            "create",
+            "--id",
+            "post-order",
+            "--kind",
+            "nps",
+            "--question",
+            "How likely are you to recommend Tienda Sol?",
+            "--touchpoint",
+            "post-purchase",
+            "--frequency-cap-days",
+            "90",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // No secret in the environment: refused, saying where it goes.
+    let out = sondeo(&data, ADD, None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("SONDEO_WEBHOOK_SECRET"),
+        "{:?}",
+        text(&out)
+    );
+
+    // A touchpoint the survey does not have, a platform that does not exist: refused.
+    let mut bad = ADD.to_vec();
+    bad[8] = "checkout";
+    let out = sondeo(&data, &bad, Some("shpss_secret"));
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("checkout"), "{:?}", text(&out));
+    let mut bad = ADD.to_vec();
+    bad[4] = "magento";
+    let out = sondeo(&data, &bad, Some("shpss_secret"));
+    assert!(
+        text(&out).1.contains("shopify, woocommerce or stripe"),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = sondeo(&data, ADD, Some("shpss_do-not-print-me"));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("/v1/webhooks/shopify/tienda-sol"),
+        "the webhook URL to paste into Shopify: {stdout}"
+    );
+    let out = sondeo(&data, &["connections", "list"], None);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("tienda-sol") && stdout.contains("delay 4320 min"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 connection(s)"), "{stderr}");
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains("do-not-print-me"),
+            "the secret never comes back"
+        );
+    }
+
+    let out = sondeo(&data, &["invitations", "--connection", "tienda-sol"], None);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("connection"), "{stdout}");
+    assert!(stderr.contains("0 invitation(s)"), "{stderr}");
+
+    let out = sondeo(&data, &["connections", "remove", "tienda-sol"], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = sondeo(&data, &["connections", "remove", "tienda-sol"], None);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("no connection"), "{:?}", text(&out));
+    let _ = std::fs::remove_dir_all(&data);
+}
