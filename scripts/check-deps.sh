@@ -35,7 +35,7 @@ expect() {
     fi
 }
 
-for function in collect aggregate metrics breaker; do
+for function in collect aggregate metrics breaker webhooks mail; do
     expect "$function" '^aws-sdk-'
     forbid "$function" '^rusqlite$|^libsqlite3-sys$' "Lambda functions must not build SQLite"
 done
@@ -52,6 +52,7 @@ if ! python3 - shared/*/src <<'PY'
 import pathlib, re, sys
 
 cyclic = False
+total = 0
 for src in map(pathlib.Path, sys.argv[1:]):
     modules = {p.stem: p for p in src.glob("*.rs") if p.stem not in ("lib", "main")}
     edges = {}
@@ -76,10 +77,12 @@ for src in map(pathlib.Path, sys.argv[1:]):
     for m in sorted(modules):
         if m not in state:
             visit(m, [m])
-    if not any(edges.values()) and len(modules) > 1:
-        print(f"FAIL {src.parent.name}: no imports found between {len(modules)} modules (is the scan broken?)")
-        cyclic = True
+    total += sum(map(len, edges.values()))
     print(f"ok   {src.parent.name}: {sum(map(len, edges.values()))} imports between {len(modules)} modules, no cycle" if not cyclic else "", end="\n" if not cyclic else "")
+# A crate's modules may all be independent, but not every crate's: then the scan is broken.
+if total == 0:
+    print("FAIL no imports found between the modules of any shared crate (is the scan broken?)")
+    cyclic = True
 sys.exit(1 if cyclic else 0)
 PY
 then
