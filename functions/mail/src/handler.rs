@@ -228,7 +228,10 @@ mod tests {
         let err = handle(event.clone(), &throttled).await.unwrap_err();
         assert!(err.to_string().contains("not sent yet"), "{err}");
         let retry = store.get_invitation("shop", "cs_1").await.unwrap().unwrap();
-        assert_eq!((retry.status, retry.attempts), (InvitationStatus::Scheduled, 1));
+        assert_eq!(
+            (retry.status, retry.attempts),
+            (InvitationStatus::Scheduled, 1)
+        );
 
         // Make it due again (Lambda's retry comes a minute later), then deliver twice.
         let due = Invitation {
@@ -248,7 +251,10 @@ mod tests {
             keyring: &keyring,
             base_url: "https://surveys.example.com",
         };
-        assert_eq!(handle(event.clone(), &deps).await.unwrap()["status"], "sent");
+        assert_eq!(
+            handle(event.clone(), &deps).await.unwrap()["status"],
+            "sent"
+        );
         assert_eq!(handle(event, &deps).await.unwrap()["status"], "settled");
         let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(files.len(), 1, "one email");
