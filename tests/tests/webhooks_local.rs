@@ -376,7 +376,10 @@ async fn webhooks_make_one_invitation_per_order_and_the_email_goes_out() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(counted["n"], 1, "the email's link counts in the order's send: {counted}");
+    assert_eq!(
+        counted["n"], 1,
+        "the email's link counts in the order's send: {counted}"
+    );
     assert_eq!(counted["promoters"], 1, "{counted}");
 
     server.shutdown().await;
