@@ -3,6 +3,7 @@
 
 pub mod dynamo_wire;
 pub mod local_http;
+pub mod order_store_contract;
 pub mod runtime_api;
 pub mod write_units;
 

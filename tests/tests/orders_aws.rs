@@ -1,6 +1,6 @@
 //! The post-order adapters against a moto server on 127.0.0.1, with the real SDK clients: store
-//! connections, invitations and frequency-cap claims in DynamoDB, mail through SES v2 and
-//! schedules in EventBridge Scheduler.
+//! connections, invitations and frequency-cap claims in DynamoDB (the order store contract, and
+//! the items it writes), mail through SES v2 and schedules in EventBridge Scheduler.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
@@ -10,12 +10,14 @@ use hyper_util::rt::TokioExecutor;
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_aws::scheduler::{at_expression, invitation_key, EventBridgeScheduler};
 use sondeo_aws::ses::SesMailer;
-use sondeo_domain::orders::{Connection, Invitation, InvitationStatus, Platform, WebhookSecret};
+use sondeo_domain::orders::{Invitation, InvitationStatus, WebhookSecret};
 use sondeo_domain::ports::{
-    ConnectionStore, InvitationScheduler, InvitationStore, MailError, Mailer, StoreError,
+    ConnectionStore, InvitationScheduler, InvitationStore, MailError, Mailer,
 };
 use sondeo_domain::time::now_ms;
+use sondeo_tests::order_store_contract::{connection, invitation};
 use sondeo_tests::*;
+use std::collections::HashMap;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -25,337 +27,83 @@ async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client) {
     (DynamoStore::new(client.clone(), table), client)
 }
 
-fn connection(id: &str) -> Connection {
-    Connection {
-        id: id.into(),
-        platform: Platform::Woocommerce,
-        survey: "nps-2026".into(),
-        touchpoint: "post-purchase".into(),
-        delay_minutes: 4320,
-        sender: "Tienda Sol <hola@tiendasol.example>".into(),
-        store_name: "Tienda Sol".into(),
-    }
+/// One item of the store's table, as DynamoDB holds it.
+async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    s: &DynamoStore,
+    pk: &str,
+    sk: &str,
+) -> HashMap<String, AttributeValue> {
+    let got = client
+        .get_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap();
+    got.item.unwrap_or_else(|| panic!("no item {pk}/{sk}"))
 }
 
-fn invitation(connection: &str, order: &str, created_at: i64, due_at: i64) -> Invitation {
-    Invitation {
-        connection: connection.into(),
-        order: order.into(),
-        order_ref: format!("#{order}"),
-        email: "ana@example.com".into(),
-        name: Some("Ana".into()),
-        survey: "nps-2026".into(),
-        touchpoint: "post-purchase".into(),
-        created_at,
-        due_at,
-        status: InvitationStatus::Scheduled,
-        reason: None,
-        attempts: 0,
-        lease_until: 0,
-        sent_at: None,
-        message_id: None,
-    }
-}
-
-fn orders(list: &[Invitation]) -> Vec<(&str, &str)> {
-    list.iter()
-        .map(|i| (i.connection.as_str(), i.order.as_str()))
-        .collect()
-}
+sondeo_tests::order_store_contract_tests!(store().await.0);
 
 #[tokio::test]
-async fn a_connection_keeps_its_secret_apart_and_the_list_never_carries_it() {
-    // GIVEN two connections saved with their secrets
+async fn a_connection_item_keeps_the_secret_out_of_its_document() {
     let (s, client) = store().await;
     let secret = WebhookSecret::new("wc_secret_0123456789").unwrap();
     s.put_connection(&connection("b-shop"), &secret)
         .await
         .unwrap();
-    s.put_connection(&connection("a-shop"), &WebhookSecret::new("other").unwrap())
-        .await
-        .unwrap();
-    // WHEN one is read back and all are listed
-    let (read, read_secret) = s.get_connection("b-shop").await.unwrap().unwrap();
-    let listed = s.list_connections().await.unwrap();
-    // THEN the read has both; the list is ordered by id, and the stored document has no secret
-    assert_eq!(read, connection("b-shop"));
-    assert_eq!(read_secret.expose(), "wc_secret_0123456789");
-    assert_eq!(listed, vec![connection("a-shop"), connection("b-shop")]);
-    let item = client
-        .get_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S("CONN".into()))
-        .key("sk", AttributeValue::S("b-shop".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    assert!(!item["doc"].as_s().unwrap().contains("wc_secret"));
+    let item = raw_item(&client, &s, "CONN", "b-shop").await;
+    assert!(
+        !item["doc"].as_s().unwrap().contains("wc_secret"),
+        "{item:?}"
+    );
     assert_eq!(item["secret"].as_s().unwrap(), "wc_secret_0123456789");
-    // AND saving again replaces the secret; deleting says whether there was one to delete
-    s.put_connection(
-        &connection("b-shop"),
-        &WebhookSecret::new("rotated").unwrap(),
-    )
-    .await
-    .unwrap();
-    let (_, rotated) = s.get_connection("b-shop").await.unwrap().unwrap();
-    assert_eq!(rotated.expose(), "rotated");
-    assert!(s.delete_connection("b-shop").await.unwrap());
-    assert!(!s.delete_connection("b-shop").await.unwrap());
-    assert_eq!(s.get_connection("b-shop").await.unwrap(), None);
-    assert_eq!(
-        s.list_connections().await.unwrap(),
-        vec![connection("a-shop")]
-    );
 }
 
 #[tokio::test]
-async fn an_order_created_by_five_deliveries_at_once_gets_exactly_one_invitation() {
-    // GIVEN five deliveries of one order, each building its own invitation
-    let (s, _) = store().await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..5 {
-        let s = s.clone();
-        tasks.spawn(async move {
-            let mut mine = invitation("shop", "1001", 1_000 + i, 5_000);
-            mine.email = format!("delivery-{i}@example.com");
-            (s.create_invitation(&mine).await.unwrap(), mine)
-        });
-    }
-    // WHEN they all create it at once
-    let mut created = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        let (stored, mine) = done.unwrap();
-        if stored {
-            created.push(mine);
-        }
-    }
-    // THEN exactly one was stored, and it is the one read back
-    assert_eq!(created.len(), 1, "{created:?}");
-    assert_eq!(
-        s.get_invitation("shop", "1001").await.unwrap(),
-        Some(created.remove(0))
-    );
-    assert_eq!(s.get_invitation("shop", "1002").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn a_replace_holds_only_while_status_attempts_and_lease_are_as_seen() {
-    // GIVEN a stored invitation
+async fn an_invitation_item_carries_its_condition_attributes_as_its_document_says() {
+    // GIVEN an invitation claimed by a sender
     let (s, client) = store().await;
     let seen = invitation("shop", "1001", 1_000, 5_000);
     assert!(s.create_invitation(&seen).await.unwrap());
-    let claim = |lease| Invitation {
+    let claimed = Invitation {
         status: InvitationStatus::Sending,
         attempts: 1,
-        lease_until: lease,
+        lease_until: 9_000,
         ..seen.clone()
     };
-    // WHEN two senders claim it from the same read
-    let first = s.replace_invitation(&seen, &claim(9_000)).await.unwrap();
-    let second = s.replace_invitation(&seen, &claim(9_500)).await.unwrap();
-    // THEN only the first holds, and the condition attributes follow the document
-    assert!(first && !second);
-    assert_eq!(
-        s.get_invitation("shop", "1001").await.unwrap(),
-        Some(claim(9_000))
-    );
-    let item = client
-        .get_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S("INV#shop".into()))
-        .key("sk", AttributeValue::S("1001".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    assert_eq!(item["status"].as_s().unwrap(), "sending");
-    assert_eq!(item["attempts"].as_n().unwrap(), "1");
-    assert_eq!(item["lease"].as_n().unwrap(), "9000");
-    assert_eq!(item["due"].as_n().unwrap(), "5000");
-    assert_eq!(item["created"].as_n().unwrap(), "1000");
-    // AND a read differing only in attempts, or only in lease, is stale too
-    let sent = Invitation {
-        status: InvitationStatus::Sent,
-        lease_until: 0,
-        sent_at: Some(9_100),
-        message_id: Some("m-1".into()),
-        ..claim(9_000)
-    };
-    let stale_attempts = Invitation {
-        attempts: 2,
-        ..claim(9_000)
-    };
-    assert!(!s.replace_invitation(&stale_attempts, &sent).await.unwrap());
-    assert!(!s.replace_invitation(&claim(9_001), &sent).await.unwrap());
-    assert!(s.replace_invitation(&claim(9_000), &sent).await.unwrap());
-    assert_eq!(s.get_invitation("shop", "1001").await.unwrap(), Some(sent));
-    // AND a missing invitation is never replaced, nor one by another order's
-    let missing = invitation("shop", "404", 0, 0);
-    assert!(!s.replace_invitation(&missing, &missing).await.unwrap());
-    assert_eq!(s.get_invitation("shop", "404").await.unwrap(), None);
-    assert!(matches!(
-        s.replace_invitation(&seen, &missing).await,
-        Err(StoreError::Permanent(_))
-    ));
+    assert!(s.replace_invitation(&seen, &claimed).await.unwrap());
+    // THEN the attributes the compare-and-set and the due scan read follow the document
+    let item = raw_item(&client, &s, "INV#shop", "1001").await;
+    let attribute = |name: &str| item[name].as_s().or(item[name].as_n()).unwrap().as_str();
+    let read = ["status", "attempts", "lease", "due", "created"].map(attribute);
+    assert_eq!(read, ["sending", "1", "9000", "5000", "1000"]);
 }
 
 #[tokio::test]
-async fn invitations_list_newest_first_and_due_ones_come_oldest_first() {
-    // GIVEN two connections with invitations in every state
-    let (s, _) = store().await;
-    let secret = WebhookSecret::new("s").unwrap();
-    for id in ["a", "b"] {
-        s.put_connection(&connection(id), &secret).await.unwrap();
-    }
-    let now = 1_000_000;
-    let with = |c: &str, order: &str, created, due, status, lease| Invitation {
-        status,
-        lease_until: lease,
-        ..invitation(c, order, created, due)
-    };
-    for i in [
-        with("a", "late", 10, now - 10, InvitationStatus::Scheduled, 0),
-        with("b", "exactly-now", 20, now, InvitationStatus::Scheduled, 0),
-        with("a", "future", 30, now + 1, InvitationStatus::Scheduled, 0),
-        with(
-            "b",
-            "lease-ran-out",
-            40,
-            now - 20,
-            InvitationStatus::Sending,
-            now - 1,
-        ),
-        with(
-            "a",
-            "lease-holds",
-            50,
-            now - 40,
-            InvitationStatus::Sending,
-            now + 1,
-        ),
-        with(
-            "b",
-            "lease-ends-now",
-            55,
-            now - 45,
-            InvitationStatus::Sending,
-            now,
-        ),
-        with("b", "sent", 60, now - 50, InvitationStatus::Sent, 0),
-        with(
-            "a",
-            "oldest-due",
-            70,
-            now - 30,
-            InvitationStatus::Scheduled,
-            0,
-        ),
-    ] {
-        assert!(s.create_invitation(&i).await.unwrap());
-    }
-    // WHEN they are listed, and the due ones asked for
-    let all = s.list_invitations(None, 100).await.unwrap();
-    let top = s.list_invitations(None, 3).await.unwrap();
-    let of_a = s.list_invitations(Some("a"), 2).await.unwrap();
-    let due = s.due_invitations(now, 100).await.unwrap();
-    let first_due = s.due_invitations(now, 2).await.unwrap();
-    // THEN lists run newest first, per connection or across all, up to the limit
-    assert_eq!(
-        orders(&all),
-        [
-            ("a", "oldest-due"),
-            ("b", "sent"),
-            ("b", "lease-ends-now"),
-            ("a", "lease-holds"),
-            ("b", "lease-ran-out"),
-            ("a", "future"),
-            ("b", "exactly-now"),
-            ("a", "late"),
-        ]
-    );
-    assert_eq!(orders(&top), orders(&all[..3]));
-    assert_eq!(orders(&of_a), [("a", "oldest-due"), ("a", "lease-holds")]);
-    assert!(s.list_invitations(Some("c"), 10).await.unwrap().is_empty());
-    // AND due ones are the scheduled ones due by now and the sends whose lease ran out,
-    // oldest due first
-    assert_eq!(
-        orders(&due),
-        [
-            ("a", "oldest-due"),
-            ("b", "lease-ran-out"),
-            ("a", "late"),
-            ("b", "exactly-now"),
-        ]
-    );
-    assert_eq!(orders(&first_due), orders(&due[..2]));
-}
-
-#[tokio::test]
-async fn a_contact_claim_holds_against_other_claimants_only_within_the_cap() {
+async fn a_contact_claim_item_is_the_holders_and_expires_with_its_cap() {
+    // GIVEN a claim held, and another claimant refused within its cap
     let (s, client) = store().await;
     let cap = 30 * DAY_MS;
     let t0 = 20_000 * DAY_MS;
-    // The first claim holds, and so does a repeat by the same claimant (a retried delivery).
     assert!(s
         .claim_contact("s", "ana@x.co", "inv-a", t0, cap)
-        .await
-        .unwrap());
-    assert!(s
-        .claim_contact("s", "ana@x.co", "inv-a", t0, cap)
-        .await
-        .unwrap());
-    // Another claimant within the cap does not hold, up to the last millisecond of it.
-    assert!(!s
-        .claim_contact("s", "ana@x.co", "inv-b", t0 + DAY_MS, cap)
         .await
         .unwrap());
     assert!(!s
         .claim_contact("s", "ana@x.co", "inv-b", t0 + cap - 1, cap)
         .await
         .unwrap());
-    // The record is the holder's, kept until its cap runs out.
-    let item = client
-        .get_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S("CONTACT#s".into()))
-        .key("sk", AttributeValue::S("ana@x.co".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    // THEN the item is the holder's, unchanged by the refusal, and lives until its cap runs out
+    let item = raw_item(&client, &s, "CONTACT#s", "ana@x.co").await;
     assert_eq!(item["by"].as_s().unwrap(), "inv-a");
     assert_eq!(item["at"].as_n().unwrap(), &t0.to_string());
     assert_eq!(
         item["ttl"].as_n().unwrap(),
         &((t0 + cap) / 1000 + 1).to_string()
     );
-    // Once the cap has passed the other claimant holds, and the first is now the other one.
-    assert!(s
-        .claim_contact("s", "ana@x.co", "inv-b", t0 + cap, cap)
-        .await
-        .unwrap());
-    assert!(!s
-        .claim_contact("s", "ana@x.co", "inv-a", t0 + cap + 1, cap)
-        .await
-        .unwrap());
-    // Other surveys and contacts are apart, and without a cap every claim holds.
-    assert!(s
-        .claim_contact("t", "ana@x.co", "inv-c", t0, cap)
-        .await
-        .unwrap());
-    assert!(s
-        .claim_contact("s", "bo@x.co", "inv-c", t0, cap)
-        .await
-        .unwrap());
-    assert!(s
-        .claim_contact("s", "ana@x.co", "inv-d", t0 + cap + 2, 0)
-        .await
-        .unwrap());
 }
 
 /// Every raw message moto's SES backend holds, from its model dump (`/moto-api/data.json`):

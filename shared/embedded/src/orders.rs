@@ -300,289 +300,31 @@ impl InvitationStore for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sondeo_domain::orders::Platform;
 
-    const DAY_MS: i64 = 86_400_000;
-
-    fn connection(id: &str) -> Connection {
-        Connection {
-            id: id.into(),
-            platform: Platform::Shopify,
-            survey: "nps-2026".into(),
-            touchpoint: "post-purchase".into(),
-            delay_minutes: 60,
-            sender: "Tienda Sol <hola@tiendasol.example>".into(),
-            store_name: "Tienda Sol".into(),
-        }
-    }
-
-    fn invitation(connection: &str, order: &str, created_at: i64, due_at: i64) -> Invitation {
-        Invitation {
-            connection: connection.into(),
-            order: order.into(),
-            order_ref: format!("#{order}"),
-            email: "ana@example.com".into(),
-            name: Some("Ana".into()),
-            survey: "nps-2026".into(),
-            touchpoint: "post-purchase".into(),
-            created_at,
-            due_at,
-            status: InvitationStatus::Scheduled,
-            reason: None,
-            attempts: 0,
-            lease_until: 0,
-            sent_at: None,
-            message_id: None,
-        }
-    }
-
-    fn keys(list: &[Invitation]) -> Vec<(&str, &str)> {
-        list.iter()
-            .map(|i| (i.connection.as_str(), i.order.as_str()))
-            .collect()
-    }
+    // The behaviour of both ports is the order store contract's (tests/src/order_store_contract.rs,
+    // run on this store by tests/tests/orders_embedded.rs); here only what SQL alone can see.
 
     #[tokio::test]
-    async fn a_connection_keeps_its_secret_apart_and_the_list_never_carries_it() {
-        // GIVEN two connections saved with their secrets
+    async fn the_secret_has_a_column_of_its_own_and_the_document_never_holds_it() {
         let store = EmbeddedStore::in_memory().unwrap();
+        let shop: Connection = serde_json::from_str(
+            r#"{"id": "shop", "platform": "shopify", "survey": "s", "touchpoint": "t",
+                "sender": "hola@tiendasol.example", "store_name": "Tienda Sol"}"#,
+        )
+        .unwrap();
         let secret = WebhookSecret::new("shpss_0123456789abcdef").unwrap();
-        store
-            .put_connection(&connection("b-shop"), &secret)
-            .await
-            .unwrap();
-        store
-            .put_connection(&connection("a-shop"), &WebhookSecret::new("other").unwrap())
-            .await
-            .unwrap();
-        // WHEN one is read back, and all are listed
-        let (read, read_secret) = store.get_connection("b-shop").await.unwrap().unwrap();
-        let listed = store.list_connections().await.unwrap();
-        // THEN the read has the document and the secret; the list is ordered and holds no secret
-        assert_eq!(read, connection("b-shop"));
-        assert_eq!(read_secret.expose(), "shpss_0123456789abcdef");
-        assert_eq!(listed, vec![connection("a-shop"), connection("b-shop")]);
-        let docs: Vec<String> = store
+        store.put_connection(&shop, &secret).await.unwrap();
+        let (doc, stored): (String, String) = store
             .call(|conn| {
-                let mut stmt = conn
-                    .prepare("SELECT doc FROM connections")
-                    .map_err(db_err)?;
-                let docs = stmt
-                    .query_map([], |r| r.get(0))
-                    .map_err(db_err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_err)?;
-                Ok(docs)
+                conn.query_row("SELECT doc, secret FROM connections", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(db_err)
             })
             .await
             .unwrap();
-        assert!(docs.iter().all(|d| !d.contains("shpss")), "{docs:?}");
-        // AND replacing a connection replaces its secret; deleting says whether it existed
-        let rotated = WebhookSecret::new("rotated").unwrap();
-        store
-            .put_connection(&connection("b-shop"), &rotated)
-            .await
-            .unwrap();
-        let (_, now) = store.get_connection("b-shop").await.unwrap().unwrap();
-        assert_eq!(now.expose(), "rotated");
-        assert!(store.delete_connection("b-shop").await.unwrap());
-        assert!(!store.delete_connection("b-shop").await.unwrap());
-        assert_eq!(store.get_connection("b-shop").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn an_order_gets_one_invitation_however_often_it_is_created() {
-        let store = EmbeddedStore::in_memory().unwrap();
-        let first = invitation("shop", "1001", 1_000, 5_000);
-        assert!(store.create_invitation(&first).await.unwrap());
-        let mut again = first.clone();
-        again.email = "someone-else@example.com".into();
-        assert!(!store.create_invitation(&again).await.unwrap());
-        assert_eq!(
-            store.get_invitation("shop", "1001").await.unwrap(),
-            Some(first)
-        );
-        assert_eq!(store.get_invitation("shop", "1002").await.unwrap(), None);
-        // The same order id under another connection is another invitation.
-        assert!(store
-            .create_invitation(&invitation("other-shop", "1001", 1_000, 5_000))
-            .await
-            .unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_replace_holds_only_while_status_attempts_and_lease_are_as_seen() {
-        // GIVEN a stored invitation
-        let store = EmbeddedStore::in_memory().unwrap();
-        let seen = invitation("shop", "1001", 1_000, 5_000);
-        store.create_invitation(&seen).await.unwrap();
-        // WHEN two senders both claim it from the same read
-        let claim = |lease| Invitation {
-            status: InvitationStatus::Sending,
-            attempts: 1,
-            lease_until: lease,
-            ..seen.clone()
-        };
-        let first = store
-            .replace_invitation(&seen, &claim(9_000))
-            .await
-            .unwrap();
-        let second = store
-            .replace_invitation(&seen, &claim(9_500))
-            .await
-            .unwrap();
-        // THEN only the first holds
-        assert!(first && !second);
-        assert_eq!(
-            store.get_invitation("shop", "1001").await.unwrap(),
-            Some(claim(9_000))
-        );
-        // AND a replace from a read that differs only in attempts, or only in lease, fails too
-        let stale_attempts = Invitation {
-            attempts: 2,
-            ..claim(9_000)
-        };
-        let stale_lease = claim(9_001);
-        let sent = Invitation {
-            status: InvitationStatus::Sent,
-            ..claim(0)
-        };
-        assert!(!store
-            .replace_invitation(&stale_attempts, &sent)
-            .await
-            .unwrap());
-        assert!(!store.replace_invitation(&stale_lease, &sent).await.unwrap());
-        assert!(store
-            .replace_invitation(&claim(9_000), &sent)
-            .await
-            .unwrap());
-        // AND an invitation cannot be replaced by another order's, nor a missing one replaced
-        let other = invitation("shop", "1002", 1_000, 5_000);
-        assert!(matches!(
-            store.replace_invitation(&sent, &other).await,
-            Err(StoreError::Permanent(_))
-        ));
-        assert!(!store.replace_invitation(&other, &other).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn invitations_list_newest_first_per_connection_or_all() {
-        let store = EmbeddedStore::in_memory().unwrap();
-        for (c, o, created) in [
-            ("a", "1", 10),
-            ("b", "2", 30),
-            ("a", "3", 20),
-            ("b", "4", 40),
-        ] {
-            store
-                .create_invitation(&invitation(c, o, created, created))
-                .await
-                .unwrap();
-        }
-        let all = store.list_invitations(None, 10).await.unwrap();
-        assert_eq!(keys(&all), [("b", "4"), ("b", "2"), ("a", "3"), ("a", "1")]);
-        let top = store.list_invitations(None, 2).await.unwrap();
-        assert_eq!(keys(&top), [("b", "4"), ("b", "2")]);
-        let a = store.list_invitations(Some("a"), 10).await.unwrap();
-        assert_eq!(keys(&a), [("a", "3"), ("a", "1")]);
-        assert!(store
-            .list_invitations(Some("c"), 10)
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(store.list_invitations(None, 0).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn due_invitations_are_scheduled_ones_due_and_stale_sends_oldest_first() {
-        // GIVEN invitations due at various times, in every status
-        let store = EmbeddedStore::in_memory().unwrap();
-        let now = 100_000;
-        let with = |order: &str, due, status, lease| Invitation {
-            status,
-            lease_until: lease,
-            ..invitation("shop", order, 0, due)
-        };
-        for i in [
-            with("late", now - 10, InvitationStatus::Scheduled, 0),
-            with("exactly-now", now, InvitationStatus::Scheduled, 0),
-            with("future", now + 1, InvitationStatus::Scheduled, 0),
-            with("oldest", now - 50, InvitationStatus::Scheduled, 0),
-            with(
-                "lease-ran-out",
-                now - 20,
-                InvitationStatus::Sending,
-                now - 1,
-            ),
-            with("lease-ends-now", now - 30, InvitationStatus::Sending, now),
-            with("lease-holds", now - 40, InvitationStatus::Sending, now + 1),
-            with("sent", now - 60, InvitationStatus::Sent, 0),
-            with("skipped", now - 60, InvitationStatus::Skipped, 0),
-            with("failed", now - 60, InvitationStatus::Failed, 0),
-        ] {
-            store.create_invitation(&i).await.unwrap();
-        }
-        // WHEN the due ones are asked for
-        let due = store.due_invitations(now, 10).await.unwrap();
-        // THEN scheduled ones due by now and sending ones whose lease ran out come, oldest due first
-        let orders: Vec<&str> = due.iter().map(|i| i.order.as_str()).collect();
-        assert_eq!(orders, ["oldest", "lease-ran-out", "late", "exactly-now"]);
-        let first_two = store.due_invitations(now, 2).await.unwrap();
-        assert_eq!(
-            keys(&first_two),
-            [("shop", "oldest"), ("shop", "lease-ran-out")]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_contact_claim_holds_against_other_claimants_only_within_the_cap() {
-        let store = EmbeddedStore::in_memory().unwrap();
-        let cap = 30 * DAY_MS;
-        let t0 = 1_000 * DAY_MS;
-        // The first claim holds, and so does its repeat (a retried delivery), even later.
-        assert!(store
-            .claim_contact("s", "ana@x.co", "inv-a", t0, cap)
-            .await
-            .unwrap());
-        assert!(store
-            .claim_contact("s", "ana@x.co", "inv-a", t0, cap)
-            .await
-            .unwrap());
-        assert!(store
-            .claim_contact("s", "ana@x.co", "inv-a", t0 + DAY_MS, cap)
-            .await
-            .unwrap());
-        // Another claimant within the cap of the last claim does not hold...
-        assert!(!store
-            .claim_contact("s", "ana@x.co", "inv-b", t0 + cap, cap)
-            .await
-            .unwrap());
-        // ...nor changes the record: the cap still runs from the first claimant's last claim.
-        assert!(!store
-            .claim_contact("s", "ana@x.co", "inv-b", t0 + DAY_MS + cap - 1, cap)
-            .await
-            .unwrap());
-        // Once the cap has passed it holds, and then the earlier claimant is the other one.
-        assert!(store
-            .claim_contact("s", "ana@x.co", "inv-b", t0 + DAY_MS + cap, cap)
-            .await
-            .unwrap());
-        assert!(!store
-            .claim_contact("s", "ana@x.co", "inv-a", t0 + DAY_MS + cap + 1, cap)
-            .await
-            .unwrap());
-        // Other surveys and other contacts are claimed apart; without a cap every claim holds.
-        assert!(store
-            .claim_contact("t", "ana@x.co", "inv-c", t0, cap)
-            .await
-            .unwrap());
-        assert!(store
-            .claim_contact("s", "bo@x.co", "inv-c", t0, cap)
-            .await
-            .unwrap());
-        assert!(store
-            .claim_contact("s", "ana@x.co", "inv-d", t0 + DAY_MS + cap + 2, 0)
-            .await
-            .unwrap());
+        assert!(!doc.contains("shpss"), "{doc}");
+        assert_eq!(serde_json::from_str::<Connection>(&doc).unwrap(), shop);
+        assert_eq!(stored, "shpss_0123456789abcdef");
     }
 }
