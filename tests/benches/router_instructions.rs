@@ -15,6 +15,8 @@
 //! Run: `cargo bench -p sondeo-tests --bench router_instructions` (needs valgrind; env CLICKS=N1,N2
 //! to change the sample, TARGETS=full,bare,... to pick targets).
 
+mod callgrind;
+
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -29,7 +31,6 @@ use sondeo_http::admin::AdminApp;
 use sondeo_http::collect::CollectApp;
 use sondeo_http::routing::{self, RandomRequestId, REQUEST_ID_HEADER};
 use std::convert::Infallible;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -401,29 +402,9 @@ async fn child(target: &str, route: &str, n: usize, max: usize, subscriber: bool
 
 /// Instructions callgrind counts for one child run.
 fn instructions(target: &str, route: &str, n: usize, max: usize, subscriber: bool) -> u64 {
-    let exe = std::env::current_exe().expect("bench executable");
-    let out_file = std::env::temp_dir().join(format!(
-        "sondeo-callgrind-{}-{target}-{route}-{n}.out",
-        std::process::id()
-    ));
-    let output = Command::new("valgrind")
-        .arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", out_file.display()))
-        .arg(&exe)
-        .args(["child", target, route, &n.to_string(), &max.to_string()])
-        .arg(if subscriber { "subscriber" } else { "none" })
-        .output()
-        .expect("valgrind (apt install valgrind)");
-    let _ = std::fs::remove_file(&out_file);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        panic!("{target} {route} {n}: valgrind failed\n{stderr}");
-    }
-    stderr
-        .lines()
-        .find_map(|l| l.split("Collected :").nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no 'Collected' line from callgrind\n{stderr}"))
+    let mode = if subscriber { "subscriber" } else { "none" };
+    let (n, max) = (n.to_string(), max.to_string());
+    callgrind::instructions(&["child", target, route, &n, &max, mode])
 }
 
 fn main() {
@@ -439,25 +420,10 @@ fn main() {
         rt.block_on(child(&args[2], &args[3], n, max, subscriber));
         return;
     }
-    let clicks = std::env::var("CLICKS").unwrap_or_else(|_| "200,1200".into());
-    let (n1, n2) = clicks
-        .split_once(',')
-        .and_then(|(a, b)| {
-            Some((
-                a.trim().parse::<usize>().ok()?,
-                b.trim().parse::<usize>().ok()?,
-            ))
-        })
-        .filter(|(a, b)| a < b)
-        .expect("CLICKS=N1,N2 with N1 < N2");
-    let picked = std::env::var("TARGETS").ok();
+    let (n1, n2) = callgrind::sample("CLICKS", "200,1200");
     let targets: Vec<&(&str, &str)> = TARGETS
         .iter()
-        .filter(|(name, _)| {
-            picked
-                .as_deref()
-                .is_none_or(|p| p.split(',').any(|t| t.trim() == *name))
-        })
+        .filter(|(name, _)| callgrind::picked(name))
         .collect();
     println!("instructions per click through the HTTP edge (callgrind, ({n2} clicks − {n1} clicks) / {})", n2 - n1);
     for subscriber in [false, true] {
