@@ -15,6 +15,11 @@ first copy. What moto accepts, rejects and rolls back is unchanged.
 Memory: moto's models record every instance they create (`instances_tracked`); the tracked DynamoDB
 items and tables are dropped after each call, so the rollback copies do not accumulate.
 
+Model dump: `/moto-api/data.json` (where the tests read the emails moto's SES "sent") answers 500
+as soon as any model in the process has an attribute whose getter raises something other than a
+serialisation error: a Lambda function's asks for Docker, which is not here. This wrapper leaves
+such attributes out, as moto already does for attributes that are not JSON.
+
 Usage: python scripts/moto_server.py -H 127.0.0.1 -p PORT
 """
 
@@ -26,6 +31,7 @@ import types
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
+from moto.moto_api._internal.responses import MotoAPIResponse
 from moto.server import main
 
 _local = threading.local()
@@ -91,6 +97,37 @@ for _name in [
             _name,
             _serialized(getattr(dynamodb_models.DynamoDBBackend, _name)),
         )
+
+def _model_data(self, request, full_url, headers):
+    import json
+
+    from moto.core.model_instances import model_data
+
+    results = {}
+    for service in sorted(model_data):
+        results[service] = {}
+        for name in sorted(model_data[service]):
+            results[service][name] = []
+            for instance in model_data[service][name].instances_tracked:
+                fields = {}
+                for attr in dir(instance):
+                    if attr.startswith("_"):
+                        continue
+                    try:
+                        value = getattr(instance, attr)
+                        json.dumps(value)
+                    except Exception:  # noqa: BLE001 - any getter may fail: leave it out
+                        continue
+                    fields[attr] = value
+                results[service][name].append(fields)
+    return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+
+
+MotoAPIResponse.model_data = _model_data
+# The URL table binds the method when it is imported: point its entry at the patched one.
+import moto.moto_api._internal.urls as _moto_api_urls  # noqa: E402
+
+_moto_api_urls.url_paths["{0}/moto-api/data.json"] = _moto_api_urls.response_instance.model_data
 
 if __name__ == "__main__":
     main(sys.argv[1:])
