@@ -78,11 +78,7 @@ impl OrderDesk<'_> {
         invitation: Invitation,
     ) -> Result<Invitation, StoreError> {
         let contact = contact_id(&invitation.email);
-        let suppressed = self
-            .suppressions
-            .suppressed_among(std::slice::from_ref(&contact))
-            .await?;
-        if !suppressed.is_empty() {
+        if is_suppressed(self.suppressions, &contact).await? {
             return skip(
                 self.invitations,
                 invitation,
@@ -112,6 +108,12 @@ impl OrderDesk<'_> {
         self.scheduler.schedule(&invitation).await?;
         Ok(invitation)
     }
+}
+
+/// Whether `contact` (in `contact_id` form) is on the suppression list.
+async fn is_suppressed(list: &dyn SuppressionList, contact: &str) -> Result<bool, StoreError> {
+    let found = list.suppressed_among(&[contact.to_string()]).await?;
+    Ok(!found.is_empty())
 }
 
 /// Marks an invitation skipped (unless it moved on meanwhile: then it is returned as it is).
@@ -213,13 +215,7 @@ impl Courier<'_> {
             let now = self.invitations.get_invitation(connection, order).await?;
             return Ok(now.map_or(Delivery::Missing, Delivery::Settled));
         }
-        let contact = contact_id(&claimed.email);
-        if !self
-            .suppressions
-            .suppressed_among(std::slice::from_ref(&contact))
-            .await?
-            .is_empty()
-        {
+        if is_suppressed(self.suppressions, &contact_id(&claimed.email)).await? {
             let next = Invitation {
                 status: InvitationStatus::Skipped,
                 reason: Some("unsubscribed after the order: not sent".into()),

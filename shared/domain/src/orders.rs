@@ -264,8 +264,7 @@ impl Invitation {
     /// A name unique to the invitation, safe in URLs and in schedule names (letters, digits,
     /// `-`, `_`; at most 64 bytes).
     pub fn schedule_name(&self) -> String {
-        let digest = Sha256::digest(format!("{}\n{}", self.connection, self.order).as_bytes());
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = order_digest(&self.connection, &self.order, 12);
         format!("sondeo-{}-{hex}", clip_slug(&self.connection, 32))
     }
 
@@ -288,14 +287,19 @@ impl Invitation {
     }
 }
 
+/// The first `bytes` bytes of the SHA-256 of a connection's order, in hex.
+fn order_digest(connection: &str, order: &str, bytes: usize) -> String {
+    let digest = Sha256::digest(format!("{connection}\n{order}").as_bytes());
+    digest[..bytes].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The send of an order's answers: `order-<id>`, shortened with a digest when long.
 pub fn order_send(connection: &str, order: &str) -> String {
     let send = format!("order-{order}");
     if send.len() <= 40 && send.chars().all(|c| !c.is_control()) {
         return send;
     }
-    let digest = Sha256::digest(format!("{connection}\n{order}").as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = order_digest(connection, order, 8);
     let head: String = order
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
