@@ -15,6 +15,7 @@ use sondeo_embedded::outbox::Outbox;
 use sondeo_embedded::EmbeddedStore;
 use sondeo_http::admin::{AdminApp, OrdersConfig};
 use sondeo_http::collect::CollectApp;
+use sondeo_http::insights::ExportLimits;
 use sondeo_http::webhooks::WebhookApp;
 use sondeo_http::HttpService;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,8 @@ impl LocalStack {
             surveys: shared.clone(),
             suppressions: shared.clone(),
             counters: shared.clone(),
+            responses: shared.clone(),
+            export_limits: ExportLimits::default(),
             api_keys,
             keyring: keyring.clone(),
             base_url: base_url.clone(),

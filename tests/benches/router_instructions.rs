@@ -170,6 +170,8 @@ fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
             invitations: suppressions.clone(),
             webhook_base_url: None,
         },
+        responses: suppressions.clone(),
+        export_limits: Default::default(),
         suppressions,
         counters: store,
         api_keys: ApiKeys::from_list(API_KEY).expect("api key"),

@@ -86,10 +86,46 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Stri
                 .build()
                 .unwrap(),
         )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("at")
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(by_time_index())
         .send()
         .await
         .expect("create table on moto");
     name.to_string()
+}
+
+/// The template's `by_time` index: a survey's records by answer time.
+pub fn by_time_index() -> aws_sdk_dynamodb::types::GlobalSecondaryIndex {
+    use aws_sdk_dynamodb::types::{
+        GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(sondeo_aws::dynamo::BY_TIME_INDEX)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("at", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("doc")
+                .non_key_attributes("auto")
+                .non_key_attributes("x")
+                .build(),
+        )
+        .build()
+        .unwrap()
 }
 
 /// A survey with five touchpoints across the journey, for workloads.

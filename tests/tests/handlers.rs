@@ -96,6 +96,8 @@ async fn fixture_with_queue(
             },
             surveys: shared.clone(),
             suppressions: shared.clone(),
+            responses: shared.clone(),
+            export_limits: Default::default(),
             counters: shared,
             api_keys: ApiKeys::from_list(API_KEY).unwrap(),
             keyring: keyring.clone(),

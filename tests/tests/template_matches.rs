@@ -1014,6 +1014,9 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:Query", TABLE, &["CONN", "INV#*"]),
             // delete_connection.
             ("dynamodb:DeleteItem", TABLE, &["CONN"]),
+            // responses_page: the by_time index, then long answers' detail items.
+            ("dynamodb:Query", "${Table.Arn}/index/by_time", &["R#*"]),
+            ("dynamodb:BatchGetItem", TABLE, &["R#*"]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
             ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
         ],

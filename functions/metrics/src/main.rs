@@ -5,7 +5,16 @@ use metrics::config::MetricsConfig;
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_aws::secrets;
 use sondeo_http::admin::{AdminApp, OrdersConfig};
+use sondeo_http::insights::ExportLimits;
 use std::sync::Arc;
+
+/// One CSV export request streams at most 190 MiB (a streamed Lambda answer may be 200 MB) for
+/// at most 24 s (the template's Timeout is 30 s); past either it ends with a row giving the
+/// cursor to continue from.
+const EXPORT_LIMITS: ExportLimits = ExportLimits {
+    bytes: Some(190 << 20),
+    time: Some(std::time::Duration::from_secs(24)),
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -33,12 +42,14 @@ async fn main() -> Result<(), lambda_http::Error> {
             invitations: store.clone(),
             webhook_base_url: config.webhook_base_url,
         },
+        responses: store.clone(),
         counters: store,
+        export_limits: EXPORT_LIMITS,
         api_keys: api_keys?,
         keyring: keyring?,
         base_url: config.base_url,
     };
-    // Streamed: `POST /v1/links/bulk` answers rows as they are minted (the URL's InvokeMode is
+    // Streamed: `GET /v1/responses.csv` and `POST /v1/links/bulk` answers rows as they are minted (the URL's InvokeMode is
     // RESPONSE_STREAM); every other route's answer is one chunk.
     lambda_http::run_with_streaming_response(sondeo_http::admin::router(app)).await
 }

@@ -10,6 +10,9 @@
 //! frequency-cap claims in `CONN`, `INV#<connection>` and `CONTACT#<survey>` (listed with the
 //! actions each method uses above the `ConnectionStore` implementation).
 //!
+//! Response pages read records newest first through the global secondary index [`BY_TIME_INDEX`]
+//! (`pk`, `at`), which projects `doc`, `auto` and `x`: every record has `at`, detail items do not.
+//!
 //! A record is written in a transaction, which costs 2 write units per started KB. When the event
 //! with its comment and properties would make the record larger than 1 KB, they move to a detail
 //! item `R#<survey>`/`<digest>#<event id>` (attributes `c`: comment, `p`: properties as JSON), written
@@ -25,17 +28,23 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 use sondeo_domain::changes::{Chunk, ClickMark, RecordState};
+use sondeo_domain::explore::{ResponseCursor, StoredResponse};
 use sondeo_domain::metrics::Histogram;
 use sondeo_domain::orders::{Connection, Invitation, InvitationStatus, WebhookSecret};
 use sondeo_domain::ports::{
     CommitOutcome, ConnectionStore, CounterReader, CounterRow, InvitationStore, ResponseLedger,
-    StoreError, SuppressionList, SurveyStore,
+    ResponseReader, StoreError, SuppressionList, SurveyStore,
 };
 use sondeo_domain::report::split_stored_touchpoint;
 use sondeo_domain::response::{suppression_id, ResponseEvent, ResponseKey, Source, Suppression};
 use sondeo_domain::survey::Survey;
 use sondeo_domain::time::{now_ms, Day};
 use std::collections::{HashMap, HashSet};
+
+/// The index that lists a survey's records by answer time (`pk`, `at`).
+pub const BY_TIME_INDEX: &str = "by_time";
+/// Most records one response-page query asks for.
+const PAGE_QUERY_MAX: usize = 500;
 
 /// The partition of the suppression list.
 const SUPPRESSED_PK: &str = "SUPPRESSED";
@@ -833,6 +842,98 @@ impl ResponseLedger for DynamoStore {
             .await
             .map_err(|e| classify("keep rejected message", e))?;
         Ok(())
+    }
+}
+
+/// The stored response of a record item read through [`BY_TIME_INDEX`] (without its detail).
+fn stored_response(item: &HashMap<String, AttributeValue>) -> Result<StoredResponse, StoreError> {
+    let id = attr_str(item, "sk")?.to_string();
+    let event: ResponseEvent = parse_doc(item, "response")?;
+    let automated = matches!(item.get("auto"), Some(AttributeValue::Bool(true)));
+    Ok(StoredResponse {
+        id,
+        event,
+        automated,
+    })
+}
+
+#[async_trait]
+impl ResponseReader for DynamoStore {
+    async fn responses_page(
+        &self,
+        survey: &str,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<&ResponseCursor>,
+        limit: usize,
+    ) -> Result<Vec<StoredResponse>, StoreError> {
+        let pk = format!("R#{survey}");
+        let last = to_ms.saturating_sub(1);
+        if limit == 0 || from_ms > last {
+            return Ok(Vec::new());
+        }
+        // A cursor past the range (the range shrank since) starts at the range's end instead.
+        let mut start = after.filter(|c| c.answered_at <= last).map(|c| {
+            HashMap::from([
+                ("pk".to_string(), s(&pk)),
+                ("sk".to_string(), s(&c.id)),
+                ("at".to_string(), n(c.answered_at)),
+            ])
+        });
+        let mut items = Vec::new();
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_TIME_INDEX)
+                .key_condition_expression("pk = :pk AND #at BETWEEN :from AND :to")
+                .expression_attribute_names("#at", "at")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", n(from_ms))
+                .expression_attribute_values(":to", n(last))
+                .scan_index_forward(false)
+                .limit(i32::try_from((limit - items.len()).min(PAGE_QUERY_MAX)).unwrap_or(1))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("read responses", e))?;
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() || items.len() >= limit {
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut detail_keys = Vec::new();
+        for item in &items {
+            let r = stored_response(item)?;
+            if item.get("x").is_some() {
+                detail_keys.push((pk.clone(), detail_sk(&r.id, &r.event.event_id)));
+            }
+            out.push(r);
+        }
+        if !detail_keys.is_empty() {
+            let details = self
+                .batch_get("read comments", &detail_keys, KeysAndAttributes::builder)
+                .await?;
+            let by_sk: HashMap<&str, &HashMap<String, AttributeValue>> = details
+                .iter()
+                .filter_map(|d| Some((attr_str(d, "sk").ok()?, d)))
+                .collect();
+            for r in &mut out {
+                if let Some(d) = by_sk.get(detail_sk(&r.id, &r.event.event_id).as_str()) {
+                    r.event.comment = attr_str(d, "c").ok().map(str::to_string);
+                    if let Ok(p) = attr_str(d, "p") {
+                        r.event.properties = serde_json::from_str(p).unwrap_or_else(|e| {
+                            tracing::warn!(survey, id = %r.id, error = %e, "stored properties are corrupt; shown without them");
+                            Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -4,7 +4,7 @@
 //! `sondeo-http`.
 //!
 //! Imports run downward: `time` and `survey` at the bottom; `response`, `metrics`, `token`;
-//! `report`, `recipients` and `orders`; `changes`; `ports`; `aggregate`, `cache`, `breaker`,
+//! `report`, `recipients`, `orders` and `explore`; `changes`; `ports`; `aggregate`, `cache`, `breaker`,
 //! `invite` and `webhooks` on top.
 
 #![warn(missing_docs)]
@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod breaker;
 pub mod cache;
 pub mod changes;
+pub mod explore;
 pub mod invite;
 pub mod keys;
 pub mod metrics;

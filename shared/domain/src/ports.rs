@@ -1,6 +1,7 @@
 //! Ports: the small async traits the domain talks to storage and queues through.
 
 use crate::changes::{Chunk, RecordState};
+use crate::explore::{ResponseCursor, StoredResponse};
 use crate::orders::{Connection, Invitation, WebhookSecret};
 pub use crate::report::CounterRow;
 use crate::response::{ResponseEvent, ResponseKey, Suppression};
@@ -198,6 +199,21 @@ pub trait CounterReader: Send + Sync {
         from: Day,
         to: Day,
     ) -> Result<Vec<CounterRow>, StoreError>;
+}
+
+/// Reads stored responses in answer-time order.
+#[async_trait]
+pub trait ResponseReader: Send + Sync {
+    /// Responses of a survey answered in `from_ms..to_ms` (end excluded), newest first (ties by
+    /// record id, descending), strictly after `after` in that order, at most `limit`.
+    async fn responses_page(
+        &self,
+        survey: &str,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<&ResponseCursor>,
+        limit: usize,
+    ) -> Result<Vec<StoredResponse>, StoreError>;
 }
 
 #[cfg(test)]

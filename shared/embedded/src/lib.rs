@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use tokio::sync::oneshot;
 
+mod explore;
 mod orders;
 pub mod outbox;
 
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS responses (
   source TEXT, click INTEGER NOT NULL DEFAULT 0, automated INTEGER NOT NULL DEFAULT 0,
   clicks TEXT NOT NULL DEFAULT '', rev INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (survey, digest));
+-- Response pages, exports and zoned metrics read a survey's responses newest first.
+CREATE INDEX IF NOT EXISTS responses_time ON responses (survey, answered_at DESC, digest DESC);
 CREATE TABLE IF NOT EXISTS counters (
   survey TEXT NOT NULL, day INTEGER NOT NULL, touchpoint TEXT NOT NULL, n INTEGER NOT NULL, sum INTEGER NOT NULL,
   PRIMARY KEY (survey, day, touchpoint));

@@ -1,5 +1,6 @@
 //! API-key routes: metrics, survey management and link minting.
 
+use crate::insights::{ExportLimits, Insights};
 use crate::respond::{json_response, HttpError, Request, Response};
 use crate::routing::{buffered, buffered_within, into_axum, HttpService};
 use crate::snippet::{snippet_json, InvalidSnippetLinks, MergeTool, SnippetLinks};
@@ -12,15 +13,14 @@ use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::keys::ApiKeys;
 use sondeo_domain::ports::{
-    ConnectionStore, CounterReader, InvitationStore, SuppressionList, SurveyStore,
+    ConnectionStore, CounterReader, InvitationStore, ResponseReader, SuppressionList, SurveyStore,
 };
 use sondeo_domain::recipients::{
     mint_csv, recipient_ids, BadRows, LinkColumns, Minter, RecipientsError,
 };
-use sondeo_domain::report::{build_report, ReportQuery};
 use sondeo_domain::response::{check_respondent, check_send, suppression_id, Suppression};
 use sondeo_domain::survey::{check_slug, Survey};
-use sondeo_domain::time::{now_ms, Bucket, Day};
+use sondeo_domain::time::now_ms;
 use sondeo_domain::token::{LinkClaims, LinkKeyring, LinkScope, CAMPAIGN_RESPONDENT};
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub struct AdminApp {
     pub suppressions: Arc<dyn SuppressionList>,
     /// Store connections, their invitations, and where the webhook route is.
     pub orders: OrdersConfig,
+    /// Stored responses by answer time (response pages, export, zoned metrics, dashboard).
+    pub responses: Arc<dyn ResponseReader>,
+    /// How much one CSV export request may stream.
+    pub export_limits: ExportLimits,
 }
 
 /// The post-order part of the API: connections and invitations.
@@ -65,7 +69,8 @@ pub struct OrdersConfig {
     pub webhook_base_url: Option<String>,
 }
 
-/// The metrics function's routes: metrics, surveys and link minting, each behind an API key.
+/// The metrics function's routes: metrics, responses, surveys and link minting, each behind an
+/// API key, and the dashboard (its own login).
 pub fn routes(app: AdminApp) -> Router {
     let orders = crate::connections::routes(crate::connections::ConnectionsApi {
         connections: app.orders.connections.clone(),
@@ -73,10 +78,20 @@ pub fn routes(app: AdminApp) -> Router {
         surveys: app.surveys.clone(),
         webhook_base_url: app.orders.webhook_base_url.clone(),
     });
+    let insights = Arc::new(Insights {
+        surveys: app.surveys.clone(),
+        counters: app.counters.clone(),
+        responses: app.responses.clone(),
+        export_limits: app.export_limits,
+    });
+    let dashboard = crate::dashboard::routes(Arc::new(crate::dashboard::DashboardApp {
+        surveys: app.surveys.clone(),
+        api_keys: app.api_keys.clone(),
+        insights: insights.clone(),
+    }));
     let app = Arc::new(app);
     let keys = app.clone();
     Router::new()
-        .route("/v1/metrics", get(metrics))
         .route("/v1/surveys", get(list_surveys).post(create_survey))
         .route("/v1/surveys/{id}", get(show_survey))
         .route("/v1/links", post(mint_link))
@@ -91,9 +106,11 @@ pub fn routes(app: AdminApp) -> Router {
         )
         .with_state(app)
         .merge(orders)
+        .merge(crate::insights::routes(insights))
         .route_layer(middleware::from_fn(move |req, next| {
             require_api_key(keys.clone(), req, next)
         }))
+        .merge(dashboard)
 }
 
 /// The metrics function's finished router (shared layers, 404 fallback).
@@ -123,13 +140,6 @@ async fn require_api_key(
         Ok(()) => next.run(req).await,
         Err(e) => render(Err(e)),
     }
-}
-
-async fn metrics(
-    State(app): State<Arc<AdminApp>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    render(async { app.metrics(&buffered(req).await?).await }.await)
 }
 
 async fn list_surveys(State(app): State<Arc<AdminApp>>) -> axum::response::Response {
@@ -320,66 +330,6 @@ impl AdminApp {
             .ok_or_else(|| {
                 HttpError::not_found("unknown_survey", format!("there is no survey '{id}'"))
             })
-    }
-
-    async fn metrics(&self, req: &Request) -> Result<Response, HttpError> {
-        let p = crate::respond::query_params(req)?;
-        let id = p.get("survey").ok_or_else(|| {
-            HttpError::bad_request("missing_survey", "give the survey id as ?survey=<id>")
-        })?;
-        let survey = self.survey(id).await?;
-        let day = |name: &str| -> Result<Option<Day>, HttpError> {
-            p.get(name)
-                .map(|v| {
-                    v.parse::<Day>()
-                        .map_err(|e| HttpError::bad_request("invalid_date", format!("{name}: {e}")))
-                })
-                .transpose()
-        };
-        let to = day("to")?.unwrap_or_else(|| Day::from_unix_ms(now_ms()));
-        let from = day("from")?.unwrap_or_else(|| to.plus(-29));
-        let bucket = p
-            .get("bucket")
-            .map(|b| b.parse::<Bucket>())
-            .transpose()
-            .map_err(|e| HttpError::bad_request("invalid_bucket", e))?
-            .unwrap_or_default();
-        let stage = p
-            .get("stage")
-            .map(|s| s.parse())
-            .transpose()
-            .map_err(|e| HttpError::bad_request("invalid_stage", e))?;
-        let q = ReportQuery {
-            from,
-            to,
-            bucket,
-            touchpoint: p.get("touchpoint").cloned(),
-            stage,
-        };
-        q.validate(&survey)
-            .map_err(|e| HttpError::bad_request("invalid_query", e.0))?;
-        // Without a send: every send's answers; with one: that send's own counters.
-        let send = check_send_param(p.get("send").cloned())?;
-        let mut rows = self
-            .counters
-            .read_counters(&survey.id, from, to)
-            .await
-            .map_err(HttpError::from_store)?;
-        rows.retain(|r| r.send == send);
-        let mut body = serde_json::to_value(build_report(&survey, &rows, &q)).map_err(|e| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert(
-                "send".into(),
-                if send.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    send.into()
-                },
-            );
-        }
-        Ok(json_response(StatusCode::OK, &body))
     }
 
     /// The survey and touchpoint links are minted for, and their expiry (now + days), checked.
@@ -737,7 +687,13 @@ struct ChunkBody {
 }
 
 /// The reading end of a streamed answer, as an HTTP body.
-struct ChunkStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+pub(crate) struct ChunkStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl From<tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>> for ChunkStream {
+    fn from(rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> ChunkStream {
+        ChunkStream(rx)
+    }
+}
 
 impl ChunkBody {
     /// A writer and the body it feeds; a few chunks may wait for a slow client.

@@ -10,9 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod charts;
 pub mod collect;
 pub mod compose;
 pub mod connections;
+pub mod dashboard;
+pub mod insights;
 pub mod mail;
 pub mod pages;
 pub mod respond;
@@ -61,6 +64,8 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
     ("POST", "/v1/responses", Function::Collect),
     ("OPTIONS", "/v1/responses", Function::Collect),
     ("GET", "/v1/metrics", Function::Metrics),
+    ("GET", "/v1/responses", Function::Metrics),
+    ("GET", "/v1/responses.csv", Function::Metrics),
     ("GET", "/v1/surveys", Function::Metrics),
     ("POST", "/v1/surveys", Function::Metrics),
     ("GET", "/v1/surveys/{id}", Function::Metrics),
@@ -138,7 +143,7 @@ mod router_tests {
     use sondeo_domain::orders::{Connection, Invitation, WebhookSecret};
     use sondeo_domain::ports::{
         ConnectionStore, CounterReader, CounterRow, InvitationScheduler, InvitationStore,
-        ResponseQueue, StoreError, SuppressionList, SurveyStore,
+        ResponseQueue, ResponseReader, StoreError, SuppressionList, SurveyStore,
     };
     use sondeo_domain::response::{ResponseEvent, Suppression};
     use sondeo_domain::survey::Survey;
@@ -266,6 +271,20 @@ mod router_tests {
         }
     }
 
+    #[async_trait]
+    impl ResponseReader for Empty {
+        async fn responses_page(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: Option<&sondeo_domain::explore::ResponseCursor>,
+            _: usize,
+        ) -> Result<Vec<sondeo_domain::explore::StoredResponse>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
     const KEY: &str = "0123456789abcdef-router";
 
     fn routers() -> (HttpService, HttpService, HttpService) {
@@ -281,6 +300,8 @@ mod router_tests {
             surveys: Arc::new(Empty),
             suppressions: Arc::new(Empty),
             counters: Arc::new(Empty),
+            responses: Arc::new(Empty),
+            export_limits: Default::default(),
             api_keys: ApiKeys::from_list(KEY).unwrap(),
             keyring,
             base_url: None,
