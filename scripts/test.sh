@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
+# One build per run: incremental-compilation caches would only take disk.
+export CARGO_INCREMENTAL=0
+echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
 
 bash scripts/install-tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
@@ -42,6 +45,13 @@ bash scripts/check-deps.sh
 
 echo "== infrastructure: cfn-lint, sam validate --lint, sam build (arm64 and x86_64), zip sizes"
 bash scripts/check-infra.sh
+# The release builds' intermediate files (LTO objects of every dependency, per architecture)
+# are not needed once the bootstraps are in target/lambda/ and .aws-sam/: with
+# SONDEO_PRUNE_BUILDS=1 (CI sets it) they are removed to leave disk for the test binaries.
+if [ "${SONDEO_PRUNE_BUILDS:-0}" = "1" ]; then
+    rm -rf target/aarch64-unknown-linux-gnu target/x86_64-unknown-linux-gnu target/release
+    echo "== pruned release intermediates: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+fi
 
 echo "== moto server (DynamoDB, SQS) on 127.0.0.1"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
@@ -57,6 +67,7 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABL
 
 echo "== cargo test (unit, adapters on moto, handlers, exactly-once proof, local mode end to end)"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free, target/ $(du -sh target | cut -f1)"
 # One closing line with the totals over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
