@@ -164,14 +164,18 @@ mod tests {
         assert!(keys.verify_session(&token, now));
         assert!(keys.verify_session(&token, now + 3599));
         assert!(!keys.verify_session(&token, now + 3600), "expired");
-        assert!(keys.issue_session("0123456789abcdef-thr", now + 3600).is_none());
+        assert!(keys
+            .issue_session("0123456789abcdef-thr", now + 3600)
+            .is_none());
     }
 
     #[test]
     fn forged_tampered_or_too_long_session_tokens_are_refused() {
         let keys = ApiKeys::from_list("0123456789abcdef-one").unwrap();
         let now = 1_800_000_000;
-        let token = keys.issue_session("0123456789abcdef-one", now + 60).unwrap();
+        let token = keys
+            .issue_session("0123456789abcdef-one", now + 60)
+            .unwrap();
         // Another expiry with the same MAC.
         let later = token.replacen(&(now + 60).to_string(), &(now + 600).to_string(), 1);
         assert!(!keys.verify_session(&later, now));
@@ -179,14 +183,23 @@ mod tests {
         assert!(!keys.verify_session(&padded, now));
         // A token made with a key that is not (or no longer) in the list.
         let other = ApiKeys::from_list("0123456789abcdef-old").unwrap();
-        let revoked = other.issue_session("0123456789abcdef-old", now + 60).unwrap();
+        let revoked = other
+            .issue_session("0123456789abcdef-old", now + 60)
+            .unwrap();
         assert!(!keys.verify_session(&revoked, now));
         // A correctly made token that claims to last longer than a session may.
         let long = keys
             .issue_session("0123456789abcdef-one", now + MAX_SESSION_SECS + 1)
             .unwrap();
         assert!(!keys.verify_session(&long, now));
-        for junk in ["", "s1", "s1..", "s1.x.y", &format!("{token}.x"), "0123456789abcdef-one"] {
+        for junk in [
+            "",
+            "s1",
+            "s1..",
+            "s1.x.y",
+            &format!("{token}.x"),
+            "0123456789abcdef-one",
+        ] {
             assert!(!keys.verify_session(junk, now), "{junk}");
         }
     }
