@@ -1,0 +1,520 @@
+//! The dashboard in a phone-sized headless Chromium driven like a person (Debian's
+//! `chromium-driver`, WebDriver), over local mode: logging in through the form, the trend chart,
+//! the headline NPS equal to `GET /v1/metrics`'s for the same query, and markup in a comment, a
+//! property value, the survey's question and a touchpoint name shown as text, never run.
+
+use serde_json::{json, Value};
+use sondeo_tests::local_http::{boot, LocalHttp};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The WebDriver element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Markup a respondent may type: an element with a handler, and a script.
+const PAYLOAD: &str = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+/// As hostile as a touchpoint slug may be (lowercase letters, digits, '-' and '_').
+const TOUCHPOINT: &str = "script-_img_onerror-1";
+const SURVEY: &str = "dash-nps";
+
+/// A chromedriver process and one session of a headless, phone-sized Chromium.
+struct Driver {
+    process: Child,
+    base: String,
+    client: webdriver_wire::Client,
+}
+
+/// A minimal JSON-over-HTTP client for the WebDriver protocol.
+mod webdriver_wire {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::{connect::HttpConnector, Client as Hyper};
+    use hyper_util::rt::TokioExecutor;
+    use serde_json::Value;
+
+    pub struct Client(Hyper<HttpConnector, Full<Bytes>>);
+
+    impl Client {
+        pub fn new() -> Client {
+            Client(Hyper::builder(TokioExecutor::new()).build_http())
+        }
+
+        /// Sends a WebDriver command and returns its `value` (or the error object).
+        pub async fn call(
+            &self,
+            method: &str,
+            url: &str,
+            body: Option<Value>,
+        ) -> Result<Value, Value> {
+            let req = http::Request::builder()
+                .method(method)
+                .uri(url)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(
+                    body.map(|b| b.to_string()).unwrap_or_default(),
+                )))
+                .map_err(|e| Value::String(e.to_string()))?;
+            let resp = self
+                .0
+                .request(req)
+                .await
+                .map_err(|e| Value::String(e.to_string()))?;
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Value::String(e.to_string()))?
+                .to_bytes();
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| Value::String(e.to_string()))?;
+            if v["value"]["error"].is_string() {
+                return Err(v["value"].clone());
+            }
+            Ok(v["value"].clone())
+        }
+    }
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let process = Command::new(driver_path())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run chromedriver (apt install chromium-driver; scripts/test.sh installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = webdriver_wire::Client::new();
+        let started = Instant::now();
+        while client
+            .call("GET", &format!("{base}/status"), None)
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver {
+            process,
+            base,
+            client,
+        }
+    }
+
+    async fn session(&self) -> String {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            // Leave alerts open, so the test can see whether one was raised.
+            "unhandledPromptBehavior": "ignore",
+            "goog:chromeOptions": {
+                "binary": chromium_path(),
+                "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0}},
+                "args": ["--headless", "--no-sandbox", "--disable-gpu",
+                         "--disable-background-networking", "--disable-component-update",
+                         "--window-size=390,844"],
+            }
+        }}});
+        let v = self
+            .client
+            .call("POST", &format!("{}/session", self.base), Some(caps))
+            .await
+            .expect("a Chromium session");
+        v["sessionId"].as_str().expect("session id").to_string()
+    }
+
+    async fn try_cmd(
+        &self,
+        session: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
+        self.client
+            .call(
+                method,
+                &format!("{}/session/{session}{path}", self.base),
+                body,
+            )
+            .await
+    }
+
+    async fn cmd(&self, session: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(session, method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    async fn find_all(&self, session: &str, css: &str) -> Vec<String> {
+        let v = self
+            .cmd(
+                session,
+                "POST",
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .filter_map(|e| e[ELEMENT].as_str().map(str::to_string))
+            .collect()
+    }
+
+    async fn find(&self, session: &str, css: &str) -> String {
+        self.find_all(session, css)
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no element for {css}"))
+    }
+
+    async fn text(&self, session: &str, element: &str) -> String {
+        self.cmd(session, "GET", &format!("/element/{element}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn attribute(&self, session: &str, element: &str, name: &str) -> Option<String> {
+        self.cmd(
+            session,
+            "GET",
+            &format!("/element/{element}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
+    }
+
+    async fn script(&self, session: &str, script: &str) -> Value {
+        self.cmd(
+            session,
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Waits until an element matches `css`.
+    async fn wait_for(&self, session: &str, css: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(e) = self.find_all(session, css).await.into_iter().next() {
+                return e;
+            }
+            let source = self.cmd(session, "GET", "/source", None).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no {css} in: {source}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, session: &str, element: &str) {
+        self.cmd(
+            session,
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn driver_path() -> &'static str {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("chromedriver")
+}
+
+fn chromium_path() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("chromium")
+}
+
+/// Creates the survey and posts answers through the public API; returns how many were posted.
+async fn seed(http: &LocalHttp, key: &str) -> i64 {
+    let auth = format!("Bearer {key}");
+    let json_headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let survey = json!({"id": SURVEY, "kind": "nps",
+        "question": format!("Would you recommend us? {PAYLOAD}"),
+        "touchpoints": [{"slug": TOUCHPOINT, "stage": "conversion"}, {"slug": "support", "stage": "retention"}],
+        "public_key": "pk_dashboard_test"});
+    let (status, body) = http
+        .status_and_body("POST", "/v1/surveys", &json_headers, &survey.to_string())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let answers = [
+        (
+            TOUCHPOINT,
+            10,
+            Some(PAYLOAD),
+            json!({"plan": PAYLOAD, "country": "FR"}),
+        ),
+        (TOUCHPOINT, 9, None, json!({"plan": "pro"})),
+        (TOUCHPOINT, 3, Some("Too slow"), json!({})),
+        (TOUCHPOINT, 7, None, json!({})),
+        ("support", 10, Some("Great help"), json!({"plan": "free"})),
+        ("support", 6, None, json!({})),
+        ("support", 9, None, json!({})),
+    ];
+    for (i, (tp, score, comment, props)) in answers.iter().enumerate() {
+        let mut body = json!({"survey": SURVEY, "touchpoint": tp, "respondent": format!("r{i}@example.com"),
+            "score": score, "properties": props, "key": "pk_dashboard_test"});
+        if let Some(c) = comment {
+            body["comment"] = json!(c);
+        }
+        let (status, reply) = http
+            .status_and_body(
+                "POST",
+                "/v1/responses",
+                &[("content-type", "application/json")],
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(status, 202, "{reply}");
+    }
+    answers.len() as i64
+}
+
+/// `GET /v1/metrics` for the dashboard's default query once the local queue has drained.
+async fn metrics_when(http: &LocalHttp, key: &str, n: i64) -> Value {
+    let auth = format!("Bearer {key}");
+    let started = Instant::now();
+    loop {
+        let (status, body) = http
+            .status_and_body(
+                "GET",
+                &format!("/v1/metrics?survey={SURVEY}&compare=previous"),
+                &[("authorization", &auth)],
+                "",
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let m: Value = serde_json::from_str(&body).unwrap();
+        if m["overall"]["total"]["n"] == n {
+            return m;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never counted {n}: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_dashboard_shows_the_api_s_numbers_and_respondent_markup_as_text() {
+    let dir = std::env::temp_dir().join(format!("sondeo-dash-{:08x}", rand::random::<u32>()));
+    let (stack, server, http) = boot(&dir).await;
+    let key = stack.api_key.clone();
+    let n = seed(&http, &key).await;
+    let metrics = metrics_when(&http, &key, n).await;
+    let api_nps = metrics["overall"]["total"]["nps"].as_f64().expect("an NPS");
+
+    // The page as a script reads it, for its weight.
+    let auth = format!("Bearer {key}");
+    let (status, page) = http
+        .status_and_body(
+            "GET",
+            &format!("/dashboard?survey={SURVEY}"),
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    eprintln!(
+        "dashboard page weight: {} bytes ({n} answers, {} comments, 30 daily buckets, 2 touchpoints)",
+        page.len(),
+        page.matches("class=\"comment-item\"").count()
+    );
+
+    let driver = Driver::start().await;
+    let s = driver.session().await;
+    let url = format!("{}/dashboard?survey={SURVEY}", http.base);
+    driver
+        .cmd(&s, "POST", "/url", Some(json!({"url": url})))
+        .await;
+    // No session: a login form, the key going in the body.
+    let field = driver.wait_for(&s, "input[name=key][type=password]").await;
+    driver
+        .cmd(
+            &s,
+            "POST",
+            &format!("/element/{field}/value"),
+            Some(json!({"text": key})),
+        )
+        .await;
+    let login = driver.find(&s, "#login").await;
+    driver.click(&s, &login).await;
+
+    // The dashboard, at a URL without the key, for the survey asked before logging in.
+    let chart = driver.wait_for(&s, "svg#trend-chart").await;
+    let here = driver.cmd(&s, "GET", "/url", None).await;
+    let here = here.as_str().unwrap_or_default();
+    assert!(!here.contains(&key), "{here}");
+    assert!(here.contains(&format!("survey={SURVEY}")), "{here}");
+    let cookie_js = driver.script(&s, "return document.cookie").await;
+    assert_eq!(cookie_js, json!(""), "the session cookie is HttpOnly");
+    assert!(
+        driver
+            .find_all(&s, "svg#trend-chart polyline.line")
+            .await
+            .len()
+            == 1,
+        "the trend line is drawn"
+    );
+    assert!(
+        !driver
+            .find_all(&s, "svg#trend-chart polygon.band")
+            .await
+            .is_empty(),
+        "the margin band is drawn"
+    );
+    let shown = driver
+        .cmd(&s, "GET", &format!("/element/{chart}/displayed"), None)
+        .await;
+    assert_eq!(shown, json!(true));
+    assert!(
+        !driver
+            .find_all(&s, "svg#mix-chart rect.promoters")
+            .await
+            .is_empty(),
+        "stacked promoters are drawn"
+    );
+
+    // The headline equals the API's number for the same query.
+    let headline = driver.find(&s, "[data-metric=nps]").await;
+    let shown_nps: f64 = driver
+        .attribute(&s, &headline, "data-value")
+        .await
+        .expect("a data-value")
+        .parse()
+        .unwrap();
+    assert_eq!(shown_nps, api_nps);
+    let text = driver.text(&s, &headline).await;
+    assert_eq!(text, sondeo_http::charts::number(api_nps));
+    let n_el = driver.find(&s, "#headline-n").await;
+    assert_eq!(
+        driver.attribute(&s, &n_el, "data-n").await,
+        Some(n.to_string())
+    );
+    for (tp, g) in metrics["touchpoints"].as_object().unwrap() {
+        let row = driver
+            .find(&s, &format!("tr[data-touchpoint='{tp}'] td[data-value]"))
+            .await;
+        let v: f64 = driver
+            .attribute(&s, &row, "data-value")
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(Some(v), g["total"]["nps"].as_f64(), "{tp}");
+    }
+
+    // Markup is text: no element was injected, no alert was raised, nothing was loaded.
+    let injected = driver
+        .script(
+            &s,
+            "return document.querySelectorAll('img, script, iframe, object, embed').length",
+        )
+        .await;
+    assert_eq!(injected, json!(0));
+    let alert = driver.try_cmd(&s, "GET", "/alert/text", None).await;
+    assert!(
+        alert.as_ref().is_err_and(|e| e["error"] == "no such alert"),
+        "{alert:?}"
+    );
+    let loaded = driver
+        .script(&s, "return performance.getEntriesByType('resource').length")
+        .await;
+    assert_eq!(loaded, json!(0), "the page loads nothing else");
+    let mut comments = Vec::new();
+    for c in driver.find_all(&s, "li.comment-item p.comment").await {
+        comments.push(driver.text(&s, &c).await);
+    }
+    assert!(comments.contains(&PAYLOAD.to_string()), "{comments:?}");
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    let mut props = Vec::new();
+    for p in driver.find_all(&s, "li.comment-item .prop").await {
+        props.push(driver.text(&s, &p).await);
+    }
+    assert!(props.contains(&format!("plan: {PAYLOAD}")), "{props:?}");
+    let question = driver.find(&s, "#question").await;
+    assert_eq!(
+        driver.text(&s, &question).await,
+        format!("Would you recommend us? {PAYLOAD}")
+    );
+    let mut names = Vec::new();
+    for t in driver.find_all(&s, "li.comment-item .touchpoint").await {
+        names.push(driver.text(&s, &t).await);
+    }
+    assert!(names.contains(&TOUCHPOINT.to_string()), "{names:?}");
+
+    // Readable on a phone: nothing wider than the screen.
+    let overflow = driver
+        .script(
+            &s,
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+        )
+        .await;
+    let (scroll, inner) = (overflow[0].as_i64().unwrap(), overflow[1].as_i64().unwrap());
+    assert!(inner <= 400 && scroll <= inner, "{overflow}");
+
+    // A filter is a plain GET form: one touchpoint, and the headline follows the API again.
+    driver
+        .cmd(
+            &s,
+            "POST",
+            "/url",
+            Some(json!({"url": format!("{}/dashboard?survey={SURVEY}&touchpoint=support", http.base)})),
+        )
+        .await;
+    let headline = driver.wait_for(&s, "[data-metric=nps]").await;
+    let support: f64 = driver
+        .attribute(&s, &headline, "data-value")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        Some(support),
+        metrics["touchpoints"]["support"]["total"]["nps"].as_f64()
+    );
+
+    // Logging out ends the session.
+    let out = driver
+        .find(&s, "form[action='/dashboard/logout'] button")
+        .await;
+    driver.click(&s, &out).await;
+    driver.wait_for(&s, "input[name=key]").await;
+    assert!(driver.find_all(&s, "svg#trend-chart").await.is_empty());
+
+    driver.cmd(&s, "DELETE", "", None).await;
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
