@@ -5,4 +5,5 @@ pub mod bulk;
 pub mod client;
 pub mod head_check;
 pub mod local;
+pub mod report;
 pub mod server;

@@ -266,6 +266,18 @@ struct ReportArgs {
     /// Only the answers of this send (a campaign wave); without it, every send.
     #[arg(long)]
     send: Option<String>,
+    /// IANA time zone the days are read in, such as Europe/Madrid (default: UTC).
+    #[arg(long)]
+    tz: Option<String>,
+    /// Only answers whose properties match, such as plan:pro,country:FR.
+    #[arg(long)]
+    segment: Option<String>,
+    /// Also break the numbers down by the values of this response property.
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Leave out the change against the previous period of the same length.
+    #[arg(long)]
+    no_compare: bool,
     /// Print the raw JSON report.
     #[arg(long)]
     json: bool,
@@ -734,56 +746,6 @@ fn report_command(binary: &[String], data_dir: &Path) -> String {
     shlex::try_join(words).unwrap_or_else(|_| format!("sondeo report --survey {DEMO_SURVEY}"))
 }
 
-fn headline(kind: SurveyKind, s: &serde_json::Value) -> String {
-    let f = |k: &str| s[k].as_f64();
-    if s["n"].as_i64().unwrap_or(0) == 0 {
-        return "no responses".into();
-    }
-    match kind {
-        SurveyKind::Nps => format!(
-            "NPS {:+.1} ±{:.1}  ({} promoters, {} passives, {} detractors)",
-            f("nps").unwrap_or(0.0),
-            f("margin_of_error").unwrap_or(0.0),
-            s["promoters"],
-            s["passives"],
-            s["detractors"]
-        ),
-        SurveyKind::Csat => format!(
-            "{:.1}% satisfied, mean {:.2}",
-            f("satisfied_pct").unwrap_or(0.0),
-            f("mean").unwrap_or(0.0)
-        ),
-        SurveyKind::Ces => format!(
-            "mean {:.2}, {:.1}% agree",
-            f("mean").unwrap_or(0.0),
-            f("agree_pct").unwrap_or(0.0)
-        ),
-        SurveyKind::Likert5 | SurveyKind::Likert7 => {
-            format!("mean {:.2}", f("mean").unwrap_or(0.0))
-        }
-        SurveyKind::YesNo => format!("{:.1}% yes", f("yes_pct").unwrap_or(0.0)),
-        SurveyKind::Duration => format!(
-            "median {:.0}s, p90 {:.0}s, mean {:.0}s",
-            f("median").unwrap_or(0.0),
-            f("p90").unwrap_or(0.0),
-            f("mean").unwrap_or(0.0)
-        ),
-    }
-}
-
-/// Where a summary's answers came from, and how many were set aside as automated.
-fn provenance(total: &serde_json::Value) -> String {
-    let mut out = String::new();
-    for (source, n) in total["sources"].as_object().into_iter().flatten() {
-        out.push_str(&format!("  {source}={n}"));
-    }
-    let automated = total["automated"].as_i64().unwrap_or(0);
-    if automated > 0 {
-        out.push_str(&format!("  set aside as automated={automated}"));
-    }
-    out
-}
-
 async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut query = vec![("survey", r.survey), ("bucket", r.bucket)];
     for (k, v) in [
@@ -792,6 +754,10 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
         ("touchpoint", r.touchpoint),
         ("stage", r.stage),
         ("send", r.send),
+        ("tz", r.tz),
+        ("segment", r.segment),
+        ("group_by", r.group_by),
+        ("compare", (!r.no_compare).then(|| "previous".to_string())),
     ] {
         if let Some(v) = v {
             query.push((k, v));
@@ -808,39 +774,7 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
         println!("{}", serde_json::to_string_pretty(&rep)?);
         return Ok(());
     }
-    let kind: SurveyKind = serde_json::from_value(rep["kind"].clone())?;
-    println!(
-        "{} ({kind}) from {} to {}",
-        rep["survey"].as_str().unwrap_or_default(),
-        rep["from"].as_str().unwrap_or_default(),
-        rep["to"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  {:<28} n={:<7} {}",
-        "all",
-        rep["overall"]["total"]["n"],
-        headline(kind, &rep["overall"]["total"])
-    );
-    for (group, title) in [("stages", "stage"), ("touchpoints", "touchpoint")] {
-        for (name, g) in rep[group].as_object().into_iter().flatten() {
-            println!(
-                "  {:<28} n={:<7} {}{}",
-                format!("{title} {name}"),
-                g["total"]["n"],
-                headline(kind, &g["total"]),
-                provenance(&g["total"])
-            );
-        }
-    }
-    println!("  by {}:", rep["bucket"].as_str().unwrap_or_default());
-    for p in rep["overall"]["series"].as_array().into_iter().flatten() {
-        println!(
-            "    {}  n={:<7} {}",
-            p["start"].as_str().unwrap_or_default(),
-            p["n"],
-            headline(kind, p)
-        );
-    }
+    print!("{}", sondeo_local::report::render(&rep));
     Ok(())
 }
 

@@ -90,6 +90,9 @@ pub struct GroupReport {
 pub struct Point {
     /// First day of the bucket.
     pub start: Day,
+    /// The bucket's ISO week (`2026-W53`), for week buckets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub week: Option<String>,
     /// Metrics of the bucket.
     #[serde(flatten)]
     pub summary: Summary,
@@ -128,7 +131,13 @@ impl Acc {
         self.buckets.entry(start).or_default().merge(h);
     }
 
-    fn finish(self, kind: SurveyKind, starts: &[Day], stage: Option<JourneyStage>) -> GroupReport {
+    fn finish(
+        self,
+        kind: SurveyKind,
+        starts: &[Day],
+        stage: Option<JourneyStage>,
+        bucket: Bucket,
+    ) -> GroupReport {
         let empty = Histogram::default();
         GroupReport {
             stage,
@@ -137,6 +146,7 @@ impl Acc {
                 .iter()
                 .map(|s| Point {
                     start: *s,
+                    week: (bucket == Bucket::Week).then(|| s.iso_week()),
                     summary: summarize(kind, self.buckets.get(s).unwrap_or(&empty)),
                 })
                 .collect(),
@@ -191,12 +201,12 @@ pub fn build_report(survey: &Survey, rows: &[CounterRow], q: &ReportQuery) -> Re
         from: q.from,
         to: q.to,
         bucket: q.bucket,
-        overall: overall.finish(survey.kind, &starts, None),
+        overall: overall.finish(survey.kind, &starts, None, q.bucket),
         touchpoints: touchpoints
             .into_iter()
             .map(|(tp, acc)| {
                 let stage = stage_of(&tp);
-                (tp, acc.finish(survey.kind, &starts, stage))
+                (tp, acc.finish(survey.kind, &starts, stage, q.bucket))
             })
             .collect(),
         stages: stages
@@ -204,7 +214,7 @@ pub fn build_report(survey: &Survey, rows: &[CounterRow], q: &ReportQuery) -> Re
             .map(|(s, acc)| {
                 (
                     s.as_str().to_string(),
-                    acc.finish(survey.kind, &starts, Some(s)),
+                    acc.finish(survey.kind, &starts, Some(s), q.bucket),
                 )
             })
             .collect(),

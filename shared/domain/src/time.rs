@@ -57,6 +57,15 @@ impl Day {
         Day(self.0 - (self.0 + 3).rem_euclid(7))
     }
 
+    /// The ISO 8601 week of this day, as `YYYY-Www` (the year the week's Thursday falls in).
+    pub fn iso_week(self) -> String {
+        let thursday = self.week_start().plus(3);
+        let (year, _, _) = thursday.ymd();
+        let first = Day(days_from_civil(year, 1, 1));
+        let week = (thursday.0 - first.0) / 7 + 1;
+        format!("{year}-W{week:02}")
+    }
+
     /// The first day of this day's month.
     pub fn month_start(self) -> Day {
         let (y, m, _) = self.ymd();
@@ -196,6 +205,26 @@ fn civil_from_days(z: i32) -> (i32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod iso_week_tests {
+    use super::Day;
+
+    #[test]
+    fn iso_weeks_belong_to_the_year_of_their_thursday() {
+        for (day, week) in [
+            ("2026-12-28", "2026-W53"),
+            ("2027-01-03", "2026-W53"),
+            ("2027-01-04", "2027-W01"),
+            ("2024-12-30", "2025-W01"),
+            ("2021-01-03", "2020-W53"),
+            ("2026-01-01", "2026-W01"),
+            ("2026-06-15", "2026-W25"),
+        ] {
+            assert_eq!(day.parse::<Day>().unwrap().iso_week(), week, "{day}");
+        }
+    }
 }
 
 #[cfg(test)]
