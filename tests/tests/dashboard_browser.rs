@@ -475,6 +475,29 @@ async fn on_a_phone_the_dashboard_shows_the_api_s_numbers_and_respondent_markup_
     }
     assert!(names.contains(&TOUCHPOINT.to_string()), "{names:?}");
 
+    // SONDEO_SCREENSHOT_DIR keeps what the phone showed, for a person to look at.
+    if let Ok(dir) = std::env::var("SONDEO_SCREENSHOT_DIR") {
+        use base64::Engine;
+        let height = driver
+            .script(&s, "return document.documentElement.scrollHeight")
+            .await;
+        let mut top = 0;
+        let mut i = 0;
+        while top < height.as_i64().unwrap_or(0) && i < 8 {
+            driver
+                .script(&s, &format!("window.scrollTo(0, {top}); return 0"))
+                .await;
+            let png = driver.cmd(&s, "GET", "/screenshot", None).await;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(png.as_str().unwrap_or_default())
+                .unwrap();
+            std::fs::write(format!("{dir}/dashboard-phone-{i}.png"), bytes).unwrap();
+            top += 800;
+            i += 1;
+        }
+        driver.script(&s, "window.scrollTo(0, 0); return 0").await;
+    }
+
     // Readable on a phone: nothing wider than the screen.
     let overflow = driver
         .script(

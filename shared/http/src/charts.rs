@@ -9,13 +9,13 @@
 use maud::{html, Markup};
 
 /// Width of every chart's coordinate system.
-pub const WIDTH: f64 = 600.0;
+pub const WIDTH: f64 = 480.0;
 /// Height of a trend or bar chart's coordinate system.
-pub const HEIGHT: f64 = 220.0;
-const LEFT: f64 = 44.0;
-const RIGHT: f64 = 8.0;
+pub const HEIGHT: f64 = 200.0;
+const LEFT: f64 = 36.0;
+const RIGHT: f64 = 6.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 28.0;
+const BOTTOM: f64 = 24.0;
 
 /// Colours of promoters, passives and detractors.
 pub const MIX_COLOURS: [&str; 3] = ["#1a7f37", "#b7950b", "#c62828"];
@@ -176,9 +176,9 @@ pub fn number(v: f64) -> String {
     }
 }
 
-/// Which buckets get an x-axis label: at most about six, evenly spaced, always the first.
+/// Which buckets get an x-axis label: at most four, evenly spaced, always the first.
 fn label_every(count: usize) -> usize {
-    count.div_ceil(6).max(1)
+    count.div_ceil(4).max(1)
 }
 
 /// The value axis: grid lines and labels at the range's ends and middle (and 0 when inside).
@@ -194,7 +194,7 @@ fn value_axis(plot: &Plot) -> Markup {
                 @let y = plot.y(*t);
                 line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(format!("{y:.1}")) y2=(format!("{y:.1}"))
                     stroke="#ddd" stroke-width="1" {}
-                text x=(LEFT - 4.0) y=(format!("{:.1}", y + 4.0)) text-anchor="end" font-size="11" fill="#555" {
+                text x=(LEFT - 4.0) y=(format!("{:.1}", y + 4.0)) text-anchor="end" font-size="13" fill="#555" {
                     (number(*t))
                 }
             }
@@ -209,8 +209,8 @@ fn bucket_axis(labels: &[&str], plot: &Plot) -> Markup {
         g class="buckets" {
             @for (i, label) in labels.iter().enumerate() {
                 @if i % every == 0 {
-                    text x=(format!("{:.1}", plot.x(i))) y=(HEIGHT - 8.0) text-anchor="middle"
-                        font-size="11" fill="#555" { (label) }
+                    text x=(format!("{:.1}", plot.x(i))) y=(HEIGHT - 6.0) text-anchor="middle"
+                        font-size="13" fill="#555" { (label) }
                 }
             }
         }
@@ -284,9 +284,8 @@ pub fn mix_chart(id: &str, title: &str, buckets: &[MixBucket]) -> Markup {
         .iter()
         .map(|b| b.promoters + b.passives + b.detractors)
         .max()
-        .unwrap_or(0)
-        .max(1);
-    let plot = Plot::new(buckets.len(), ValueRange::new(0.0, top as f64));
+        .unwrap_or(0);
+    let plot = Plot::new(buckets.len(), ValueRange::new(0.0, even_top(top)));
     let labels: Vec<&str> = buckets.iter().map(|b| b.label.as_str()).collect();
     let bar = (plot.slot() * 0.7).max(1.0);
     html! {
@@ -320,10 +319,15 @@ pub fn mix_chart(id: &str, title: &str, buckets: &[MixBucket]) -> Markup {
     }
 }
 
+/// The top of a count axis: even (so its middle tick is a whole count) and at least 2.
+fn even_top(top: i64) -> f64 {
+    (top + top % 2).max(2) as f64
+}
+
 /// One bar per label (answers per bucket, or per score).
 pub fn bar_chart(id: &str, title: &str, bars: &[(String, i64)], colour: &str) -> Markup {
-    let top = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
-    let plot = Plot::new(bars.len(), ValueRange::new(0.0, top as f64));
+    let top = bars.iter().map(|b| b.1).max().unwrap_or(0);
+    let plot = Plot::new(bars.len(), ValueRange::new(0.0, even_top(top)));
     let labels: Vec<&str> = bars.iter().map(|b| b.0.as_str()).collect();
     let width = (plot.slot() * 0.7).max(1.0);
     html! {
@@ -361,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_band_runs_along_value_plus_margin_then_back_along_value_minus_margin() {
-        // GIVEN three buckets on the NPS axis, with a plot area 172 units tall (10..182).
+        // GIVEN three buckets on the NPS axis, with a plot area 166 units tall (10..176).
         let range = ValueRange::new(-100.0, 100.0);
         let plot = Plot::new(3, range);
         let points = [
@@ -373,7 +377,7 @@ mod tests {
         let bands = band_polygons(&points, &plot);
         // THEN it is one polygon: upper edge left to right, lower edge right to left.
         assert_eq!(bands.len(), 1);
-        let y = |v: f64| 10.0 + (1.0 - (v + 100.0) / 200.0) * 182.0;
+        let y = |v: f64| 10.0 + (1.0 - (v + 100.0) / 200.0) * 166.0;
         let (x0, x1, x2) = (plot.x(0), plot.x(1), plot.x(2));
         let expected = [
             (x0, y(10.0)),
@@ -390,9 +394,9 @@ mod tests {
                 "{got:?} vs {want:?}"
             );
         }
-        // Buckets are evenly spaced across the plot area (44..592).
-        assert!((x0 - (44.0 + 548.0 / 6.0)).abs() < 1e-9);
-        assert!((x1 - x0 - 548.0 / 3.0).abs() < 1e-9);
+        // Buckets are evenly spaced across the plot area (36..474).
+        assert!((x0 - (36.0 + 438.0 / 6.0)).abs() < 1e-9);
+        assert!((x1 - x0 - 438.0 / 3.0).abs() < 1e-9);
         // The band's upper edge is above the line (smaller y) everywhere.
         assert!(bands[0][1].1 < plot.y(50.0) && bands[0][4].1 > plot.y(50.0));
     }
@@ -431,7 +435,7 @@ mod tests {
             !svg.contains("<polygon") && !svg.contains("<polyline"),
             "{svg}"
         );
-        assert!(svg.contains(r#"viewBox="0 0 600 220""#) && svg.contains(r#"width="100%""#));
+        assert!(svg.contains(r#"viewBox="0 0 480 200""#) && svg.contains(r#"width="100%""#));
         let unanswered = [point("2026-11-02", None, None)];
         assert!(band_polygons(&unanswered, &Plot::new(1, ValueRange::new(0.0, 100.0))).is_empty());
         let mix = mix_chart("m", "Mix", &[]).into_string();

@@ -288,7 +288,8 @@ button.primary{background:#1f5fbf;color:#fff;border-color:#1f5fbf}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #eee;vertical-align:top}
 td.num,th.num{text-align:right;white-space:nowrap}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;margin-bottom:10px}
+svg.chart{display:block;max-width:720px}
 .error{background:#fdecea;border-color:#f5c2c0;color:#7f1d1d}
 ul.comments{list-style:none;margin:0;padding:0}
 ul.comments li{border-bottom:1px solid #eee;padding:8px 0}
@@ -459,7 +460,7 @@ fn score_class(kind: SurveyKind, score: i64) -> &'static str {
 /// the combined margin of error.
 fn change(c: &Comparison) -> Markup {
     match c.difference {
-        None => html! { span class="muted flat" { "no answers to compare with" } },
+        None => html! { span class="muted flat" title="no answers in one of the periods" { "–" } },
         Some(d) => {
             let (class, arrow) = if number(d) == "0" {
                 ("flat", "→")
@@ -702,8 +703,12 @@ fn render(d: &PageData<'_>) -> Markup {
                         }
                         @if let Some(c) = comparison {
                             div id="comparison" {
-                                (change(&c.overall)) " "
-                                span class="muted" { "vs " (c.from.to_string()) " to " (c.to.to_string()) " (n = " (c.overall.previous.n) ")" }
+                                @if c.overall.difference.is_some() {
+                                    (change(&c.overall)) " "
+                                    span class="muted" { "vs the previous period, " (c.from.to_string()) " to " (c.to.to_string()) " (n = " (c.overall.previous.n) ")" }
+                                } @else {
+                                    span class="muted" { "No answers to compare with in the previous period, " (c.from.to_string()) " to " (c.to.to_string()) "." }
+                                }
                             }
                         }
                     }
@@ -755,7 +760,7 @@ fn render(d: &PageData<'_>) -> Markup {
                                 Some(g) => {
                                     div class="big" style="font-size:24px" data-value=[headline_value(kind, &g.total)] { (metric_cell(kind, &g.total)) }
                                     div class="muted" { "n = " (g.total.n) }
-                                    @if let Some(c) = comparison.and_then(|c| c.stages.get(stage.as_str())) { div { (change(c)) } }
+                                    @if let Some(c) = comparison.and_then(|c| c.stages.get(stage.as_str())).filter(|c| c.difference.is_some()) { div { (change(c)) } }
                                 }
                                 None => div class="muted" { @if tps.is_empty() { "no touchpoint" } @else { "no answers" } },
                             }
@@ -768,7 +773,7 @@ fn render(d: &PageData<'_>) -> Markup {
                 h2 { "Touchpoints" }
                 div class="scroll" {
                     table {
-                        thead { tr { th { "Touchpoint" } th { "Stage" } th class="num" { (label) } th class="num" { "n" } th { "Change" } } }
+                        thead { tr { th { "Touchpoint" } th { "Stage" } th class="num" { (label) } th class="num" { "n" } th title="change against the previous period" { "Δ prev." } } }
                         tbody {
                             @for (tp, g) in &r.touchpoints {
                                 tr data-touchpoint=(tp) {
@@ -801,7 +806,7 @@ fn render(d: &PageData<'_>) -> Markup {
                         li class="comment-item" {
                             span class=(score_class(kind, c.event.score)) { (c.event.score) } " "
                             strong class="touchpoint" { (c.event.touchpoint) } " "
-                            span class="muted" { (d.zone.local_time(c.event.answered_at)) }
+                            span class="muted" { (short_time(&d.zone.local_time(c.event.answered_at))) }
                             @if c.automated { span class="muted" { " · set aside as automated" } }
                             p class="comment" { (c.event.comment.as_deref().unwrap_or("")) }
                             @if !c.event.properties.is_empty() {
@@ -817,6 +822,16 @@ fn render(d: &PageData<'_>) -> Markup {
             }
         },
     )
+}
+
+/// `2026-12-02T11:25:46+01:00` as `2026-12-02 11:25 +01:00` (unchanged if it is not that shape).
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(0..10), rfc3339.get(11..16), rfc3339.get(19..)) {
+        (Some(day), Some(hm), Some(offset)) if rfc3339.len() >= 25 => {
+            format!("{day} {hm} {offset}")
+        }
+        _ => rfc3339.to_string(),
+    }
 }
 
 /// Answers per score of a summary, in score order (log-scale buckets for durations).
@@ -1109,6 +1124,43 @@ mod tests {
             cookie,
             "sondeo_session=; HttpOnly; Secure; SameSite=Strict; Path=/dashboard; Max-Age=0"
         );
+    }
+
+    #[test]
+    fn a_change_shows_its_direction_and_whether_it_exceeds_the_margin() {
+        use sondeo_domain::explore::compare;
+        use sondeo_domain::metrics::Histogram;
+        let (mut high, mut low) = (Histogram::default(), Histogram::default());
+        for _ in 0..50 {
+            high.record(SurveyKind::Nps, 10);
+            low.record(SurveyKind::Nps, 0);
+        }
+        let up = change(&compare(SurveyKind::Nps, &high, &low)).into_string();
+        assert!(
+            up.contains("▲ +200") && up.contains("beyond the margin of error"),
+            "{up}"
+        );
+        let down = change(&compare(SurveyKind::Nps, &low, &high)).into_string();
+        assert!(
+            down.contains("▼ -200") && down.contains(r#"class="down""#),
+            "{down}"
+        );
+        let same = change(&compare(SurveyKind::Nps, &high, &high)).into_string();
+        assert!(same.contains("→ 0"), "{same}");
+        let none = change(&compare(SurveyKind::Nps, &high, &Histogram::default())).into_string();
+        assert!(
+            none.contains("–") && !none.contains("data-difference"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn comment_times_are_shown_to_the_minute_with_their_offset() {
+        assert_eq!(
+            short_time("2026-12-02T11:25:46+01:00"),
+            "2026-12-02 11:25 +01:00"
+        );
+        assert_eq!(short_time("garbage"), "garbage");
     }
 
     #[test]
