@@ -529,6 +529,28 @@ async fn on_a_phone_the_dashboard_shows_the_api_s_numbers_and_respondent_markup_
         metrics["touchpoints"]["support"]["total"]["nps"].as_f64()
     );
 
+    // A breakdown by a property: its values, the payload among them, are text too.
+    driver
+        .cmd(
+            &s,
+            "POST",
+            "/url",
+            Some(json!({"url": format!("{}/dashboard?survey={SURVEY}&group_by=plan", http.base)})),
+        )
+        .await;
+    driver.wait_for(&s, "#segments").await;
+    let mut values = Vec::new();
+    for v in driver.find_all(&s, "#segments td.segment-value").await {
+        values.push(driver.text(&s, &v).await);
+    }
+    for want in [PAYLOAD, "pro", "free", "(none)"] {
+        assert!(values.contains(&want.to_string()), "{want}: {values:?}");
+    }
+    let injected = driver
+        .script(&s, "return document.querySelectorAll('img, script').length")
+        .await;
+    assert_eq!(injected, json!(0));
+
     // Logging out ends the session.
     let out = driver
         .find(&s, "form[action='/dashboard/logout'] button")

@@ -46,7 +46,7 @@ pub const TOUCHPOINT_CHARTS: usize = 12;
 /// The Content-Security-Policy of every dashboard answer: no script, nothing external.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'";
 /// The query parameters the page reads (and keeps across a login).
-pub const FILTER_PARAMS: [&str; 11] = [
+pub const FILTER_PARAMS: [&str; 12] = [
     "survey",
     "from",
     "to",
@@ -58,6 +58,7 @@ pub const FILTER_PARAMS: [&str; 11] = [
     "send",
     "compare_from",
     "compare_to",
+    "group_by",
 ];
 
 /// Everything the dashboard needs.
@@ -658,6 +659,9 @@ fn filters(surveys: &[Survey], survey: Option<&Survey>, p: &BTreeMap<String, Str
                 label { "Segment"
                     input type="text" name="segment" value=(val("segment")) placeholder="plan:pro,country:FR";
                 }
+                label { "Break down by"
+                    input type="text" name="group_by" value=(val("group_by")) placeholder="property, e.g. plan";
+                }
                 button class="primary" type="submit" { "Apply" }
             }
         }
@@ -765,6 +769,25 @@ fn render(d: &PageData<'_>) -> Markup {
                                 None => div class="muted" { @if tps.is_empty() { "no touchpoint" } @else { "no answers" } },
                             }
                             @if !tps.is_empty() { div class="muted" { (tps.join(", ")) } }
+                        }
+                    }
+                }
+            }
+            @if let Some(seg) = &d.report.segments {
+                section id="segments" {
+                    h2 { (label) " by " (seg.property) }
+                    div class="scroll" {
+                        table {
+                            thead { tr { th { (seg.property) } th class="num" { (label) } th class="num" { "n" } } }
+                            tbody {
+                                @for (value, g) in &seg.groups {
+                                    tr class="segment" {
+                                        td class="segment-value" { (value) }
+                                        td class="num" data-value=[headline_value(kind, &g.total)] { (metric_cell(kind, &g.total)) }
+                                        td class="num" { (g.total.n) }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
