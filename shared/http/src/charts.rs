@@ -243,14 +243,15 @@ pub fn trend_chart(
                 polyline class="line" points=(points_attr(&run)) fill="none" stroke=(LINE_COLOUR)
                     stroke-width="2" {}
             }
-            @for (i, p) in points.iter().enumerate() {
-                @if let Some(v) = p.value.filter(|v| v.is_finite()) {
-                    circle cx=(format!("{:.1}", plot.x(i))) cy=(format!("{:.1}", plot.y(v))) r="3"
-                        fill=(LINE_COLOUR) data-value=(v) {
-                        title {
-                            (p.label) ": " (metric) " " (number(v))
-                            @if let Some(m) = p.margin { " ± " (number(m)) }
-                            " (n=" (p.n) ")"
+            g class="dots" fill=(LINE_COLOUR) {
+                @for (i, p) in points.iter().enumerate() {
+                    @if let Some(v) = p.value.filter(|v| v.is_finite()) {
+                        circle cx=(format!("{:.1}", plot.x(i))) cy=(format!("{:.1}", plot.y(v))) r="3" {
+                            title {
+                                (p.label) ": " (metric) " " (number(v))
+                                @if let Some(m) = p.margin { " ± " (number(m)) }
+                                " (n=" (p.n) ")"
+                            }
                         }
                     }
                 }

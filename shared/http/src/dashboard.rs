@@ -888,18 +888,23 @@ mod tests {
 
     const KEY: &str = "0123456789abcdef-dash";
 
-    struct Stub(Vec<Survey>);
+    #[derive(Default)]
+    struct Stub {
+        surveys: Vec<Survey>,
+        rows: Vec<CounterRow>,
+        responses: Vec<StoredResponse>,
+    }
 
     #[async_trait]
     impl SurveyStore for Stub {
         async fn get_survey(&self, id: &str) -> Result<Option<Survey>, StoreError> {
-            Ok(self.0.iter().find(|s| s.id == id).cloned())
+            Ok(self.surveys.iter().find(|s| s.id == id).cloned())
         }
         async fn create_survey(&self, _: &Survey) -> Result<(), StoreError> {
             Ok(())
         }
         async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
-            Ok(self.0.clone())
+            Ok(self.surveys.clone())
         }
     }
 
@@ -908,10 +913,15 @@ mod tests {
         async fn read_counters(
             &self,
             _: &str,
-            _: Day,
-            _: Day,
+            from: Day,
+            to: Day,
         ) -> Result<Vec<CounterRow>, StoreError> {
-            Ok(Vec::new())
+            Ok(self
+                .rows
+                .iter()
+                .filter(|r| r.day >= from && r.day <= to)
+                .cloned()
+                .collect())
         }
     }
 
@@ -920,22 +930,37 @@ mod tests {
         async fn responses_page(
             &self,
             _: &str,
-            _: i64,
-            _: i64,
-            _: Option<&ResponseCursor>,
-            _: usize,
+            from_ms: i64,
+            to_ms: i64,
+            after: Option<&ResponseCursor>,
+            limit: usize,
         ) -> Result<Vec<StoredResponse>, StoreError> {
-            Ok(Vec::new())
+            // Newest first, as the stores answer; one page is enough for these tests.
+            if after.is_some() {
+                return Ok(Vec::new());
+            }
+            let mut out: Vec<StoredResponse> = self
+                .responses
+                .iter()
+                .filter(|r| r.event.answered_at >= from_ms && r.event.answered_at < to_ms)
+                .cloned()
+                .collect();
+            out.sort_by_key(|r| std::cmp::Reverse(r.cursor()));
+            out.truncate(limit);
+            Ok(out)
         }
     }
 
-    fn app() -> Router {
-        let survey: Survey = serde_json::from_value(serde_json::json!({
+    fn survey() -> Survey {
+        serde_json::from_value(serde_json::json!({
             "id": "nps", "kind": "nps", "question": "How likely <b>are</b> you to recommend us?",
             "touchpoints": [{"slug": "post-purchase", "stage": "conversion"}]
         }))
-        .unwrap();
-        let stub = Arc::new(Stub(vec![survey]));
+        .unwrap()
+    }
+
+    fn app_over(stub: Stub) -> Router {
+        let stub = Arc::new(stub);
         routes(Arc::new(DashboardApp {
             surveys: stub.clone(),
             api_keys: ApiKeys::from_list(KEY).unwrap(),
@@ -946,6 +971,13 @@ mod tests {
                 export_limits: Default::default(),
             }),
         }))
+    }
+
+    fn app() -> Router {
+        app_over(Stub {
+            surveys: vec![survey()],
+            ..Stub::default()
+        })
     }
 
     async fn call(req: http::Request<axum::body::Body>) -> (StatusCode, HeaderMap, String) {
@@ -1184,6 +1216,80 @@ mod tests {
             "2026-12-02 11:25 +01:00"
         );
         assert_eq!(short_time("garbage"), "garbage");
+    }
+
+    #[tokio::test]
+    async fn a_busy_survey_s_page_stays_within_its_weight_budget() {
+        // GIVEN twelve touchpoints with answers on each of the 30 days shown, and long comments
+        // with properties on the twenty newest answers.
+        let touchpoints: Vec<serde_json::Value> = (0..12)
+            .map(|i| serde_json::json!({"slug": format!("touchpoint-{i}"), "stage": "retention"}))
+            .collect();
+        let busy: Survey = serde_json::from_value(serde_json::json!({
+            "id": "busy", "kind": "nps", "question": "How likely are you to recommend us?",
+            "touchpoints": touchpoints
+        }))
+        .unwrap();
+        let today = Day::from_unix_ms(now_ms());
+        let mut rows = Vec::new();
+        for i in 0..12 {
+            for d in 0..30 {
+                let mut histogram = sondeo_domain::metrics::Histogram::default();
+                for score in [10, 9, 9, 8, 7, 6, 3, (i + d) % 11] {
+                    histogram.record(SurveyKind::Nps, score);
+                }
+                rows.push(CounterRow {
+                    touchpoint: format!("touchpoint-{i}"),
+                    send: String::new(),
+                    day: today.plus(-d as i32),
+                    histogram,
+                });
+            }
+        }
+        let responses = (0..40)
+            .map(|i| StoredResponse {
+                id: format!("{i:032x}"),
+                event: serde_json::from_value(serde_json::json!({
+                    "event_id": format!("e{i}"), "survey": "busy", "touchpoint": format!("touchpoint-{}", i % 12),
+                    "respondent": format!("r{i}@example.com"), "kind": "nps", "score": i % 11,
+                    "comment": "The delivery was quick but the parcel was damaged and support took three days to answer my email about it.",
+                    "properties": {"plan": "pro", "country": "FR", "order_band": "50-100"},
+                    "answered_at": now_ms() - i64::from(i) * 60_000, "source": "api"
+                }))
+                .unwrap(),
+                automated: false,
+            })
+            .collect();
+        let router = app_over(Stub {
+            surveys: vec![busy],
+            rows,
+            responses,
+        });
+        // WHEN the page is read
+        let resp = router
+            .oneshot(get(
+                "/dashboard",
+                &[("authorization", &format!("Bearer {KEY}"))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let page = String::from_utf8_lossy(&bytes);
+        // THEN it has every chart and twenty comments, in under 128 KB.
+        assert_eq!(page.matches("class=\"chart trend\"").count(), 13);
+        assert_eq!(
+            page.matches("class=\"comment-item\"").count(),
+            COMMENTS_SHOWN
+        );
+        eprintln!("busy dashboard page: {} bytes", bytes.len());
+        if let Ok(path) = std::env::var("SONDEO_DASHBOARD_DUMP") {
+            std::fs::write(path, &bytes).unwrap();
+        }
+        assert!(bytes.len() < 128 * 1024, "{} bytes", bytes.len());
     }
 
     #[test]
