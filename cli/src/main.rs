@@ -693,6 +693,7 @@ async fn serve(
         "  curl -H 'Authorization: Bearer {}' '{base}/v1/metrics?survey={DEMO_SURVEY}'",
         stack.api_key
     );
+    println!("Dashboard (log in with the API key above): {base}/dashboard");
     println!();
     println!(
         "Store webhooks: {base}/v1/webhooks/<shopify|woocommerce|stripe>/<connection> \

@@ -13,6 +13,7 @@ use sondeo_domain::time::Day;
 use sondeo_domain::token::LinkKeyring;
 use sondeo_embedded::EmbeddedStore;
 use sondeo_http::admin::{AdminApp, OrdersConfig};
+use sondeo_http::insights::ExportLimits;
 use sondeo_http::HttpService;
 use sondeo_tests::deliver_in_order;
 use std::collections::BTreeMap;
@@ -85,6 +86,10 @@ struct Api {
 
 impl Api {
     async fn new(events: &[ResponseEvent]) -> Api {
+        Api::with_limits(events, Default::default()).await
+    }
+
+    async fn with_limits(events: &[ResponseEvent], limits: ExportLimits) -> Api {
         let store = EmbeddedStore::in_memory().unwrap();
         store.create_survey(&survey()).await.unwrap();
         deliver_in_order(&store, events, 50).await;
@@ -93,7 +98,7 @@ impl Api {
             surveys: shared.clone(),
             counters: shared.clone(),
             responses: shared.clone(),
-            export_limits: Default::default(),
+            export_limits: limits,
             api_keys: ApiKeys::from_list(KEY).unwrap(),
             keyring: LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-insights")
                 .unwrap(),
@@ -472,4 +477,59 @@ async fn the_export_is_utf8_with_a_bom_and_neutralises_formula_cells() {
         .error("/v1/responses.csv?survey=shop&tz=Nowhere/Land")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_export_past_its_limit_ends_with_the_cursor_to_continue_from() {
+    let events: Vec<ResponseEvent> = (0..600)
+        .map(|i| {
+            answer(
+                "checkout",
+                i % 11,
+                at("2026-07-01", 0, 0) + i * 1000,
+                &[],
+                None,
+            )
+        })
+        .collect();
+    // One byte: the export stops after its first page of 500.
+    let limits = ExportLimits {
+        bytes: Some(1),
+        time: None,
+    };
+    let api = Api::with_limits(&events, limits).await;
+    let path = "/v1/responses.csv?survey=shop&from=2026-07-01&to=2026-07-01";
+    let (status, _, body) = api.get(path).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, 500 rows, the continuation row.
+    assert_eq!(lines.len(), 502, "{}", lines.last().unwrap());
+    let last = lines[501];
+    assert!(
+        last.contains("# export continues: 500 rows so far"),
+        "{last}"
+    );
+    let cursor = last
+        .split("cursor=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    let (_, _, rest) = api.get(&format!("{path}&cursor={cursor}")).await;
+    let rest = String::from_utf8(rest[3..].to_vec()).unwrap();
+    // Header and the 100 older answers; the two parts hold every answer once.
+    assert_eq!(rest.lines().count(), 101);
+    let ids = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(1)
+            .filter(|l| !l.starts_with('"') && !l.starts_with('#'))
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let mut all = ids(&text);
+    all.extend(ids(&rest));
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((n, all.len()), (600, 600));
 }

@@ -603,13 +603,14 @@ fn router_function(method: http::Method, path: &str) -> Function {
 }
 
 /// Problems with the addresses users and the code are given: the outputs (`BaseUrl` for survey
-/// links, `ApiUrl` and `MetricsUrl` for the API) and `SONDEO_BASE_URL`, the base of the links
+/// links, `ApiUrl` and `MetricsUrl` for the API, `DashboardUrl`) and `SONDEO_BASE_URL`, the base of the links
 /// the code mints, must be the function URL of the function that serves them; a function must not
 /// refer to its own URL (a circular dependency CloudFormation rejects).
 fn address_problems(template: &Value) -> Vec<String> {
     let (urls, _) = function_urls(template);
     let links = router_function(http::Method::GET, "/r/token");
     let api = router_function(http::Method::GET, "/v1/metrics");
+    let dashboard = router_function(http::Method::GET, "/dashboard");
     let url_of = |function: Function| {
         urls.iter()
             .find(|u| u.binary == binary_for(function))
@@ -626,6 +627,7 @@ fn address_problems(template: &Value) -> Vec<String> {
         ("BaseUrl", links, "survey links"),
         ("ApiUrl", api, "sondeo --api"),
         ("MetricsUrl", api, "GET /v1/metrics"),
+        ("DashboardUrl", dashboard, "the dashboard"),
     ] {
         let value = &template["Outputs"][output]["Value"];
         if value.is_null() {

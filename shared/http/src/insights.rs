@@ -805,7 +805,13 @@ async fn stream_export(
             }
             rows += 1;
         }
-        let over_budget = app.export_limits.bytes.is_some_and(|b| sent >= b)
+        let Ok(mut buf) = out.into_inner() else {
+            return;
+        };
+        let over_budget = app
+            .export_limits
+            .bytes
+            .is_some_and(|b| sent + buf.len() as u64 >= b)
             || app
                 .export_limits
                 .time
@@ -817,12 +823,17 @@ async fn stream_export(
                      Ask again with cursor={} for the rest",
                     c.encode()
                 );
-                let _ = out.write_record([note]);
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(buf);
+                let _ = w.write_record([note]);
+                let Ok(b) = w.into_inner() else {
+                    return;
+                };
+                buf = b;
             }
         }
-        let Ok(buf) = out.into_inner() else {
-            return;
-        };
         sent += buf.len() as u64;
         if !buf.is_empty() && tx.send(Ok(bytes::Bytes::from(buf))).await.is_err() {
             return; // the client went away
