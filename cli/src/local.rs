@@ -159,6 +159,7 @@ impl LocalStack {
                 invitations: shared.clone(),
                 webhook_base_url: base_url,
             },
+            alerts: None,
         };
         let webhooks = WebhookApp {
             connections: shared.clone(),

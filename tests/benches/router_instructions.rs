@@ -170,6 +170,7 @@ fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
             invitations: suppressions.clone(),
             webhook_base_url: None,
         },
+        alerts: None,
         suppressions,
         counters: store,
         api_keys: ApiKeys::from_list(API_KEY).expect("api key"),

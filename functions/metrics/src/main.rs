@@ -33,6 +33,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             invitations: store.clone(),
             webhook_base_url: config.webhook_base_url,
         },
+        alerts: None,
         counters: store,
         api_keys: api_keys?,
         keyring: keyring?,

@@ -53,6 +53,16 @@ pub struct AdminApp {
     pub suppressions: Arc<dyn SuppressionList>,
     /// Store connections, their invitations, and where the webhook route is.
     pub orders: OrdersConfig,
+    /// Alert rules (None: the `/v1/alerts` routes are not served).
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// The alert part of the API: rules, and the private addresses they may target.
+pub struct AlertsConfig {
+    /// Alert rules and their secrets.
+    pub rules: Arc<dyn sondeo_domain::ports::AlertRuleStore>,
+    /// Private addresses rules may target (`SONDEO_ALERT_ALLOW_ADDRESSES`).
+    pub allow: sondeo_domain::addresses::AddressAllowlist,
 }
 
 /// The post-order part of the API: connections and invitations.
@@ -73,9 +83,16 @@ pub fn routes(app: AdminApp) -> Router {
         surveys: app.surveys.clone(),
         webhook_base_url: app.orders.webhook_base_url.clone(),
     });
+    let alerts = app.alerts.as_ref().map(|a| {
+        crate::alerts::routes(crate::alerts::AlertsApi {
+            rules: a.rules.clone(),
+            surveys: app.surveys.clone(),
+            allow: a.allow.clone(),
+        })
+    });
     let app = Arc::new(app);
     let keys = app.clone();
-    Router::new()
+    let router = Router::new()
         .route("/v1/metrics", get(metrics))
         .route("/v1/surveys", get(list_surveys).post(create_survey))
         .route("/v1/surveys/{id}", get(show_survey))
@@ -90,10 +107,14 @@ pub fn routes(app: AdminApp) -> Router {
             post(mint_bulk).layer(DefaultBodyLimit::max(BULK_BODY_BYTES)),
         )
         .with_state(app)
-        .merge(orders)
-        .route_layer(middleware::from_fn(move |req, next| {
-            require_api_key(keys.clone(), req, next)
-        }))
+        .merge(orders);
+    let router = match alerts {
+        Some(alerts) => router.merge(alerts),
+        None => router,
+    };
+    router.route_layer(middleware::from_fn(move |req, next| {
+        require_api_key(keys.clone(), req, next)
+    }))
 }
 
 /// The metrics function's finished router (shared layers, 404 fallback).

@@ -10,10 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod alerts;
 pub mod collect;
 pub mod compose;
 pub mod connections;
 pub mod mail;
+pub mod outbound;
 pub mod pages;
 pub mod respond;
 pub mod routing;
@@ -289,6 +291,7 @@ mod router_tests {
                 invitations: Arc::new(Empty),
                 webhook_base_url: None,
             },
+            alerts: None,
         });
         let webhooks = webhooks::router(webhooks::WebhookApp {
             connections: Arc::new(Empty),
