@@ -30,14 +30,15 @@ fn parse_rule(doc: &str) -> Result<AlertRule, StoreError> {
 }
 
 impl EmbeddedStore {
-    /// Takes up to `max` due alert jobs, hiding them for `visibility_ms`; returns (id, job).
-    /// Jobs that do not decode, or were received too often, are dropped with a log line.
+    /// Takes up to `max` alert jobs due at `now` (Unix ms), hiding them for `visibility_ms`;
+    /// returns (id, job). Jobs that do not decode, or were received too often, are dropped with
+    /// a log line.
     pub async fn receive_alert_jobs(
         &self,
         max: usize,
         visibility_ms: i64,
+        now: i64,
     ) -> Result<Vec<(String, AlertJob)>, StoreError> {
-        let now = now_ms();
         let rows: Vec<(i64, String)> = self
             .call(move |conn| {
                 let tx = conn.transaction().map_err(db_err)?;
@@ -194,8 +195,13 @@ impl AlertRuleStore for EmbeddedStore {
 impl AlertQueue for EmbeddedStore {
     async fn enqueue_alert(&self, job: &AlertJob, delay_secs: u64) -> Result<(), StoreError> {
         let body = serde_json::to_string(job).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        // No delay limit here: a later attempt waits for exactly its due time.
         let delay_ms = i64::try_from(delay_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
-        let visible_at = now_ms().saturating_add(delay_ms);
+        let visible_at = if job.not_before > 0 {
+            job.not_before
+        } else {
+            now_ms().saturating_add(delay_ms)
+        };
         self.call(move |conn| {
             conn.prepare_cached("INSERT INTO alert_jobs (body, visible_at) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(params![body, visible_at]))
@@ -400,11 +406,14 @@ mod tests {
 
         store.enqueue_alert(&job(0), 0).await.unwrap();
         store.enqueue_alert(&job(1), 3600).await.unwrap();
-        let got = store.receive_alert_jobs(10, 30_000).await.unwrap();
+        let got = store
+            .receive_alert_jobs(10, 30_000, now_ms())
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1, job(0));
         assert!(store
-            .receive_alert_jobs(10, 30_000)
+            .receive_alert_jobs(10, 30_000, now_ms())
             .await
             .unwrap()
             .is_empty());
