@@ -4,7 +4,7 @@
 use metrics::config::MetricsConfig;
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_aws::secrets;
-use sondeo_http::admin::{AdminApp, OrdersConfig};
+use sondeo_http::admin::{AdminApp, AlertsConfig, OrdersConfig};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -33,7 +33,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             invitations: store.clone(),
             webhook_base_url: config.webhook_base_url,
         },
-        alerts: None,
+        alerts: Some(AlertsConfig {
+            rules: store.clone(),
+            allow: config.alert_allow,
+        }),
         counters: store,
         api_keys: api_keys?,
         keyring: keyring?,
