@@ -1,8 +1,7 @@
 //! Alerts through local mode: a rule created over the API, answers aggregated by the shared
 //! aggregator, jobs run by the local alert worker against a receiver on 127.0.0.1 (allowed by
 //! the allowlist) that fails twice with 503, then answers 200. The signature is checked with the
-//! domain's verifier and with a second implementation (Python's `hmac`), exactly as the README
-//! documents it. Refusals: literal loopback, metadata and IPv6 loopback addresses, a name that
+//! domain's verifier and with the README's own verification snippet (Python). Refusals: literal loopback, metadata and IPv6 loopback addresses, a name that
 //! resolves to loopback, and redirects to private addresses (whose listener sees no request).
 
 use bytes::Bytes;
@@ -160,22 +159,31 @@ async fn aggregate(stack: &LocalStack, event: &ResponseEvent) {
     while drain_once(stack).await > 0 {}
 }
 
-/// Python's HMAC-SHA256 of "<t>.<body>" under `secret`, hex: the README's verification snippet.
-fn python_verifies(secret: &str, header: &str, body: &str) -> bool {
-    let script = r#"
-import hashlib, hmac, json, sys
-job = json.load(sys.stdin)
-parts = dict(p.split("=", 1) for p in job["header"].split(","))
-expected = hmac.new(job["secret"].encode(), f'{parts["t"]}.{job["body"]}'.encode(), hashlib.sha256).hexdigest()
-print("ok" if hmac.compare_digest(expected, parts["v1"]) else "bad", end="")
-"#;
+/// The README's verification snippet (Python), run on one delivery: a second implementation of
+/// the documented scheme, so the documentation cannot drift from what is sent.
+fn readme_verifies(secret: &str, header: &str, body: &str, delivery: &str) -> bool {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("**Verifying a delivery.**")
+        .nth(1)
+        .expect("README documents verification");
+    let snippet = section
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a python block follows");
+    let script = format!(
+        "{snippet}\nimport json, sys\njob = json.load(sys.stdin)\nprint('ok' if verify(job['secret'], job['header'], job['body'].encode(), set(), job['delivery']) else 'bad', end='')\n"
+    );
     let mut child = Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", &script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs");
-    let job = serde_json::json!({"secret": secret, "header": header, "body": body});
+    let job =
+        serde_json::json!({"secret": secret, "header": header, "body": body, "delivery": delivery});
     child
         .stdin
         .take()
@@ -281,7 +289,7 @@ async fn an_alert_is_retried_signed_and_delivered_once_per_answer_version() {
             Ok(())
         );
         assert!(
-            python_verifies(&secret, &hit.signature, &hit.body),
+            readme_verifies(&secret, &hit.signature, &hit.body, &hit.delivery),
             "Python verifies {}",
             hit.signature
         );
@@ -301,6 +309,15 @@ async fn an_alert_is_retried_signed_and_delivered_once_per_answer_version() {
         assert_eq!(doc["comment"], "Late <delivery> & no reply");
         assert_eq!(doc["properties"]["plan"], "pro");
     }
+    assert!(
+        !readme_verifies(
+            "whsec_wrong",
+            &got[2].signature,
+            &got[2].body,
+            &got[2].delivery
+        ),
+        "the snippet refuses another secret"
+    );
     let log = stack
         .store
         .get_delivery(DEMO_SURVEY, &delivery)

@@ -148,7 +148,8 @@ const MAX_DETAIL_CHARS: usize = 300;
 /// Runs one alert job at `now_ms` (see the module documentation).
 pub async fn run_alert_job(job: &AlertJob, worker: &AlertWorker<'_>, now_ms: i64) -> JobOutcome {
     if job.not_before > now_ms {
-        let wait = u64::try_from((job.not_before - now_ms + 999) / 1000).unwrap_or(1);
+        let wait = u64::try_from(job.not_before.saturating_sub(now_ms).saturating_add(999) / 1000)
+            .unwrap_or(1);
         return match worker.queue.enqueue_alert(job, wait).await {
             Ok(()) => JobOutcome::NotYetDue(wait),
             Err(e) => JobOutcome::RetryLater(e.to_string()),
@@ -173,7 +174,7 @@ pub async fn run_alert_job(job: &AlertJob, worker: &AlertWorker<'_>, now_ms: i64
         ),
         (DELIVERY_HEADER, job.delivery_id.clone()),
     ];
-    let attempts = job.attempt + 1;
+    let attempts = job.attempt.saturating_add(1);
     let record = |status, detail: String| DeliveryRecord {
         delivery_id: job.delivery_id.clone(),
         rule_id: job.rule_id.clone(),
@@ -208,8 +209,9 @@ pub async fn run_alert_job(job: &AlertJob, worker: &AlertWorker<'_>, now_ms: i64
         Ok(reason) => reason,
         Err(reason) => match retry_delay_secs(job.attempt) {
             Some(delay) => {
-                let next =
-                    job.next_attempt(now_ms + i64::try_from(delay * 1000).unwrap_or(i64::MAX));
+                let next = job.next_attempt(
+                    now_ms.saturating_add(i64::try_from(delay * 1000).unwrap_or(i64::MAX)),
+                );
                 match worker.queue.enqueue_alert(&next, delay).await {
                     Ok(()) => {
                         log_record(worker, survey, &record(DeliveryStatus::Pending, reason)).await;
@@ -234,5 +236,292 @@ pub async fn run_alert_job(job: &AlertJob, worker: &AlertWorker<'_>, now_ms: i64
 async fn log_record(worker: &AlertWorker<'_>, survey: &str, record: &DeliveryRecord) {
     if let Err(e) = worker.log.record_delivery(survey, record).await {
         tracing::warn!(error = %e, delivery = %record.delivery_id, "alert delivery outcome could not be logged");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{AlertAnswer, AlertKind, AlertSecret, AlertTarget, MAX_ATTEMPTS};
+    use crate::response::Source;
+    use crate::survey::SurveyKind;
+    use async_trait::async_trait;
+
+    /// Rules, log and queue in memory; the sender answers from a script.
+    #[derive(Default)]
+    struct Fakes {
+        claims: Mutex<HashMap<String, (DeliveryStatus, u32)>>,
+        queued: Mutex<Vec<(AlertJob, u64)>>,
+        answers: Mutex<Vec<Result<u16, SendError>>>,
+        posts: Mutex<usize>,
+        queue_down: bool,
+    }
+
+    fn rule() -> AlertRule {
+        AlertRule {
+            id: "al_1".into(),
+            survey: "nps".into(),
+            touchpoint: None,
+            min_score: None,
+            max_score: Some(6),
+            has_comment: None,
+            target: AlertTarget {
+                url: "https://hooks.example.com/x".into(),
+                kind: AlertKind::Generic,
+            },
+            created_at: 0,
+        }
+    }
+
+    #[async_trait]
+    impl AlertRuleStore for Fakes {
+        async fn put_alert_rule(&self, _: &AlertRule, _: &AlertSecret) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn get_alert_rule(
+            &self,
+            id: &str,
+        ) -> Result<Option<(AlertRule, AlertSecret)>, StoreError> {
+            Ok((id == "al_1").then(|| (rule(), AlertSecret::new("whsec_test"))))
+        }
+        async fn list_alert_rules(&self, _: Option<&str>) -> Result<Vec<AlertRule>, StoreError> {
+            Ok(vec![rule()])
+        }
+        async fn delete_alert_rule(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    #[async_trait]
+    impl AlertLog for Fakes {
+        async fn claim_delivery(
+            &self,
+            _: &str,
+            job: &AlertJob,
+            _: i64,
+        ) -> Result<bool, StoreError> {
+            let mut claims = self.claims.lock().unwrap();
+            let want = job.attempt + 1;
+            match claims.get(&job.delivery_id) {
+                Some((DeliveryStatus::Pending, n)) if *n < want => {}
+                Some(_) => return Ok(false),
+                None => {}
+            }
+            claims.insert(job.delivery_id.clone(), (DeliveryStatus::Pending, want));
+            Ok(true)
+        }
+        async fn record_delivery(&self, _: &str, r: &DeliveryRecord) -> Result<(), StoreError> {
+            self.claims
+                .lock()
+                .unwrap()
+                .insert(r.delivery_id.clone(), (r.status, r.attempts));
+            Ok(())
+        }
+        async fn get_delivery(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<DeliveryRecord>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    #[async_trait]
+    impl AlertQueue for Fakes {
+        async fn enqueue_alert(&self, job: &AlertJob, delay: u64) -> Result<(), StoreError> {
+            if self.queue_down {
+                return Err(StoreError::Transient("queue down".into()));
+            }
+            self.queued.lock().unwrap().push((job.clone(), delay));
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl AlertSender for Fakes {
+        async fn post(
+            &self,
+            _: &str,
+            headers: &[(&'static str, String)],
+            _: &[u8],
+        ) -> Result<u16, SendError> {
+            assert!(headers
+                .iter()
+                .any(|(n, v)| *n == SIGNATURE_HEADER && v.starts_with("t=")));
+            *self.posts.lock().unwrap() += 1;
+            self.answers.lock().unwrap().remove(0)
+        }
+    }
+
+    fn job() -> AlertJob {
+        AlertJob {
+            rule_id: "al_1".into(),
+            delivery_id: "d1".into(),
+            answer: AlertAnswer {
+                survey: "nps".into(),
+                touchpoint: "t".into(),
+                kind: SurveyKind::Nps,
+                score: 3,
+                comment: None,
+                properties: Default::default(),
+                send: String::new(),
+                answered_at: 0,
+                source: Source::Api,
+                event_id: "e1".into(),
+            },
+            attempt: 0,
+            not_before: 0,
+        }
+    }
+
+    fn worker(f: &Fakes) -> AlertWorker<'_> {
+        AlertWorker {
+            rules: f,
+            log: f,
+            queue: f,
+            sender: f,
+        }
+    }
+
+    fn answering(answers: Vec<Result<u16, SendError>>) -> Fakes {
+        Fakes {
+            answers: Mutex::new(answers),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_queues_the_next_attempt_with_its_backoff() {
+        let f = answering(vec![
+            Ok(503),
+            Err(SendError::Retryable("reset".into())),
+            Ok(204),
+        ]);
+        let mut j = job();
+        for want in [JobOutcome::Retrying(30), JobOutcome::Retrying(120)] {
+            assert_eq!(
+                run_alert_job(&j, &worker(&f), j.not_before.max(1_000)).await,
+                want
+            );
+            let (next, _) = f.queued.lock().unwrap().pop().unwrap();
+            assert_eq!(next.attempt, j.attempt + 1);
+            j = next;
+        }
+        assert_eq!(j.not_before, 1_000 + 30_000 + 120_000);
+        assert_eq!(
+            run_alert_job(&j, &worker(&f), j.not_before).await,
+            JobOutcome::Delivered(204)
+        );
+        assert_eq!(
+            f.claims.lock().unwrap()["d1"],
+            (DeliveryStatus::Delivered, 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_before_its_time_goes_back_without_posting() {
+        let f = answering(vec![]);
+        let mut j = job();
+        j.not_before = 10_000_000;
+        assert_eq!(
+            run_alert_job(&j, &worker(&f), 1_000).await,
+            JobOutcome::NotYetDue(9_999)
+        );
+        assert_eq!(*f.posts.lock().unwrap(), 0);
+        assert_eq!(f.queued.lock().unwrap()[0].0, j);
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_and_the_last_attempt_give_up_and_are_logged() {
+        for answer in [Ok(404), Ok(302), Err(SendError::Refused("loopback".into()))] {
+            let f = answering(vec![answer]);
+            assert!(matches!(
+                run_alert_job(&job(), &worker(&f), 0).await,
+                JobOutcome::GaveUp(_)
+            ));
+            assert!(f.queued.lock().unwrap().is_empty());
+            assert_eq!(f.claims.lock().unwrap()["d1"].0, DeliveryStatus::Failed);
+        }
+        let f = answering(vec![Ok(500)]);
+        let mut last = job();
+        last.attempt = MAX_ATTEMPTS - 1;
+        match run_alert_job(&last, &worker(&f), 0).await {
+            JobOutcome::GaveUp(reason) => assert!(reason.contains("after 6 attempts"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claimed_attempt_or_a_removed_rule_posts_nothing() {
+        let f = answering(vec![Ok(200)]);
+        assert_eq!(
+            run_alert_job(&job(), &worker(&f), 0).await,
+            JobOutcome::Delivered(200)
+        );
+        assert!(matches!(
+            run_alert_job(&job(), &worker(&f), 0).await,
+            JobOutcome::Skipped(_)
+        ));
+        let mut gone = job();
+        gone.rule_id = "al_gone".into();
+        assert!(matches!(
+            run_alert_job(&gone, &worker(&f), 0).await,
+            JobOutcome::Skipped(_)
+        ));
+        assert_eq!(*f.posts.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queue_that_cannot_take_the_next_attempt_gives_up_with_the_reason() {
+        let f = Fakes {
+            queue_down: true,
+            ..answering(vec![Ok(503)])
+        };
+        match run_alert_job(&job(), &worker(&f), 0).await {
+            JobOutcome::GaveUp(reason) => {
+                assert!(reason.contains("could not be queued"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn raising_alerts_enqueues_matching_answers_and_survives_a_queue_outage() {
+        let f = Fakes::default();
+        let rules = CachedAlertRules::new(Arc::new(Fakes::default()), RULES_TTL);
+        let answer = |score: i64| ResponseEvent {
+            event_id: format!("e{score}"),
+            survey: "nps".into(),
+            touchpoint: "t".into(),
+            respondent: "r".into(),
+            kind: SurveyKind::Nps,
+            score,
+            comment: None,
+            properties: Default::default(),
+            answered_at: 0,
+            source: Source::Api,
+            send: String::new(),
+            click: false,
+        };
+        let raised = raise_alerts(&[answer(2), answer(9)], &rules, &f).await;
+        assert_eq!(
+            raised,
+            RaisedAlerts {
+                enqueued: 1,
+                failed: 0
+            }
+        );
+        let down = Fakes {
+            queue_down: true,
+            ..Default::default()
+        };
+        let raised = raise_alerts(&[answer(2)], &rules, &down).await;
+        assert_eq!(
+            raised,
+            RaisedAlerts {
+                enqueued: 0,
+                failed: 1
+            }
+        );
     }
 }

@@ -339,7 +339,7 @@ impl AlertJob {
     /// The job of the next attempt, due at `at_ms`.
     pub fn next_attempt(&self, at_ms: i64) -> AlertJob {
         AlertJob {
-            attempt: self.attempt + 1,
+            attempt: self.attempt.saturating_add(1),
             not_before: at_ms,
             ..self.clone()
         }
@@ -465,7 +465,10 @@ pub fn verify_signature(
     if tags.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - t).abs() > tolerance_secs {
+    if now
+        .checked_sub(t)
+        .is_none_or(|d| d.unsigned_abs() > tolerance_secs.unsigned_abs())
+    {
         return Err(SignatureError::Stale);
     }
     for tag in tags {
