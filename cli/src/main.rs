@@ -951,6 +951,17 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
+/// An endpoint URL as listed: scheme, host and port only (Slack webhook paths are secrets).
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            format!("{scheme}://{host}/…")
+        }
+        None => "…".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1009,15 +1020,17 @@ mod tests {
         assert_eq!(cli.data_dir, Path::new("/tmp/sondeo-data"));
         assert!(matches!(&cli.command, Command::Report(r) if r.survey == DEMO_SURVEY));
     }
-}
 
-/// An endpoint URL as listed: scheme, host and port only (Slack webhook paths are secrets).
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            format!("{scheme}://{host}/…")
-        }
-        None => "…".into(),
+    #[test]
+    fn listed_alert_urls_keep_only_scheme_and_host() {
+        assert_eq!(
+            super::redact_url("https://hooks.slack.com/services/T0/B0/secret?x=1"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            super::redact_url("http://127.0.0.1:9000"),
+            "http://127.0.0.1:9000/…"
+        );
+        assert_eq!(super::redact_url("nonsense"), "…");
     }
 }

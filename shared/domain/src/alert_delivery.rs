@@ -21,8 +21,11 @@ pub const RULES_TTL: Duration = Duration::from_secs(60);
 pub struct CachedAlertRules {
     inner: Arc<dyn AlertRuleStore>,
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Arc<Vec<AlertRule>>)>>,
+    entries: Mutex<HashMap<String, CachedRules>>,
 }
+
+/// One survey's rules and when they were read.
+type CachedRules = (Instant, Arc<Vec<AlertRule>>);
 
 /// Most surveys kept in the cache before it is cleared.
 const MAX_SURVEYS: usize = 10_000;
