@@ -568,3 +568,136 @@ async fn redirects_are_followed_only_to_addresses_that_pass_the_same_checks() {
         .collect();
     assert_eq!(paths, ["/hook", "/hook", "/hook", "/moved"]);
 }
+
+/// A CA and a leaf certificate for 127.0.0.1 (openssl), as PEM files in `dir`.
+fn certificates(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Sondeo test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=receiver",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[tokio::test]
+async fn https_deliveries_verify_the_certificate_of_the_address_they_pinned() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = scratch("alerts-tls");
+    certificates(&dir);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_file(dir.join("leaf.pem")).unwrap()],
+            PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        seen.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&body).to_string());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::new(),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let allow = AddressAllowlist::parse("127.0.0.1").unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap())
+        .unwrap();
+    let trusting = sondeo_http::outbound::OutboundClient::with_roots(allow.clone(), roots).unwrap();
+    let url = format!("https://{addr}/hook");
+    assert_eq!(trusting.post(&url, &[], br#"{"score":3}"#).await, Ok(200));
+    assert_eq!(bodies.lock().unwrap().as_slice(), [r#"{"score":3}"#]);
+    // Without the CA among its roots the handshake fails (retryable): certificates are checked.
+    let untrusting =
+        sondeo_http::outbound::OutboundClient::with_roots(allow, rustls::RootCertStore::empty())
+            .unwrap();
+    let got = untrusting.post(&url, &[], b"{}").await;
+    assert!(
+        matches!(&got, Err(SendError::Retryable(why)) if why.contains("TLS")),
+        "{got:?}"
+    );
+    assert_eq!(bodies.lock().unwrap().len(), 1);
+}
