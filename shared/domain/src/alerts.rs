@@ -684,6 +684,10 @@ mod tests {
             ("https://[::1]:8443/", "private_address"),
             ("https://[::ffff:10.0.0.1]/", "private_address"),
             ("https://10.0.0.1/", "private_address"),
+            // Numeric forms a browser reads as 127.0.0.1 are parsed as it does.
+            ("https://2130706433/", "private_address"),
+            ("https://0x7f.0.0.1/", "private_address"),
+            ("https://127.1/", "private_address"),
         ] {
             let mut r = rule();
             r.target.url = url.into();
