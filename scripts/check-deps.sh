@@ -35,7 +35,7 @@ expect() {
     fi
 }
 
-for function in collect aggregate metrics breaker webhooks mail; do
+for function in collect aggregate metrics breaker webhooks mail alerts; do
     expect "$function" '^aws-sdk-'
     forbid "$function" '^rusqlite$|^libsqlite3-sys$' "Lambda functions must not build SQLite"
 done

@@ -3,6 +3,8 @@
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sondeo_domain::addresses::{AddressAllowlist, InvalidAddressBlock};
+use sondeo_domain::alert_delivery::{CachedAlertRules, RULES_TTL};
 use sondeo_domain::cache::CachedSurveys;
 use sondeo_domain::keys::{ApiKeys, InvalidApiKeys};
 use sondeo_domain::orders::Invitation;
@@ -13,9 +15,10 @@ use sondeo_domain::token::KeyringError;
 use sondeo_domain::token::LinkKeyring;
 use sondeo_embedded::outbox::Outbox;
 use sondeo_embedded::EmbeddedStore;
-use sondeo_http::admin::{AdminApp, OrdersConfig};
+use sondeo_http::admin::{AdminApp, AlertsConfig, OrdersConfig};
 use sondeo_http::collect::CollectApp;
 use sondeo_http::insights::ExportLimits;
+use sondeo_http::outbound::{OutboundClient, OutboundError, ALLOW_ADDRESSES_VARIABLE};
 use sondeo_http::webhooks::WebhookApp;
 use sondeo_http::HttpService;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,12 @@ pub enum LocalError {
     /// The secrets file is not valid JSON.
     #[error("{0}")]
     Corrupt(String),
+    /// `SONDEO_ALERT_ALLOW_ADDRESSES` does not parse.
+    #[error("SONDEO_ALERT_ALLOW_ADDRESSES: {0}")]
+    AlertAllowlist(#[from] InvalidAddressBlock),
+    /// The outbound HTTPS client could not be built.
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
 }
 
 /// Secrets generated on first start and kept in `<data>/secrets.json` (mode 0600).
@@ -79,6 +88,10 @@ pub struct LocalStack {
     pub outbox: Outbox,
     /// The base URL of the links in invitation emails.
     pub links_base: String,
+    /// Each survey's alert rules, as the aggregator matches answers against them.
+    pub alert_rules: Arc<CachedAlertRules>,
+    /// Posts alerts (private addresses only when allowed).
+    pub outbound: OutboundClient,
 }
 
 /// Where local invitation emails go, under the data directory.
@@ -99,6 +112,18 @@ impl InvitationScheduler for PollingScheduler {
 impl LocalStack {
     /// Opens (creating on first use) the stack in `data_dir`; `base_url` is what links point at.
     pub async fn open(data_dir: &Path, base_url: Option<String>) -> Result<LocalStack, LocalError> {
+        let allow =
+            AddressAllowlist::parse(&optional(ALLOW_ADDRESSES_VARIABLE).unwrap_or_default())?;
+        LocalStack::open_with(data_dir, base_url, allow).await
+    }
+
+    /// [`LocalStack::open`] with the private addresses alerts may call given, instead of read
+    /// from `SONDEO_ALERT_ALLOW_ADDRESSES`.
+    pub async fn open_with(
+        data_dir: &Path,
+        base_url: Option<String>,
+        allow: AddressAllowlist,
+    ) -> Result<LocalStack, LocalError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| LocalError::Io { path, source }
@@ -162,7 +187,12 @@ impl LocalStack {
                 invitations: shared.clone(),
                 webhook_base_url: base_url,
             },
+            alerts: Some(AlertsConfig {
+                rules: shared.clone(),
+                allow: allow.clone(),
+            }),
         };
+        let alert_rules = Arc::new(CachedAlertRules::new(shared.clone(), RULES_TTL));
         let webhooks = WebhookApp {
             connections: shared.clone(),
             surveys: shared.clone(),
@@ -180,6 +210,8 @@ impl LocalStack {
             db_path,
             outbox,
             links_base,
+            alert_rules,
+            outbound: OutboundClient::new(allow)?,
         })
     }
 

@@ -93,6 +93,9 @@ enum Command {
     /// Store connections: a platform's order webhook feeding a survey (post-order emails).
     #[command(subcommand)]
     Connections(ConnectionsCommand),
+    /// Alert rules: matching answers are posted to Slack or any HTTPS endpoint, signed.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// List the invitations orders made: order, masked address, due time, status.
     Invitations {
         /// Only this connection's.
@@ -113,6 +116,44 @@ enum ConnectionsCommand {
     List,
     /// Remove a connection (its webhooks then answer 404).
     Remove { id: String },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Add a rule; prints its signing secret once (receivers verify Sondeo-Signature with it).
+    Add(AlertArgs),
+    /// List rules (without their secrets).
+    List {
+        /// Only this survey's.
+        #[arg(long)]
+        survey: Option<String>,
+    },
+    /// Remove a rule.
+    Remove { id: String },
+}
+
+#[derive(clap::Args)]
+struct AlertArgs {
+    #[arg(long)]
+    survey: String,
+    /// Only answers at this touchpoint.
+    #[arg(long)]
+    touchpoint: Option<String>,
+    /// Lowest matching score (such as 0 for NPS detractors).
+    #[arg(long)]
+    min_score: Option<i64>,
+    /// Highest matching score (such as 6 for NPS detractors).
+    #[arg(long)]
+    max_score: Option<i64>,
+    /// Only answers with (true) or without (false) a comment.
+    #[arg(long)]
+    has_comment: Option<bool>,
+    /// The endpoint: a Slack incoming webhook or any HTTPS URL.
+    #[arg(long)]
+    url: String,
+    /// slack or generic (JSON).
+    #[arg(long, default_value = "generic")]
+    kind: String,
 }
 
 #[derive(clap::Args)]
@@ -520,6 +561,72 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("removed connection '{id}'");
             Ok(())
         }
+        Command::Alerts(AlertsCommand::Add(a)) => {
+            let out = client
+                .call(
+                    Method::POST,
+                    "/v1/alerts",
+                    Some(serde_json::json!({
+                        "survey": a.survey,
+                        "touchpoint": a.touchpoint,
+                        "min_score": a.min_score,
+                        "max_score": a.max_score,
+                        "has_comment": a.has_comment,
+                        "url": a.url,
+                        "kind": a.kind,
+                    })),
+                )
+                .await?;
+            println!(
+                "added alert rule '{}'; its signing secret (shown only now):\n  {}",
+                out["alert"]["id"].as_str().unwrap_or_default(),
+                out["secret"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Alerts(AlertsCommand::List { survey }) => {
+            let query = survey
+                .map(|s| format!("?{}", client::query_string(&[("survey", s)])))
+                .unwrap_or_default();
+            let out = client
+                .call(Method::GET, &format!("/v1/alerts{query}"), None)
+                .await?;
+            let list = out["alerts"].as_array().cloned().unwrap_or_default();
+            for r in &list {
+                let bound = |v: &serde_json::Value| {
+                    v.as_i64()
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "*".into())
+                };
+                println!(
+                    "{:<20} {}/{}  scores {}..{}  comment {}  {} {}",
+                    r["id"].as_str().unwrap_or_default(),
+                    r["survey"].as_str().unwrap_or_default(),
+                    r["touchpoint"].as_str().unwrap_or("*"),
+                    bound(&r["min_score"]),
+                    bound(&r["max_score"]),
+                    r["has_comment"]
+                        .as_bool()
+                        .map(|b| if b { "required" } else { "absent" })
+                        .unwrap_or("any"),
+                    r["target"]["kind"].as_str().unwrap_or_default(),
+                    redact_url(r["target"]["url"].as_str().unwrap_or_default()),
+                );
+            }
+            eprintln!("{} alert rule(s)", list.len());
+            Ok(())
+        }
+        Command::Alerts(AlertsCommand::Remove { id }) => {
+            client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/alerts/{}", client::path_segment(&id)),
+                    None,
+                )
+                .await?;
+            println!("removed alert rule '{id}'");
+            Ok(())
+        }
         Command::Invitations { connection, limit } => {
             let mut query = vec![("limit", limit.to_string())];
             if let Some(c) = connection {
@@ -779,6 +886,17 @@ async fn report(client: &ApiClient, r: ReportArgs) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
+/// An endpoint URL as listed: scheme, host and port only (Slack webhook paths are secrets).
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            format!("{scheme}://{host}/…")
+        }
+        None => "…".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,5 +954,18 @@ mod tests {
         let cli = Cli::try_parse_from(&words[7..]).unwrap();
         assert_eq!(cli.data_dir, Path::new("/tmp/sondeo-data"));
         assert!(matches!(&cli.command, Command::Report(r) if r.survey == DEMO_SURVEY));
+    }
+
+    #[test]
+    fn listed_alert_urls_keep_only_scheme_and_host() {
+        assert_eq!(
+            super::redact_url("https://hooks.slack.com/services/T0/B0/secret?x=1"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            super::redact_url("http://127.0.0.1:9000"),
+            "http://127.0.0.1:9000/…"
+        );
+        assert_eq!(super::redact_url("nonsense"), "…");
     }
 }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::serve::ListenerExt;
 use sondeo_domain::aggregate::apply_batch;
+use sondeo_domain::alert_delivery::{raise_alerts, run_alert_job, AlertWorker, JobOutcome};
 use sondeo_domain::changes::Chunk;
 use sondeo_domain::changes::RecordState;
 use sondeo_domain::ports::{CommitOutcome, InvitationStore, ResponseLedger, StoreError};
@@ -122,6 +123,61 @@ async fn mail_loop(stack: Arc<LocalStack>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How often the alert loop looks for due alert jobs.
+const ALERT_TICK: Duration = Duration::from_millis(250);
+/// Alert jobs run per tick at most.
+const ALERT_BATCH: usize = 20;
+/// How long a received alert job stays hidden (longer than one post with its timeouts).
+const ALERT_VISIBILITY_MS: i64 = 60_000;
+
+/// Runs the alert jobs due at `now_ms` (as the alerts function does with its queue's messages):
+/// each is claimed, posted and retried later with backoff; returns what each run did.
+pub async fn deliver_alerts_at(stack: &LocalStack, now_ms: i64) -> Vec<JobOutcome> {
+    let jobs = match stack
+        .store
+        .receive_alert_jobs(ALERT_BATCH, ALERT_VISIBILITY_MS, now_ms)
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "alert jobs could not be read");
+            return Vec::new();
+        }
+    };
+    let worker = AlertWorker {
+        rules: &stack.store,
+        log: &stack.store,
+        queue: &stack.store,
+        sender: &stack.outbound,
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut done = Vec::with_capacity(jobs.len());
+    for (id, job) in jobs {
+        let outcome = run_alert_job(&job, &worker, now_ms).await;
+        tracing::debug!(?outcome, rule = %job.rule_id, delivery = %job.delivery_id, "alert job");
+        // A job whose store failed stays hidden and comes back after the visibility timeout.
+        if !matches!(outcome, JobOutcome::RetryLater(_)) {
+            done.push(id);
+        }
+        outcomes.push(outcome);
+    }
+    if let Err(e) = stack.store.ack_alert_jobs(&done).await {
+        tracing::warn!(error = %e, "handled alert jobs could not be removed; their claims keep them from posting again");
+    }
+    outcomes
+}
+
+/// Runs due alert jobs every tick until `stop`.
+async fn alert_loop(stack: Arc<LocalStack>, mut stop: watch::Receiver<bool>) {
+    loop {
+        deliver_alerts_at(&stack, sondeo_domain::time::now_ms()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(ALERT_TICK) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Applies queued messages until `stop`; returns after a final drain.
 async fn drain_loop(stack: Arc<LocalStack>, mut stop: watch::Receiver<bool>) {
     loop {
@@ -213,6 +269,10 @@ pub async fn drain_once(stack: &LocalStack) -> usize {
     if let Err(e) = stack.store.ack_async(&done).await {
         tracing::error!(error = %e, "cannot acknowledge applied messages; they will be delivered again (and change nothing)");
     }
+    if !outcome.counted.is_empty() {
+        // Onto the alert queue, which the alert loop drains apart from aggregation.
+        raise_alerts(&outcome.counted, &stack.alert_rules, &stack.store).await;
+    }
     if !outcome.failed.is_empty() && ledger.out_of_space.load(Ordering::Relaxed) {
         // The disk is full, not the messages wrong: they stay queued, uncounted toward the
         // dead-letter limit, and are applied once space is freed.
@@ -246,6 +306,7 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
     let (stop, stop_rx) = watch::channel(false);
     let drain = tokio::spawn(drain_loop(stack.clone(), stop_rx.clone()));
     let mail = tokio::spawn(mail_loop(stack.clone(), stop_rx.clone()));
+    let alerts = tokio::spawn(alert_loop(stack.clone(), stop_rx.clone()));
     let mut accept_stop = stop_rx;
     // Answers are small: send each as soon as it is written (no Nagle delay on keep-alive connections).
     let listener = listener.tap_io(|tcp| {
@@ -280,6 +341,6 @@ pub async fn start(stack: Arc<LocalStack>, addr: SocketAddr) -> std::io::Result<
     Ok(RunningServer {
         addr,
         stop,
-        tasks: vec![serve, drain, mail],
+        tasks: vec![serve, drain, mail, alerts],
     })
 }

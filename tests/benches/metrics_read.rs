@@ -174,6 +174,7 @@ async fn main() {
         api_keys: ApiKeys::from_list(KEY).unwrap(),
         keyring: LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-bench").unwrap(),
         base_url: None,
+        alerts: None,
         suppressions: shared.clone(),
         orders: OrdersConfig {
             connections: shared.clone(),

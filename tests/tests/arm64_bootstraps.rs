@@ -207,6 +207,22 @@ fn case_for(binary: &str, endpoint: &str) -> Case {
             },
             streamed: false,
         },
+        // An empty batch of alert jobs: nothing to post, no failures.
+        "alerts" => Case {
+            env: vec![
+                table,
+                (
+                    "SONDEO_ALERT_QUEUE_URL",
+                    format!("{endpoint}/123456789012/sondeo-arm64-smoke-alerts"),
+                ),
+            ],
+            event: json!({ "Records": [] }),
+            check: |response| match response["batchItemFailures"].as_array() {
+                Some(failures) if failures.is_empty() => Ok(()),
+                _ => Err("expected an empty batchItemFailures".into()),
+            },
+            streamed: false,
+        },
         // Not an alarm event: logged and ignored, no CloudWatch or Lambda API call.
         "breaker" => Case {
             env: vec![

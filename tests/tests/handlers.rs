@@ -94,6 +94,7 @@ async fn fixture_with_queue(
                 invitations: shared.clone(),
                 webhook_base_url: None,
             },
+            alerts: None,
             surveys: shared.clone(),
             suppressions: shared.clone(),
             responses: shared.clone(),

@@ -103,6 +103,7 @@ impl Api {
             keyring: LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-insights")
                 .unwrap(),
             base_url: None,
+            alerts: None,
             suppressions: shared.clone(),
             orders: OrdersConfig {
                 connections: shared.clone(),

@@ -36,6 +36,7 @@ fn declared_variables(binary: &str) -> Option<&'static [Variable]> {
         "breaker" => Some(breaker::config::VARIABLES),
         "webhooks" => Some(webhooks::config::VARIABLES),
         "mail" => Some(mail::config::VARIABLES),
+        "alerts" => Some(alerts::config::VARIABLES),
         _ => None,
     }
 }
@@ -978,6 +979,7 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
     type Spec = (&'static str, &'static str, &'static [&'static str]);
     const TABLE: &str = "Table";
     const QUEUE: &str = "ResponseQueue";
+    const ALERT_QUEUE: &str = "AlertQueue";
     const COLLECT_ALARM: &str =
         "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-collect-flood";
     const METRICS_ALARM: &str =
@@ -1019,6 +1021,10 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             // responses_page: the by_time index, then long answers' detail items.
             ("dynamodb:Query", "${Table.Arn}/index/by_time", &["R#*"]),
             ("dynamodb:BatchGetItem", TABLE, &["R#*"]),
+            // Alert rules: put_alert_rule, list_alert_rules, delete_alert_rule.
+            ("dynamodb:PutItem", TABLE, &["ALERTRULE"]),
+            ("dynamodb:Query", TABLE, &["ALERTRULE"]),
+            ("dynamodb:DeleteItem", TABLE, &["ALERTRULE"]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
             ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
         ],
@@ -1031,6 +1037,9 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:BatchWriteItem", TABLE, &["R#*"]),
             // commit's counter Updates, and record Updates that keep the answer.
             ("dynamodb:UpdateItem", TABLE, &["C#*", "R#*"]),
+            // Alerts: list_alert_rules (cached), SqsAlertQueue::enqueue_alert.
+            ("dynamodb:Query", TABLE, &["ALERTRULE"]),
+            ("sqs:SendMessage", ALERT_QUEUE, &[]),
             // The SQS event source mapping's documented minimum.
             ("sqs:ReceiveMessage", QUEUE, &[]),
             ("sqs:DeleteMessage", QUEUE, &[]),
@@ -1078,6 +1087,18 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("ses:SendRawEmail", SENDER, &[]),
             ("ses:SendRawEmail", CONFIGURATION_SET, &[]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
+        ],
+        "alerts" => &[
+            // get_alert_rule.
+            ("dynamodb:GetItem", TABLE, &["ALERTRULE"]),
+            // claim_delivery; record_delivery.
+            ("dynamodb:UpdateItem", TABLE, &["ALERTLOG#*"]),
+            ("dynamodb:PutItem", TABLE, &["ALERTLOG#*"]),
+            // Later attempts back on the queue; the event source mapping's minimum.
+            ("sqs:SendMessage", ALERT_QUEUE, &[]),
+            ("sqs:ReceiveMessage", ALERT_QUEUE, &[]),
+            ("sqs:DeleteMessage", ALERT_QUEUE, &[]),
+            ("sqs:GetQueueAttributes", ALERT_QUEUE, &[]),
         ],
         _ => return None,
     };

@@ -12,6 +12,10 @@ pub const VARIABLES: &[Variable] = &[
         "SONDEO_TABLE",
         "the DynamoDB table holding response records and counters",
     ),
+    Variable::optional(
+        "SONDEO_ALERT_QUEUE_URL",
+        "the SQS queue alert jobs go on (unset: no alerts are raised)",
+    ),
     TRUST_VARIABLES[0],
     TRUST_VARIABLES[1],
     TRACING_VARIABLES[0],
@@ -24,6 +28,8 @@ pub const VARIABLES: &[Variable] = &[
 pub struct AggregateConfig {
     /// The DynamoDB table holding response records and counters.
     pub table: String,
+    /// The alert queue's URL (None: no alerts are raised).
+    pub alert_queue_url: Option<String>,
     /// The roots of trust of the AWS clients.
     pub roots: Roots,
     /// The `level` of the per-batch metrics line: Lambda's application log level (at least
@@ -51,6 +57,7 @@ impl AggregateConfig {
     pub fn from_settings(settings: &Settings) -> Result<AggregateConfig, SettingError> {
         Ok(AggregateConfig {
             table: settings.required("SONDEO_TABLE")?,
+            alert_queue_url: settings.optional("SONDEO_ALERT_QUEUE_URL"),
             roots: Roots::from_settings(settings),
             metrics_level: metrics_level(settings.optional("AWS_LAMBDA_LOG_LEVEL").as_deref()),
         })

@@ -3,7 +3,8 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use sondeo_domain::aggregate::{apply_batch, decode_message, BatchOutcome};
-use sondeo_domain::ports::ResponseLedger;
+use sondeo_domain::alert_delivery::{raise_alerts, CachedAlertRules};
+use sondeo_domain::ports::{AlertQueue, ResponseLedger};
 use sondeo_domain::time::{now_ms, rfc3339};
 use std::collections::HashMap;
 use tracing::Span;
@@ -13,6 +14,25 @@ use tracing::Span;
 /// `level` the per-batch metrics line carries (see `config::metrics_level`).
 pub async fn handle<L: ResponseLedger + ?Sized>(
     ledger: &L,
+    event: LambdaEvent<SqsEvent>,
+    metrics_level: &str,
+) -> Result<SqsBatchResponse, Error> {
+    handle_with_alerts(ledger, None, event, metrics_level).await
+}
+
+/// Where new counted answers are matched against alert rules and their jobs enqueued.
+pub struct AlertHook<'a> {
+    /// Each survey's rules, read at most once a minute.
+    pub rules: &'a CachedAlertRules,
+    /// The alert queue (its own, so deliveries never slow aggregation).
+    pub queue: &'a dyn AlertQueue,
+}
+
+/// [`handle`], then alert jobs for the batch's new counted answers. Raising alerts never fails
+/// or retries the batch: its answers are already applied, and a failure is logged.
+pub async fn handle_with_alerts<L: ResponseLedger + ?Sized>(
+    ledger: &L,
+    alerts: Option<&AlertHook<'_>>,
     event: LambdaEvent<SqsEvent>,
     metrics_level: &str,
 ) -> Result<SqsBatchResponse, Error> {
@@ -31,6 +51,16 @@ pub async fn handle<L: ResponseLedger + ?Sized>(
     }
     let outcome = apply_batch(ledger, messages).await;
     log_outcomes(&spans, &outcome);
+    if let Some(hook) = alerts.filter(|_| !outcome.counted.is_empty()) {
+        let raised = raise_alerts(&outcome.counted, hook.rules, hook.queue).await;
+        if raised.enqueued + raised.failed > 0 {
+            tracing::info!(
+                enqueued = raised.enqueued,
+                failed = raised.failed,
+                "alerts raised"
+            );
+        }
+    }
     println!(
         "{}",
         metrics_line(&outcome, without_id, metrics_level, now_ms())

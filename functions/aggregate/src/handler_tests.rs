@@ -297,3 +297,99 @@ fn the_metrics_line_is_emf_with_a_level_lambda_keeps() {
     assert_eq!(v["rejected"], 1);
     assert_eq!(v["items_written"], 3);
 }
+
+mod alerts {
+    use super::*;
+    use async_trait::async_trait;
+    use sondeo_domain::alert_delivery::{CachedAlertRules, RULES_TTL};
+    use sondeo_domain::alerts::{AlertJob, AlertKind, AlertRule, AlertSecret, AlertTarget};
+    use sondeo_domain::ports::{AlertQueue, AlertRuleStore, StoreError};
+    use std::sync::{Arc, Mutex};
+
+    /// A queue that keeps jobs, or refuses every one.
+    #[derive(Default)]
+    struct Jobs {
+        kept: Mutex<Vec<AlertJob>>,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl AlertQueue for Jobs {
+        async fn enqueue_alert(&self, job: &AlertJob, _: u64) -> Result<(), StoreError> {
+            if self.refuse {
+                return Err(StoreError::Transient("queue down".into()));
+            }
+            self.kept.lock().unwrap().push(job.clone());
+            Ok(())
+        }
+    }
+
+    async fn rules(store: &EmbeddedStore) -> CachedAlertRules {
+        let rule = AlertRule {
+            id: "al_every".into(),
+            survey: "nps-2026".into(),
+            touchpoint: None,
+            min_score: None,
+            max_score: None,
+            has_comment: None,
+            target: AlertTarget {
+                url: "https://hooks.example.com/x".into(),
+                kind: AlertKind::Generic,
+            },
+            created_at: 0,
+        };
+        store
+            .put_alert_rule(&rule, &AlertSecret::generate())
+            .await
+            .unwrap();
+        CachedAlertRules::new(Arc::new(store.clone()), RULES_TTL)
+    }
+
+    #[tokio::test]
+    async fn each_new_counted_answer_raises_one_job_and_a_redelivered_batch_none() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let rules = rules(&store).await;
+        let queue = Jobs::default();
+        let hook = AlertHook {
+            rules: &rules,
+            queue: &queue,
+        };
+        handle_with_alerts(&store, Some(&hook), event(FIXTURE), "INFO")
+            .await
+            .unwrap();
+        let first: Vec<AlertJob> = queue.kept.lock().unwrap().clone();
+        // Two respondents counted (ana's 6 is superseded by her 9 in the same batch).
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert!(first.iter().any(|j| j.answer.score == 9));
+        assert!(!first.iter().any(|j| j.answer.score == 6));
+        handle_with_alerts(&store, Some(&hook), event(FIXTURE), "INFO")
+            .await
+            .unwrap();
+        assert_eq!(queue.kept.lock().unwrap().len(), 2, "nothing new committed");
+    }
+
+    #[tokio::test]
+    async fn a_queue_that_refuses_alerts_never_fails_the_batch() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let rules = rules(&store).await;
+        let queue = Jobs {
+            refuse: true,
+            ..Default::default()
+        };
+        let hook = AlertHook {
+            rules: &rules,
+            queue: &queue,
+        };
+        let resp = handle_with_alerts(&store, Some(&hook), event(FIXTURE), "INFO")
+            .await
+            .unwrap();
+        assert!(resp.batch_item_failures.is_empty());
+        let day = "2026-11-26".parse().unwrap();
+        assert_eq!(
+            store.read_counters("nps-2026", day, day).await.unwrap()[0]
+                .histogram
+                .n,
+            2
+        );
+    }
+}

@@ -24,6 +24,10 @@ pub const VARIABLES: &[Variable] = &[
         "SONDEO_WEBHOOK_BASE_URL",
         "base URL of the webhook function that connection webhook URLs point at (derived from the request when unset)",
     ),
+    Variable::optional(
+        "SONDEO_ALERT_ALLOW_ADDRESSES",
+        "comma-separated IP addresses or CIDR blocks alert rules may target although private (on-premises receivers)",
+    ),
     WARM_UP_VARIABLE,
     TRUST_VARIABLES[0],
     TRUST_VARIABLES[1],
@@ -45,6 +49,8 @@ pub struct MetricsConfig {
     pub base_url: Option<String>,
     /// Base URL of the webhook function; derived from each request when `None`.
     pub webhook_base_url: Option<String>,
+    /// Private addresses alert rules may target.
+    pub alert_allow: sondeo_domain::addresses::AddressAllowlist,
     /// Whether init opens the DynamoDB connection.
     pub warm_up: bool,
     /// The roots of trust of the AWS clients.
@@ -65,6 +71,15 @@ impl MetricsConfig {
             link_keys: KeySource::link_keys(settings)?,
             base_url: settings.optional("SONDEO_BASE_URL"),
             webhook_base_url: settings.optional("SONDEO_WEBHOOK_BASE_URL"),
+            alert_allow: sondeo_domain::addresses::AddressAllowlist::parse(
+                &settings
+                    .optional("SONDEO_ALERT_ALLOW_ADDRESSES")
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| SettingError::Invalid {
+                name: "SONDEO_ALERT_ALLOW_ADDRESSES",
+                message: e.to_string(),
+            })?,
             warm_up: warm_up_setting(settings)?,
             roots: Roots::from_settings(settings),
         })

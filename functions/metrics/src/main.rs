@@ -4,7 +4,7 @@
 use metrics::config::MetricsConfig;
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_aws::secrets;
-use sondeo_http::admin::{AdminApp, OrdersConfig};
+use sondeo_http::admin::{AdminApp, AlertsConfig, OrdersConfig};
 use sondeo_http::insights::ExportLimits;
 use std::sync::Arc;
 
@@ -43,6 +43,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             webhook_base_url: config.webhook_base_url,
         },
         responses: store.clone(),
+        alerts: Some(AlertsConfig {
+            rules: store.clone(),
+            allow: config.alert_allow,
+        }),
         counters: store,
         export_limits: EXPORT_LIMITS,
         api_keys: api_keys?,

@@ -8,7 +8,8 @@
 //! `n`, `sum` and `s<slot>`; rejected message `REJECTED`/`<message id>`; suppression list entry
 //! `SUPPRESSED`/`<respondent>` with `at` and `via`; store connections, invitations and
 //! frequency-cap claims in `CONN`, `INV#<connection>` and `CONTACT#<survey>` (listed with the
-//! actions each method uses above the `ConnectionStore` implementation).
+//! actions each method uses above the `ConnectionStore` implementation); alert rules and the
+//! alert delivery log in `ALERTRULE` and `ALERTLOG#<survey>` (see the `alerts` module).
 //!
 //! Response pages read records newest first through the global secondary index [`BY_TIME_INDEX`]
 //! (`pk`, `at`), which projects `doc`, `auto` and `x`: every record has `at`, detail items do not.
@@ -62,19 +63,19 @@ const UNPROCESSED_ATTEMPTS: u32 = 6;
 /// The DynamoDB table adapter for surveys, the ledger and counter reads.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn attr_str<'a>(
+pub(crate) fn attr_str<'a>(
     item: &'a HashMap<String, AttributeValue>,
     name: &str,
 ) -> Result<&'a str, StoreError> {
@@ -85,7 +86,7 @@ fn attr_str<'a>(
 }
 
 /// Parses an item's JSON `doc` attribute.
-fn parse_doc<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_doc<T: serde::de::DeserializeOwned>(
     item: &HashMap<String, AttributeValue>,
     what: &str,
 ) -> Result<T, StoreError> {
@@ -281,7 +282,7 @@ impl DynamoStore {
     }
 
     /// [`DynamoStore::query_all`] reading only the attributes `projection` names, if given.
-    async fn query_projected(
+    pub(crate) async fn query_projected(
         &self,
         what: &str,
         pk: String,

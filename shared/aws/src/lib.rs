@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 #[cfg(feature = "breaker")]
 pub mod breaker;
 pub mod dynamo;

@@ -57,6 +57,9 @@ pub struct BatchOutcome {
     pub conflicts: usize,
     /// Chunks the store refused permanently and that were split to isolate the refused answer.
     pub isolations: usize,
+    /// The new counted answers that committed (not the ones set aside as automated, not the
+    /// state-only changes): what alert rules are matched against, once per answer version.
+    pub counted: Vec<ResponseEvent>,
 }
 
 /// Decodes and checks a queue message body; the error says why it can never be applied.
@@ -395,6 +398,12 @@ pub async fn apply_batch<L: ResponseLedger + ?Sized>(
                 Ok(CommitOutcome::Committed) => {
                     out.transactions += 1;
                     out.items_written += chunk.action_count();
+                    out.counted.extend(
+                        chunk
+                            .transitions
+                            .iter()
+                            .filter_map(|t| t.event.clone().filter(|_| !t.state.automated)),
+                    );
                     // Every message of a committed key is done: its event won or is older.
                     out.applied
                         .extend(chunk.transitions.into_iter().flat_map(|t| t.message_ids));

@@ -3,13 +3,16 @@
 //! no HTTP server: adapters live in `sondeo-aws` and `sondeo-embedded`, the HTTP edge in
 //! `sondeo-http`.
 //!
-//! Imports run downward: `time` and `survey` at the bottom; `response`, `metrics`, `token`;
-//! `report`, `recipients`, `orders` and `explore`; `changes`; `ports`; `aggregate`, `cache`, `breaker`,
-//! `invite` and `webhooks` on top.
+//! Imports run downward: `time`, `survey` and `addresses` at the bottom; `response`, `metrics`,
+//! `token`; `report`, `recipients`, `orders`, `alerts` and `explore`; `changes`; `ports`;
+//! `aggregate`, `cache`, `breaker`, `invite`, `webhooks` and `alert_delivery` on top.
 
 #![warn(missing_docs)]
 
+pub mod addresses;
 pub mod aggregate;
+pub mod alert_delivery;
+pub mod alerts;
 pub mod breaker;
 pub mod cache;
 pub mod changes;

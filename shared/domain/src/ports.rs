@@ -1,5 +1,6 @@
 //! Ports: the small async traits the domain talks to storage and queues through.
 
+use crate::alerts::{AlertJob, AlertRule, AlertSecret, DeliveryRecord};
 use crate::changes::{Chunk, RecordState};
 use crate::explore::{ResponseCursor, StoredResponse};
 use crate::orders::{Connection, Invitation, WebhookSecret};
@@ -214,6 +215,82 @@ pub trait ResponseReader: Send + Sync {
         after: Option<&ResponseCursor>,
         limit: usize,
     ) -> Result<Vec<StoredResponse>, StoreError>;
+}
+
+/// Alert rules and their signing secrets.
+#[async_trait]
+pub trait AlertRuleStore: Send + Sync {
+    /// Creates or replaces a rule and its secret.
+    async fn put_alert_rule(
+        &self,
+        rule: &AlertRule,
+        secret: &AlertSecret,
+    ) -> Result<(), StoreError>;
+    /// A rule and its secret, if it exists.
+    async fn get_alert_rule(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AlertRule, AlertSecret)>, StoreError>;
+    /// Every rule (without secrets) of one survey, or of all, ordered by id.
+    async fn list_alert_rules(&self, survey: Option<&str>) -> Result<Vec<AlertRule>, StoreError>;
+    /// Removes a rule; whether it existed.
+    async fn delete_alert_rule(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// The alert delivery queue, apart from the response queue so deliveries never slow aggregation.
+#[async_trait]
+pub trait AlertQueue: Send + Sync {
+    /// Enqueues a job, visible after `delay_secs` (an adapter with a shorter limit delivers it
+    /// earlier, and the worker puts it back until its `not_before`).
+    async fn enqueue_alert(&self, job: &AlertJob, delay_secs: u64) -> Result<(), StoreError>;
+}
+
+/// The log of alert deliveries: each attempt of each delivery is claimed once.
+#[async_trait]
+pub trait AlertLog: Send + Sync {
+    /// Claims attempt `attempt` of a delivery: true when no attempt as late was claimed before
+    /// and the delivery is still pending (so a redelivered job never posts twice).
+    async fn claim_delivery(
+        &self,
+        survey: &str,
+        job: &AlertJob,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records where a claimed delivery stands.
+    async fn record_delivery(
+        &self,
+        survey: &str,
+        record: &DeliveryRecord,
+    ) -> Result<(), StoreError>;
+    /// A delivery's log entry, if any.
+    async fn get_delivery(
+        &self,
+        survey: &str,
+        delivery_id: &str,
+    ) -> Result<Option<DeliveryRecord>, StoreError>;
+}
+
+/// Why an outbound post did not get an HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// A timeout, a refused or dropped connection, a DNS failure: try again later.
+    #[error("temporary delivery failure: {0}")]
+    Retryable(String),
+    /// The endpoint may never be called (a private address, a bad URL or redirect).
+    #[error("delivery refused: {0}")]
+    Refused(String),
+}
+
+/// Posts alert payloads to their endpoints.
+#[async_trait]
+pub trait AlertSender: Send + Sync {
+    /// Posts `body` as JSON to `url` with extra `headers`; the endpoint's HTTP status.
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &[u8],
+    ) -> Result<u16, SendError>;
 }
 
 #[cfg(test)]

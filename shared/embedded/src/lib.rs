@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use tokio::sync::oneshot;
 
+mod alerts;
 mod explore;
 mod orders;
 pub mod outbox;
@@ -156,6 +157,7 @@ impl EmbeddedStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        conn.execute_batch(alerts::SCHEMA).map_err(db_err)?;
         migrate(&conn)?;
         let (jobs, inbox) = std_mpsc::channel();
         let group_commits = Arc::new(AtomicU64::new(0));

@@ -57,6 +57,16 @@ pub struct AdminApp {
     pub responses: Arc<dyn ResponseReader>,
     /// How much one CSV export request may stream.
     pub export_limits: ExportLimits,
+    /// Alert rules (None: the `/v1/alerts` routes are not served).
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// The alert part of the API: rules, and the private addresses they may target.
+pub struct AlertsConfig {
+    /// Alert rules and their secrets.
+    pub rules: Arc<dyn sondeo_domain::ports::AlertRuleStore>,
+    /// Private addresses rules may target (`SONDEO_ALERT_ALLOW_ADDRESSES`).
+    pub allow: sondeo_domain::addresses::AddressAllowlist,
 }
 
 /// The post-order part of the API: connections and invitations.
@@ -89,9 +99,16 @@ pub fn routes(app: AdminApp) -> Router {
         api_keys: app.api_keys.clone(),
         insights: insights.clone(),
     }));
+    let alerts = app.alerts.as_ref().map(|a| {
+        crate::alerts::routes(crate::alerts::AlertsApi {
+            rules: a.rules.clone(),
+            surveys: app.surveys.clone(),
+            allow: a.allow.clone(),
+        })
+    });
     let app = Arc::new(app);
     let keys = app.clone();
-    Router::new()
+    let router = Router::new()
         .route("/v1/surveys", get(list_surveys).post(create_survey))
         .route("/v1/surveys/{id}", get(show_survey))
         .route("/v1/links", post(mint_link))
@@ -106,7 +123,12 @@ pub fn routes(app: AdminApp) -> Router {
         )
         .with_state(app)
         .merge(orders)
-        .merge(crate::insights::routes(insights))
+        .merge(crate::insights::routes(insights));
+    let router = match alerts {
+        Some(alerts) => router.merge(alerts),
+        None => router,
+    };
+    router
         .route_layer(middleware::from_fn(move |req, next| {
             require_api_key(keys.clone(), req, next)
         }))

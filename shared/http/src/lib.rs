@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod alerts;
 pub mod charts;
 pub mod collect;
 pub mod compose;
@@ -17,6 +18,7 @@ pub mod connections;
 pub mod dashboard;
 pub mod insights;
 pub mod mail;
+pub mod outbound;
 pub mod pages;
 pub mod respond;
 pub mod routing;
@@ -313,6 +315,7 @@ mod router_tests {
                 invitations: Arc::new(Empty),
                 webhook_base_url: None,
             },
+            alerts: None,
         });
         let webhooks = webhooks::router(webhooks::WebhookApp {
             connections: Arc::new(Empty),
