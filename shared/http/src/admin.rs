@@ -2,7 +2,7 @@
 
 use crate::insights::{ExportLimits, Insights};
 use crate::respond::{json_response, HttpError, Request, Response};
-use crate::routing::{buffered, buffered_within, into_axum, HttpService};
+use crate::routing::{buffered, buffered_within, into_axum, ChunkStream, HttpService};
 use crate::snippet::{snippet_json, InvalidSnippetLinks, MergeTool, SnippetLinks};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -708,15 +708,6 @@ struct ChunkBody {
     buf: Vec<u8>,
 }
 
-/// The reading end of a streamed answer, as an HTTP body.
-pub(crate) struct ChunkStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
-
-impl From<tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>> for ChunkStream {
-    fn from(rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> ChunkStream {
-        ChunkStream(rx)
-    }
-}
-
 impl ChunkBody {
     /// A writer and the body it feeds; a few chunks may wait for a slow client.
     fn channel() -> (ChunkBody, ChunkStream) {
@@ -726,7 +717,7 @@ impl ChunkBody {
                 tx,
                 buf: Vec::with_capacity(BULK_CHUNK_BYTES * 2),
             },
-            ChunkStream(rx),
+            ChunkStream::from(rx),
         )
     }
 
@@ -753,20 +744,6 @@ impl std::io::Write for ChunkBody {
         self.tx.blocking_send(Ok(chunk.into())).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
         })
-    }
-}
-
-impl http_body::Body for ChunkStream {
-    type Data = bytes::Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|c| c.map(http_body::Frame::data)))
     }
 }
 

@@ -740,7 +740,7 @@ async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     tokio::spawn(stream_export(app, survey, q, cursor, tx));
     let mut resp =
-        axum::response::Response::new(axum::body::Body::new(crate::admin::ChunkStream::from(rx)));
+        axum::response::Response::new(axum::body::Body::new(crate::routing::ChunkStream::from(rx)));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

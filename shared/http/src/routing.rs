@@ -235,6 +235,30 @@ pub fn into_axum(resp: Response) -> axum::response::Response {
     resp.map(axum::body::Body::from)
 }
 
+/// The reading end of a streamed answer (the bulk links, the CSV export), as an HTTP body: the
+/// chunks a writer task sends, ending early with an error if the writer fails midway.
+pub(crate) struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl From<tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>> for ChunkStream {
+    fn from(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> ChunkStream {
+        ChunkStream(rx)
+    }
+}
+
+impl http_body::Body for ChunkStream {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| c.map(http_body::Frame::data)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
