@@ -66,8 +66,12 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECR
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 echo "== cargo test (unit, adapters on moto, handlers, exactly-once proof, local mode end to end)"
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+test_status=${PIPESTATUS[0]}
+set -e
 echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free, target/ $(du -sh target | cut -f1)"
 # One closing line with the totals over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
+exit "$test_status"

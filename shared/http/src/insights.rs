@@ -89,10 +89,14 @@ impl InsightQuery {
             .map(|s| s.parse())
             .transpose()
             .map_err(bad("invalid_stage"))?;
-        let send = get("send")
+        // Checked as given: a send that is only blank or control characters is refused, not
+        // read as "every send".
+        let send = p
+            .get("send")
+            .filter(|s| !s.is_empty())
             .map(|s| {
-                check_send(s).map_err(|e| HttpError::bad_request("invalid_send", e.0))?;
-                Ok::<_, HttpError>(s.to_string())
+                check_send(s).map_err(|e| HttpError::unprocessable("invalid_send", e.0))?;
+                Ok::<_, HttpError>(s.clone())
             })
             .transpose()?;
         let properties = get("segment")
