@@ -37,4 +37,40 @@ impl ResponseQueue for SqsQueue {
             .map_err(|e| classify("send to response queue", e))?;
         Ok(())
     }
+
+    /// `SendMessageBatch` of up to 10 messages at a time; a message SQS refuses fails the call
+    /// as retryable (the caller sends the batch again; stable event ids make that safe).
+    async fn enqueue_batch(&self, events: &[ResponseEvent]) -> Result<(), StoreError> {
+        for chunk in events.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, event) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(event)
+                    .map_err(|e| StoreError::Permanent(e.to_string()))?;
+                let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| StoreError::Permanent(e.to_string()))?;
+                entries.push(entry);
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("send a batch to response queue", e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(StoreError::Transient(format!(
+                    "the response queue refused {} of {} messages ({}: {})",
+                    out.failed().len(),
+                    chunk.len(),
+                    failed.code(),
+                    failed.message().unwrap_or("no message"),
+                )));
+            }
+        }
+        Ok(())
+    }
 }

@@ -191,6 +191,15 @@ pub fn parse_time(text: &str, zone: Option<&TimeZone>) -> Result<i64, TimeError>
     if let Ok(ts) = t.parse::<jiff::Timestamp>() {
         return Ok(ts.as_millisecond());
     }
+    // `2024-03-10 14:30:00 +0100` and `2024-03-10 14:30:00 UTC`, as some exports write them.
+    for format in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S %:z"] {
+        if let Ok(ts) = jiff::Timestamp::strptime(format, t) {
+            return Ok(ts.as_millisecond());
+        }
+    }
+    if let Some(utc) = t.strip_suffix(" UTC") {
+        return parse_time(utc, Some(&TimeZone::UTC));
+    }
     let civil = t
         .parse::<jiff::civil::DateTime>()
         .or_else(|_| {
@@ -348,6 +357,8 @@ mod tests {
         assert_eq!(parse_time("1710081000", None), Ok(utc));
         assert_eq!(parse_time("1710081000.5", None), Ok(utc + 500));
         assert_eq!(parse_time("1710081000000", None), Ok(utc));
+        assert_eq!(parse_time("2024-03-10 15:30:00 +0100", None), Ok(utc));
+        assert_eq!(parse_time("2024-03-10 14:30:00 UTC", None), Ok(utc));
         assert_eq!(parse_time("", None), Err(TimeError::Empty));
         assert!(matches!(
             parse_time("yesterday", None),
