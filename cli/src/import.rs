@@ -642,14 +642,10 @@ pub async fn import_file<R: BufRead, W: Write>(
                     Ok(v @ serde_json::Value::Object(_)) => {
                         run.row(line, RawRow::Json(v), &columns).await?;
                     }
-                    Ok(_) => {
-                        run.reject(line, "not a JSON object".into(), clip(&text, 2000).into())?
+                    Ok(_) => run.reject(line, "not a JSON object".into(), clip(&text, 2000))?,
+                    Err(e) => {
+                        run.reject(line, format!("unreadable JSON: {e}"), clip(&text, 2000))?
                     }
-                    Err(e) => run.reject(
-                        line,
-                        format!("unreadable JSON: {e}"),
-                        clip(&text, 2000).into(),
-                    )?,
                 }
                 progress(run.summary.read);
             }
