@@ -119,7 +119,8 @@ impl ImportsApi {
             .enqueue_batch(&events)
             .await
             .map_err(HttpError::from_store)?;
-        tracing::info!(
+        // Debug level: a large import is thousands of batches.
+        tracing::debug!(
             survey = %survey.id,
             accepted = events.len(),
             refused = refused.len(),
