@@ -318,7 +318,7 @@ mod router_tests {
                 webhook_base_url: None,
             },
             alerts: None,
-            imports: None,
+            imports: Some(Arc::new(Empty)),
         });
         let webhooks = webhooks::router(webhooks::WebhookApp {
             connections: Arc::new(Empty),
