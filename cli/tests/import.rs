@@ -504,3 +504,68 @@ async fn the_import_route_limits_batches_and_refuses_rows_one_by_one() {
     assert!(refused[1].1.contains("malformed row"), "{refused:?}");
     assert!(refused[2].1.contains("elsewhere"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_mapping_file_maps_json_lines_and_flags_override_it() {
+    let data = data_dir("mapping-file");
+    create_survey(&data);
+    let mapping = data.join("mapping.txt");
+    std::fs::write(
+        &mapping,
+        "# our old tool's export\nid = uuid\nrespondent = customer.email\nscore = nps\nanswered-at = at\ntouchpoint = channel\nproperties = plan\n",
+    )
+    .unwrap();
+    let file = data.join("export.ndjson");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"uuid":"a1","customer":{"email":"ana@example.com"},"nps":9,"at":"2024-03-10T01:30:00","channel":"support","plan":"pro"}"#,
+            "\n",
+            r#"{"uuid":"a2","customer":{"email":"bo@example.com"},"nps":2,"at":"2024-03-10T02:30:00","channel":"onboarding"}"#,
+            "\n",
+            "not json\n",
+        ),
+    )
+    .unwrap();
+    let rejects_file = data.join("r.csv").display().to_string();
+    let m = mapping.display().to_string();
+    let f = file.display().to_string();
+    let out = ok(&sondeo(
+        &data,
+        &[
+            "import",
+            "--survey",
+            "nps",
+            "--mapping",
+            &m,
+            "--map",
+            "score=nps",
+            "--tz",
+            "America/New_York",
+            "--rejects",
+            &rejects_file,
+            &f,
+        ],
+    ));
+    assert!(out.contains("3 rows read, 2 imported, 1 refused"), "{out}");
+    let bad = rejects(&rejects_file);
+    assert_eq!(bad[0][0], "3");
+    assert!(bad[0][1].contains("unreadable JSON"), "{bad:?}");
+    assert_eq!(metrics(&data).await.0, 2);
+    // A flag naming an unknown field stops the run before anything is read.
+    let out = sondeo(
+        &data,
+        &[
+            "import",
+            "--survey",
+            "nps",
+            "--mapping",
+            &m,
+            "--map",
+            "mood=x",
+            &f,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'mood' is not a field"));
+}
