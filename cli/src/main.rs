@@ -874,7 +874,19 @@ async fn import(client: &ApiClient, a: ImportArgs) -> Result<(), Box<dyn std::er
             }
         },
     )
-    .await?;
+    .await;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            // A run stopped before any row was refused (a mapping error, say) leaves no rejects
+            // file holding only its header behind.
+            let header_only = std::fs::metadata(&rejects_path).is_ok_and(|m| m.len() <= 16);
+            if header_only {
+                let _ = std::fs::remove_file(&rejects_path);
+            }
+            return Err(e.into());
+        }
+    };
     if show {
         eprintln!();
     }
