@@ -4,6 +4,7 @@
 pub mod bulk;
 pub mod client;
 pub mod head_check;
+pub mod import;
 pub mod local;
 pub mod report;
 pub mod server;

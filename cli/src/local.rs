@@ -191,6 +191,7 @@ impl LocalStack {
                 rules: shared.clone(),
                 allow: allow.clone(),
             }),
+            imports: Some(shared.clone()),
         };
         let alert_rules = Arc::new(CachedAlertRules::new(shared.clone(), RULES_TTL));
         let webhooks = WebhookApp {

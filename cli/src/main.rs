@@ -83,6 +83,9 @@ enum Command {
     },
     /// Mint links for a recipients CSV (mail merge): writes the rows with their links.
     Links(LinksArgs),
+    /// Import past answers from a CSV or JSON Lines export (Delighted, Formbricks, Typeform or
+    /// any tool), each with its original answer time.
+    Import(ImportArgs),
     /// Print the HTML block (or its plain-text alternative) to paste into an email template.
     Snippet(SnippetArgs),
     /// The suppression list: respondents who unsubscribed get no links and no surveys.
@@ -238,6 +241,49 @@ struct LinksArgs {
     out: Option<PathBuf>,
     /// The recipients CSV (`-` for standard input): a header line, then one recipient per row.
     recipients: PathBuf,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The survey the answers belong to.
+    #[arg(long)]
+    survey: String,
+    /// The touchpoint of every row (or map a column: --map touchpoint=COLUMN).
+    #[arg(long)]
+    touchpoint: Option<String>,
+    /// A known export's columns: delighted (CSV export), delighted-json (API
+    /// survey_responses pages), formbricks, typeform.
+    #[arg(long, value_parser = ["delighted", "delighted-json", "formbricks", "typeform"])]
+    preset: Option<String>,
+    /// field=COLUMN, repeatable; fields: id, respondent, score, comment, answered-at,
+    /// touchpoint, send, properties (comma-separated columns). Overrides the preset.
+    #[arg(long = "map", value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// A file of field=COLUMN lines (# comments), applied before --map.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// The IANA zone of times without an offset (Europe/Paris); also the zone of --send-per.
+    #[arg(long)]
+    tz: Option<String>,
+    /// One send for every row (a campaign wave).
+    #[arg(long, conflicts_with = "send_per")]
+    send: Option<String>,
+    /// One send per month or quarter of the answer time, so each wave of a recurring survey
+    /// keeps its own answer per person.
+    #[arg(long, value_parser = ["month", "quarter"])]
+    send_per: Option<String>,
+    /// Check every row and print what would be imported; send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where refused rows go, as CSV: line,reason,row (default: FILE.rejects.csv).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// The file's format (default: from the preset, else the file name: .jsonl/.ndjson/.json
+    /// are JSON Lines).
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    format: Option<String>,
+    /// The export file.
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -452,6 +498,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Links(a) => links(&client, a).await,
+        Command::Import(a) => import(&client, a).await,
         Command::Suppress(SuppressCommand::List) => {
             let out = client.call(Method::GET, "/v1/suppressions", None).await?;
             let list = out["suppressions"].as_array().cloned().unwrap_or_default();
@@ -745,6 +792,132 @@ async fn links(client: &ApiClient, a: LinksArgs) -> Result<(), Box<dyn std::erro
     );
     if summary.minted == 0 && !summary.errors.is_empty() {
         return Err("no row got links".into());
+    }
+    Ok(())
+}
+
+async fn import(client: &ApiClient, a: ImportArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use sondeo_domain::import::SendRule;
+    use sondeo_local::import::{Format, ImportPlan, Mapping, Preset};
+    use std::io::IsTerminal;
+    let preset = a.preset.as_deref().map(Preset::parse).transpose()?;
+    let mut mapping = preset.map(Preset::mapping).unwrap_or_else(Mapping::default);
+    if let Some(path) = &a.mapping {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        mapping.apply(text.lines())?;
+    }
+    mapping.apply(a.map.iter().map(String::as_str))?;
+    let zone =
+        match &a.tz {
+            Some(name) => Some(jiff::tz::TimeZone::get(name.trim()).map_err(|_| {
+                format!("'{name}' is not a known IANA time zone (Europe/Paris, UTC)")
+            })?),
+            None => preset.and_then(Preset::zone),
+        };
+    let send = match (&a.send, a.send_per.as_deref()) {
+        (Some(name), _) => {
+            sondeo_domain::response::check_send(name)?;
+            SendRule::Named(name.clone())
+        }
+        (None, Some("month")) => SendRule::PerMonth,
+        (None, Some(_)) => SendRule::PerQuarter,
+        (None, None) => SendRule::Default,
+    };
+    let by_name = a
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "jsonl" | "ndjson" | "json"));
+    let format = match a.format.as_deref() {
+        Some("jsonl") => Format::JsonLines,
+        Some(_) => Format::Csv,
+        None => match preset {
+            Some(p) => p.format(),
+            None if by_name => Format::JsonLines,
+            None => Format::Csv,
+        },
+    };
+    let plan = ImportPlan {
+        survey: a.survey,
+        touchpoint: a.touchpoint,
+        mapping,
+        zone,
+        send,
+        format,
+        dry_run: a.dry_run,
+        preset,
+    };
+    let input = std::fs::File::open(&a.file)
+        .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
+    let rejects_path = a.rejects.clone().unwrap_or_else(|| {
+        let mut name = a.file.clone().into_os_string();
+        name.push(".rejects.csv");
+        PathBuf::from(name)
+    });
+    let rejects = std::fs::File::create(&rejects_path)
+        .map_err(|e| format!("cannot write {}: {e}", rejects_path.display()))?;
+    let show = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut last_shown = started;
+    let summary = sondeo_local::import::import_file(
+        client,
+        &plan,
+        std::io::BufReader::with_capacity(1 << 16, input),
+        std::io::BufWriter::new(rejects),
+        |read| {
+            let now = std::time::Instant::now();
+            if show && now.duration_since(last_shown).as_millis() >= 200 {
+                last_shown = now;
+                let rate = read as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                eprint!("\r{read} rows read, {rate:.0} rows/s   ");
+            }
+        },
+    )
+    .await;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            // A run stopped before any row was refused (a mapping error, say) leaves no rejects
+            // file holding only its header behind.
+            let header_only = std::fs::metadata(&rejects_path).is_ok_and(|m| m.len() <= 16);
+            if header_only {
+                let _ = std::fs::remove_file(&rejects_path);
+            }
+            return Err(e.into());
+        }
+    };
+    if show {
+        eprintln!();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let verb = if plan.dry_run {
+        "would import"
+    } else {
+        "imported"
+    };
+    println!("survey {}", plan.survey);
+    for (touchpoint, n) in &summary.per_touchpoint {
+        println!("  {touchpoint:<24} {n:>10} {verb}");
+    }
+    println!(
+        "{} rows read, {} {verb}, {} refused{} in {secs:.1} s ({:.0} rows/s)",
+        summary.read,
+        summary.imported,
+        summary.refused,
+        if summary.refused > 0 {
+            format!(" (see {})", rejects_path.display())
+        } else {
+            String::new()
+        },
+        summary.read as f64 / secs.max(1e-3),
+    );
+    if summary.refused == 0 {
+        // Nothing to look at: no empty rejects file left behind.
+        let _ = std::fs::remove_file(&rejects_path);
+    }
+    if summary.imported == 0 && summary.refused > 0 {
+        return Err("no row could be imported".into());
     }
     Ok(())
 }

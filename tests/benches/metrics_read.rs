@@ -175,6 +175,7 @@ async fn main() {
         keyring: LinkKeyring::from_spec("k1:0123456789abcdef0123456789abcdef-bench").unwrap(),
         base_url: None,
         alerts: None,
+        imports: None,
         suppressions: shared.clone(),
         orders: OrdersConfig {
             connections: shared.clone(),

@@ -173,6 +173,7 @@ fn apps(store: Arc<Memory>, keyring: &LinkKeyring) -> (CollectApp, AdminApp) {
         responses: suppressions.clone(),
         export_limits: Default::default(),
         alerts: None,
+        imports: None,
         suppressions,
         counters: store,
         api_keys: ApiKeys::from_list(API_KEY).expect("api key"),

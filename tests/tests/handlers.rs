@@ -95,6 +95,7 @@ async fn fixture_with_queue(
                 webhook_base_url: None,
             },
             alerts: None,
+            imports: None,
             surveys: shared.clone(),
             suppressions: shared.clone(),
             responses: shared.clone(),

@@ -104,6 +104,7 @@ impl Api {
                 .unwrap(),
             base_url: None,
             alerts: None,
+            imports: None,
             suppressions: shared.clone(),
             orders: OrdersConfig {
                 connections: shared.clone(),

@@ -1025,6 +1025,8 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:PutItem", TABLE, &["ALERTRULE"]),
             ("dynamodb:Query", TABLE, &["ALERTRULE"]),
             ("dynamodb:DeleteItem", TABLE, &["ALERTRULE"]),
+            // POST /v1/imports: SqsQueue::enqueue_batch (SendMessageBatch).
+            ("sqs:SendMessage", QUEUE, &[]),
             ("secretsmanager:GetSecretValue", "LinkKeysSecret", &[]),
             ("secretsmanager:GetSecretValue", "ApiKeysSecret", &[]),
         ],
@@ -1380,7 +1382,7 @@ fn each_function_declares_the_variables_it_and_shared_code_read() {
     ] {
         required("metrics", var);
     }
-    for var in ["SONDEO_BASE_URL", "SONDEO_WARM_UP"] {
+    for var in ["SONDEO_BASE_URL", "SONDEO_WARM_UP", "SONDEO_QUEUE_URL"] {
         optional("metrics", var);
     }
     required("aggregate", "SONDEO_TABLE");

@@ -25,6 +25,10 @@ pub const VARIABLES: &[Variable] = &[
         "base URL of the webhook function that connection webhook URLs point at (derived from the request when unset)",
     ),
     Variable::optional(
+        "SONDEO_QUEUE_URL",
+        "URL of the SQS response queue imported answers go through (POST /v1/imports is not served when unset)",
+    ),
+    Variable::optional(
         "SONDEO_ALERT_ALLOW_ADDRESSES",
         "comma-separated IP addresses or CIDR blocks alert rules may target although private (on-premises receivers)",
     ),
@@ -49,6 +53,8 @@ pub struct MetricsConfig {
     pub base_url: Option<String>,
     /// Base URL of the webhook function; derived from each request when `None`.
     pub webhook_base_url: Option<String>,
+    /// The response queue imports go through; `POST /v1/imports` is not served when `None`.
+    pub queue_url: Option<String>,
     /// Private addresses alert rules may target.
     pub alert_allow: sondeo_domain::addresses::AddressAllowlist,
     /// Whether init opens the DynamoDB connection.
@@ -71,6 +77,7 @@ impl MetricsConfig {
             link_keys: KeySource::link_keys(settings)?,
             base_url: settings.optional("SONDEO_BASE_URL"),
             webhook_base_url: settings.optional("SONDEO_WEBHOOK_BASE_URL"),
+            queue_url: settings.optional("SONDEO_QUEUE_URL"),
             alert_allow: sondeo_domain::addresses::AddressAllowlist::parse(
                 &settings
                     .optional("SONDEO_ALERT_ALLOW_ADDRESSES")

@@ -34,6 +34,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         warm_up,
     );
     let store = Arc::new(DynamoStore::new(dynamodb, config.table));
+    let imports = config.queue_url.map(|url| {
+        let queue: Arc<dyn sondeo_domain::ports::ResponseQueue> = Arc::new(
+            sondeo_aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url),
+        );
+        queue
+    });
     let app = AdminApp {
         surveys: store.clone(),
         suppressions: store.clone(),
@@ -52,6 +58,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         api_keys: api_keys?,
         keyring: keyring?,
         base_url: config.base_url,
+        imports,
     };
     // Streamed: `GET /v1/responses.csv` and `POST /v1/links/bulk` answers rows as they are minted (the URL's InvokeMode is
     // RESPONSE_STREAM); every other route's answer is one chunk.

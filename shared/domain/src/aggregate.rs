@@ -1015,4 +1015,79 @@ mod tests {
         assert!(all.by_source().is_empty(), "{all:?}");
         assert_eq!(all.automated(), 1);
     }
+    /// Merged counters of a ledger, with the answer each record holds by respondent score.
+    fn merged(ledger: &Memory) -> Histogram {
+        ledger
+            .counters
+            .lock()
+            .unwrap()
+            .values()
+            .fold(Histogram::default(), |mut a, h| {
+                a.merge(h);
+                a
+            })
+    }
+
+    #[tokio::test]
+    async fn an_import_racing_live_answers_for_the_same_respondents_keeps_the_last_by_time() {
+        use crate::import::ImportRow;
+        let survey = crate::survey::Survey {
+            id: "s".into(),
+            kind: SurveyKind::Nps,
+            question: "q".into(),
+            follow_up: String::new(),
+            locale: Default::default(),
+            touchpoints: vec![crate::survey::Touchpoint {
+                slug: "t".into(),
+                stage: None,
+            }],
+            public_key: None,
+            brand: None,
+            frequency_cap_days: None,
+        };
+        let imported = |who: &str, score: i64, at: i64| {
+            ImportRow {
+                id: Some(format!("old-{who}")),
+                respondent: Some(who.into()),
+                touchpoint: "t".into(),
+                score,
+                comment: None,
+                answered_at: at,
+                send: None,
+                properties: Default::default(),
+            }
+            .to_event(&survey, T0 + 10_000_000)
+            .unwrap()
+        };
+        let live = |id: &str, who: &str, score: i64, at: i64| ResponseEvent {
+            source: Source::Link,
+            ..ev(id, who, score, at)
+        };
+        // GIVEN ana answered live after her imported answer, bo's import is the later one,
+        // and cy only has an imported answer
+        let events = [
+            imported("ana", 2, T0 - 86_400_000),
+            live("l-ana", "ana", 9, T0),
+            imported("bo", 10, T0 + 5_000),
+            live("l-bo", "bo", 4, T0),
+            imported("cy", 7, T0 - 1),
+        ];
+        // WHEN they are applied in every order and batching, each delivered twice
+        let ledger = applied(&events).await;
+        // THEN each respondent counts once, with the answer latest by time
+        let all = merged(&ledger);
+        assert_eq!(all.n, 3);
+        let scores: BTreeMap<u16, i64> = all.score_slots().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(scores, BTreeMap::from([(7, 1), (9, 1), (10, 1)]));
+        assert_eq!(
+            all.by_source(),
+            BTreeMap::from([("import".to_string(), 2), ("link".to_string(), 1)])
+        );
+        // AND importing the same rows again changes nothing
+        for e in &events {
+            let out = apply_batch(&ledger, messages(std::slice::from_ref(e))).await;
+            assert!(out.failed.is_empty() && out.rejected.is_empty(), "{out:?}");
+        }
+        assert_eq!(merged(&ledger), all);
+    }
 }

@@ -17,6 +17,7 @@ pub mod breaker;
 pub mod cache;
 pub mod changes;
 pub mod explore;
+pub mod import;
 pub mod invite;
 pub mod keys;
 pub mod metrics;

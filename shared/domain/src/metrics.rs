@@ -31,6 +31,7 @@ pub fn source_slot(source: Source) -> u16 {
             Source::Campaign => 1,
             Source::Api => 2,
             Source::Webhook => 3,
+            Source::Import => 4,
         }
 }
 

@@ -51,6 +51,14 @@ pub enum CommitOutcome {
 pub trait ResponseQueue: Send + Sync {
     /// Enqueues one event durably; once this returns Ok the event will be applied.
     async fn enqueue(&self, event: &ResponseEvent) -> Result<(), StoreError>;
+    /// Enqueues several events; once this returns Ok every one will be applied. On an error
+    /// some may have been enqueued (enqueuing them again is safe: their event ids are stable).
+    async fn enqueue_batch(&self, events: &[ResponseEvent]) -> Result<(), StoreError> {
+        for event in events {
+            self.enqueue(event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads and writes survey definitions.

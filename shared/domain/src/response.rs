@@ -29,17 +29,30 @@ pub enum Source {
     Api,
     /// An e-commerce webhook invitation.
     Webhook,
+    /// A past answer imported from another tool (`sondeo import`, `POST /v1/imports`), with its
+    /// original answer time.
+    Import,
 }
 
 impl Source {
     /// Every source, in the order metrics list them.
-    pub const ALL: [Source; 4] = [Source::Link, Source::Campaign, Source::Api, Source::Webhook];
+    pub const ALL: [Source; 5] = [
+        Source::Link,
+        Source::Campaign,
+        Source::Api,
+        Source::Webhook,
+        Source::Import,
+    ];
 
     /// Whether the respondent id was signed by this deployment (a respondent's own link or an
     /// invitation), as opposed to given by whoever sent the answer (a campaign link's `rid`, a
     /// survey's public key). Unsigned answers live in their own namespace.
+    ///
+    /// Imports count as signed: only the holder of the API key can import, so an imported
+    /// answer and a respondent's own link answer for the same touchpoint and send are one
+    /// response, and the later of the two by answer time wins.
     pub fn is_signed(self) -> bool {
-        matches!(self, Source::Link | Source::Webhook)
+        matches!(self, Source::Link | Source::Webhook | Source::Import)
     }
 
     /// The source a name from [`Source::as_str`] stands for.
@@ -54,6 +67,7 @@ impl Source {
             Source::Campaign => "campaign",
             Source::Api => "api",
             Source::Webhook => "webhook",
+            Source::Import => "import",
         }
     }
 }

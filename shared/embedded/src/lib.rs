@@ -473,6 +473,24 @@ impl ResponseQueue for EmbeddedStore {
             .map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
     }
+
+    async fn enqueue_batch(&self, events: &[ResponseEvent]) -> Result<(), StoreError> {
+        // Every message handed over before any is awaited, so they share group commits.
+        let mut waits = Vec::with_capacity(events.len());
+        for event in events {
+            let body =
+                serde_json::to_string(event).map_err(|e| StoreError::Permanent(e.to_string()))?;
+            let (done, wait) = oneshot::channel();
+            self.jobs
+                .send(Job::Enqueue(body, done))
+                .map_err(|_| stopped())?;
+            waits.push(wait);
+        }
+        for wait in waits {
+            wait.await.map_err(|_| stopped())??;
+        }
+        Ok(())
+    }
 }
 
 fn insert_all(

@@ -59,6 +59,8 @@ pub struct AdminApp {
     pub export_limits: ExportLimits,
     /// Alert rules (None: the `/v1/alerts` routes are not served).
     pub alerts: Option<AlertsConfig>,
+    /// The response queue imports go through (None: `POST /v1/imports` is not served).
+    pub imports: Option<Arc<dyn sondeo_domain::ports::ResponseQueue>>,
 }
 
 /// The alert part of the API: rules, and the private addresses they may target.
@@ -106,6 +108,12 @@ pub fn routes(app: AdminApp) -> Router {
             allow: a.allow.clone(),
         })
     });
+    let imports = app.imports.as_ref().map(|queue| {
+        crate::imports::routes(crate::imports::ImportsApi {
+            surveys: app.surveys.clone(),
+            queue: queue.clone(),
+        })
+    });
     let app = Arc::new(app);
     let keys = app.clone();
     let router = Router::new()
@@ -126,6 +134,10 @@ pub fn routes(app: AdminApp) -> Router {
         .merge(crate::insights::routes(insights));
     let router = match alerts {
         Some(alerts) => router.merge(alerts),
+        None => router,
+    };
+    let router = match imports {
+        Some(imports) => router.merge(imports),
         None => router,
     };
     router

@@ -16,6 +16,7 @@ pub mod collect;
 pub mod compose;
 pub mod connections;
 pub mod dashboard;
+pub mod imports;
 pub mod insights;
 pub mod mail;
 pub mod outbound;
@@ -80,6 +81,7 @@ pub const ROUTES: &[(&str, &str, Function)] = &[
     ("POST", "/v1/suppressions", Function::Metrics),
     ("DELETE", "/v1/suppressions", Function::Metrics),
     ("POST", "/v1/links/bulk", Function::Metrics),
+    ("POST", "/v1/imports", Function::Metrics),
     ("GET", "/v1/connections", Function::Metrics),
     ("POST", "/v1/connections", Function::Metrics),
     ("DELETE", "/v1/connections", Function::Metrics),
@@ -316,6 +318,7 @@ mod router_tests {
                 webhook_base_url: None,
             },
             alerts: None,
+            imports: Some(Arc::new(Empty)),
         });
         let webhooks = webhooks::router(webhooks::WebhookApp {
             connections: Arc::new(Empty),
