@@ -3,8 +3,8 @@
 //! respondent (200,000 respondents answering five times each: the latest wins), and the rate
 //! (rows per second) and peak memory are printed.
 //!
-//! About 3.5 minutes in a debug build on 2 cores, so it is left out of the default run:
-//! `cargo test --release -p sondeo-cli --test import_million -- --ignored --nocapture`.
+//! About 1.5 minutes in a debug build on 2 cores; for the release rate:
+//! `cargo test --release -p sondeo-cli --test import_million -- --nocapture`.
 
 use sondeo_local::client::ApiClient;
 use sondeo_local::local::LocalStack;
@@ -30,7 +30,6 @@ fn peak_kib(pid: u32) -> Option<u64> {
 }
 
 #[tokio::test]
-#[ignore = "about 3.5 minutes in a debug build: run with --ignored (and --release for the rate)"]
 async fn a_million_rows_import_in_bounded_memory() {
     let dir: PathBuf = std::env::temp_dir().join(format!(
         "sondeo-import-million-{}-{:08x}",
