@@ -19,7 +19,7 @@ use sondeo_domain::recipients::{
     mint_csv, recipient_ids, BadRows, LinkColumns, Minter, RecipientsError,
 };
 use sondeo_domain::response::{check_respondent, check_send, suppression_id, Suppression};
-use sondeo_domain::survey::{check_slug, Survey};
+use sondeo_domain::survey::Survey;
 use sondeo_domain::time::now_ms;
 use sondeo_domain::token::{LinkClaims, LinkKeyring, LinkScope, CAMPAIGN_RESPONDENT};
 use std::sync::Arc;
@@ -356,14 +356,7 @@ impl AdminApp {
     }
 
     async fn survey(&self, id: &str) -> Result<Survey, HttpError> {
-        check_slug("survey", id).map_err(|e| HttpError::bad_request("invalid_survey_id", e))?;
-        self.surveys
-            .get_survey(id)
-            .await
-            .map_err(HttpError::from_store)?
-            .ok_or_else(|| {
-                HttpError::not_found("unknown_survey", format!("there is no survey '{id}'"))
-            })
+        crate::insights::load_survey(self.surveys.as_ref(), id).await
     }
 
     /// The survey and touchpoint links are minted for, and their expiry (now + days), checked.

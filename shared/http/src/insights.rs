@@ -296,6 +296,16 @@ pub struct ExportLimits {
     pub time: Option<Duration>,
 }
 
+/// The survey with this id from `store`: 400 for an id that cannot be one, 404 for none.
+pub(crate) async fn load_survey(store: &dyn SurveyStore, id: &str) -> Result<Survey, HttpError> {
+    check_slug("survey", id).map_err(|e| HttpError::bad_request("invalid_survey_id", e))?;
+    store
+        .get_survey(id)
+        .await
+        .map_err(HttpError::from_store)?
+        .ok_or_else(|| HttpError::not_found("unknown_survey", format!("there is no survey '{id}'")))
+}
+
 /// Counter rows gathered for a report: the asked period's and the compared period's.
 struct Rows {
     current: Vec<CounterRow>,
@@ -306,14 +316,7 @@ struct Rows {
 impl Insights {
     /// The survey with this id, or 404.
     pub async fn survey(&self, id: &str) -> Result<Survey, HttpError> {
-        check_slug("survey", id).map_err(|e| HttpError::bad_request("invalid_survey_id", e))?;
-        self.surveys
-            .get_survey(id)
-            .await
-            .map_err(HttpError::from_store)?
-            .ok_or_else(|| {
-                HttpError::not_found("unknown_survey", format!("there is no survey '{id}'"))
-            })
+        load_survey(self.surveys.as_ref(), id).await
     }
 
     /// The metrics report of a survey for a query.
