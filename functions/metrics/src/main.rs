@@ -60,7 +60,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         base_url: config.base_url,
         imports,
     };
-    // Streamed: `GET /v1/responses.csv` and `POST /v1/links/bulk` answers rows as they are minted (the URL's InvokeMode is
-    // RESPONSE_STREAM); every other route's answer is one chunk.
+    // Streamed (the URL's InvokeMode is RESPONSE_STREAM): `GET /v1/responses.csv` sends rows as
+    // they are read and `POST /v1/links/bulk` as they are minted; every other answer is one chunk.
     lambda_http::run_with_streaming_response(sondeo_http::admin::router(app)).await
 }

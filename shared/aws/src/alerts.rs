@@ -69,20 +69,10 @@ impl AlertRuleStore for DynamoStore {
         &self,
         id: &str,
     ) -> Result<Option<(AlertRule, AlertSecret)>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(RULES_PK))
-            .key("sk", s(id))
-            .send()
-            .await
-            .map_err(|e| classify("get alert rule", e))?;
-        let Some(item) = out.item() else {
-            return Ok(None);
-        };
-        let rule: AlertRule = parse_doc(item, "alert rule")?;
-        Ok(Some((rule, AlertSecret::new(attr_str(item, "secret")?))))
+        Ok(self
+            .get_doc_with_secret::<AlertRule>("alert rule", RULES_PK, id)
+            .await?
+            .map(|(rule, secret)| (rule, AlertSecret::new(secret))))
     }
 
     async fn list_alert_rules(&self, survey: Option<&str>) -> Result<Vec<AlertRule>, StoreError> {

@@ -315,6 +315,32 @@ impl DynamoStore {
         }
     }
 
+    /// The document (`doc`) of one item and the secret stored beside it (`secret`), if the
+    /// item exists: store connections and alert rules.
+    pub(crate) async fn get_doc_with_secret<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<(T, String)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .send()
+            .await
+            .map_err(|e| classify(&format!("get {what}"), e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        Ok(Some((
+            parse_doc(item, what)?,
+            attr_str(item, "secret")?.to_string(),
+        )))
+    }
+
     /// Reads the items with these `(pk, sk)` keys (those that exist), 100 per call, retrying
     /// throttled keys; `request` starts each call's projection and read consistency.
     async fn batch_get<'k>(
@@ -1063,20 +1089,13 @@ impl ConnectionStore for DynamoStore {
         &self,
         id: &str,
     ) -> Result<Option<(Connection, WebhookSecret)>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(CONNECTIONS_PK))
-            .key("sk", s(id))
-            .send()
-            .await
-            .map_err(|e| classify("get connection", e))?;
-        let Some(item) = out.item() else {
+        let Some((connection, secret)) = self
+            .get_doc_with_secret::<Connection>("connection", CONNECTIONS_PK, id)
+            .await?
+        else {
             return Ok(None);
         };
-        let connection: Connection = parse_doc(item, "connection")?;
-        let secret = WebhookSecret::new(attr_str(item, "secret")?).map_err(|e| {
+        let secret = WebhookSecret::new(secret).map_err(|e| {
             StoreError::Permanent(format!(
                 "stored secret of connection '{id}' is unusable: {e}"
             ))

@@ -342,9 +342,6 @@ impl Insights {
         let comparison = q.compare.map(|(pf, pt)| {
             let kind = survey.kind;
             let stage_of = |tp: &str| survey.touchpoint(tp).and_then(|t| t.stage);
-            let side = |rows: &[CounterRow], f: Day, t: Day, pick: &dyn Fn(&CounterRow) -> bool| {
-                total_of(rows, f, t, |r| pick(r))
-            };
             let overall = |r: &CounterRow| {
                 q.filter
                     .touchpoint
@@ -357,8 +354,8 @@ impl Insights {
             let cmp = |pick: &dyn Fn(&CounterRow) -> bool| {
                 compare(
                     kind,
-                    &side(&rows.current, q.from, q.to, pick),
-                    &side(&rows.previous, pf, pt, pick),
+                    &total_of(&rows.current, q.from, q.to, pick),
+                    &total_of(&rows.previous, pf, pt, pick),
                 )
             };
             PeriodComparison {
@@ -496,14 +493,13 @@ impl Insights {
         limit: usize,
     ) -> Result<ResponsePage, HttpError> {
         let limit = limit.clamp(1, MAX_PAGE_LIMIT);
+        // Read ahead of the page a little: a filter may pass only some of what is read.
+        let want = STORE_PAGE.min(limit * 4);
         let (start, end) = q.instants(q.from, q.to);
         let mut after = after;
         let mut out = Vec::new();
         let mut scanned = 0usize;
         loop {
-            let want = (limit - out.len())
-                .max(STORE_PAGE.min(limit * 4))
-                .min(STORE_PAGE);
             let page = self
                 .responses
                 .responses_page(&survey.id, start, end, after.as_ref(), want)
