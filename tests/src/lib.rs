@@ -5,6 +5,7 @@ pub mod dynamo_wire;
 pub mod local_http;
 pub mod order_store_contract;
 pub mod runtime_api;
+pub mod webdriver;
 pub mod write_units;
 
 use async_trait::async_trait;
