@@ -869,3 +869,116 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod export_failure_tests {
+    use super::*;
+    use async_trait::async_trait;
+    use http_body_util::BodyExt;
+    use sondeo_domain::ports::StoreError;
+    use sondeo_domain::response::{ResponseEvent, Source};
+    use sondeo_domain::survey::{Locale, SurveyKind, Touchpoint};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceExt;
+
+    /// One survey; one full page of responses, then a storage failure.
+    struct FailsOnSecondPage(AtomicUsize);
+
+    fn survey() -> Survey {
+        Survey {
+            id: "s".into(),
+            kind: SurveyKind::Nps,
+            question: "Q?".into(),
+            follow_up: String::new(),
+            locale: Locale::En,
+            touchpoints: vec![Touchpoint {
+                slug: "tp".into(),
+                stage: None,
+            }],
+            public_key: None,
+            brand: None,
+            frequency_cap_days: None,
+        }
+    }
+
+    #[async_trait]
+    impl SurveyStore for FailsOnSecondPage {
+        async fn get_survey(&self, _: &str) -> Result<Option<Survey>, StoreError> {
+            Ok(Some(survey()))
+        }
+        async fn create_survey(&self, _: &Survey) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn list_surveys(&self) -> Result<Vec<Survey>, StoreError> {
+            Ok(vec![survey()])
+        }
+    }
+
+    #[async_trait]
+    impl CounterReader for FailsOnSecondPage {
+        async fn read_counters(
+            &self,
+            _: &str,
+            _: Day,
+            _: Day,
+        ) -> Result<Vec<CounterRow>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl ResponseReader for FailsOnSecondPage {
+        async fn responses_page(
+            &self,
+            _: &str,
+            _: i64,
+            to_ms: i64,
+            _: Option<&ResponseCursor>,
+            limit: usize,
+        ) -> Result<Vec<StoredResponse>, StoreError> {
+            if self.0.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Err(StoreError::Transient("throttled".into()));
+            }
+            Ok((0..limit)
+                .map(|i| StoredResponse {
+                    id: format!("{i:04x}"),
+                    event: ResponseEvent {
+                        event_id: format!("e{i}"),
+                        survey: "s".into(),
+                        touchpoint: "tp".into(),
+                        respondent: format!("r{i}"),
+                        kind: SurveyKind::Nps,
+                        score: 9,
+                        comment: None,
+                        properties: BTreeMap::new(),
+                        answered_at: to_ms - 1 - i as i64,
+                        source: Source::Api,
+                        send: String::new(),
+                        click: false,
+                    },
+                    automated: false,
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_midway_ends_the_export_with_an_error_not_a_short_file() {
+        let store = Arc::new(FailsOnSecondPage(AtomicUsize::new(0)));
+        let router = routes(Arc::new(Insights {
+            surveys: store.clone(),
+            counters: store.clone(),
+            responses: store,
+            export_limits: ExportLimits::default(),
+        }));
+        let req = http::Request::builder()
+            .uri("/v1/responses.csv?survey=s&from=2026-01-01&to=2026-01-31")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = router.oneshot(req).await.unwrap();
+        // The head went out before the failure: 200, then the body breaks off.
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await;
+        assert!(body.is_err(), "a broken export must not read as complete");
+    }
+}
