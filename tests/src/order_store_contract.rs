@@ -81,6 +81,10 @@ where
     assert_eq!(read_secret.expose(), "shpss_0123456789abcdef");
     assert_eq!(listed, vec![a_shop.clone(), b_shop.clone()]);
     assert_eq!(store.get_connection("c-shop").await.unwrap(), None);
+    // AND the settings alone (what the mail function reads) are the same document
+    let settings = store.get_connection_settings("b-shop").await.unwrap();
+    assert_eq!(settings, Some(b_shop.clone()));
+    assert_eq!(store.get_connection_settings("c-shop").await.unwrap(), None);
     // AND saving one again replaces its document and its secret, and only its own
     let moved = Connection {
         touchpoint: "delivered".into(),

@@ -1103,6 +1103,23 @@ impl ConnectionStore for DynamoStore {
         Ok(Some((connection, secret)))
     }
 
+    async fn get_connection_settings(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        // Only the document leaves the table: the mail function's role may read no more.
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(CONNECTIONS_PK))
+            .key("sk", s(id))
+            .projection_expression("doc")
+            .send()
+            .await
+            .map_err(|e| classify("get connection", e))?;
+        out.item()
+            .map(|item| parse_doc(item, "connection"))
+            .transpose()
+    }
+
     async fn list_connections(&self) -> Result<Vec<Connection>, StoreError> {
         // Only the documents leave the table: the secrets stay behind.
         let items = self

@@ -278,9 +278,9 @@ impl Courier<'_> {
         &self,
         invitation: &Invitation,
     ) -> Result<Result<(Survey, Connection), String>, StoreError> {
-        let Some((connection, _)) = self
+        let Some(connection) = self
             .connections
-            .get_connection(&invitation.connection)
+            .get_connection_settings(&invitation.connection)
             .await?
         else {
             return Ok(Err(format!(

@@ -121,6 +121,13 @@ pub trait ConnectionStore: Send + Sync {
         &self,
         id: &str,
     ) -> Result<Option<(Connection, WebhookSecret)>, StoreError>;
+    /// A connection without its secret, if it exists (for code that never verifies a webhook).
+    async fn get_connection_settings(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        Ok(self
+            .get_connection(id)
+            .await?
+            .map(|(connection, _)| connection))
+    }
     /// Every connection (without secrets), ordered by id.
     async fn list_connections(&self) -> Result<Vec<Connection>, StoreError>;
     /// Removes a connection; whether it existed.
