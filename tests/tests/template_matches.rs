@@ -1014,13 +1014,15 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:BatchGetItem", TABLE, &["SUPPRESSED"]),
             // put_connection.
             ("dynamodb:PutItem", TABLE, &["CONN"]),
-            // list_connections; list_invitations (CONN, then each INV#<connection>).
-            ("dynamodb:Query", TABLE, &["CONN", "INV#*"]),
+            // list_connections (then list_invitations reads each INV#<connection> by time).
+            ("dynamodb:Query", TABLE, &["CONN"]),
             // delete_connection.
             ("dynamodb:DeleteItem", TABLE, &["CONN"]),
             // responses_page: the by_time index, then long answers' detail items.
             ("dynamodb:Query", "${Table.Arn}/index/by_time", &["R#*"]),
             ("dynamodb:BatchGetItem", TABLE, &["R#*"]),
+            // list_invitations: each INV#<connection>, newest first.
+            ("dynamodb:Query", "${Table.Arn}/index/by_time", &["INV#*"]),
             // Alert rules: put_alert_rule, list_alert_rules, delete_alert_rule.
             ("dynamodb:PutItem", TABLE, &["ALERTRULE"]),
             ("dynamodb:Query", TABLE, &["ALERTRULE"]),

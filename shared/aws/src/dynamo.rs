@@ -1004,13 +1004,14 @@ impl CounterReader for DynamoStore {
 // | `create_invitation`  | PutItem    | `INV#<connection>` (conditional: put-if-absent)         |
 // | `get_invitation`     | GetItem    | `INV#<connection>` (consistent read)                    |
 // | `replace_invitation` | PutItem    | `INV#<connection>` (conditional: still as seen)         |
-// | `list_invitations`   | Query      | `INV#<connection>`; for all of them, `CONN` first       |
+// | `list_invitations`   | Query      | `INV#<connection>` on `by_time`; for all, `CONN` first  |
 // | `due_invitations`    | Query      | `CONN`, then every `INV#<connection>`                   |
 // | `claim_contact`      | PutItem    | `CONTACT#<survey>` (conditional; no call without a cap) |
 //
 // Items: connection `CONN`/`<id>` with `doc` (the Connection as JSON) and `secret`; invitation
-// `INV#<connection>`/`<order>` with `doc` (the Invitation as JSON) and, for conditions,
-// `status`, `attempts`, `lease`, `due`, `created`; frequency-cap claim `CONTACT#<survey>`/
+// `INV#<connection>`/`<order>` with `doc` (the Invitation as JSON), `at` (its creation time, for
+// the `by_time` index) and, for conditions, `status`, `attempts`, `lease`, `due`, `created`;
+// frequency-cap claim `CONTACT#<survey>`/
 // `<contact>` with `at`, `by` (the claimant) and `ttl` (when the cap runs out, in seconds).
 
 /// The partition of store connections.
@@ -1033,17 +1034,15 @@ fn invitation_item(i: &Invitation) -> Result<HashMap<String, AttributeValue>, St
         ("lease".to_string(), n(i.lease_until)),
         ("due".to_string(), n(i.due_at)),
         ("created".to_string(), n(i.created_at)),
+        // Its place in the `by_time` index, which lists a connection's invitations newest first.
+        ("at".to_string(), n(i.created_at)),
     ]))
 }
 
 impl DynamoStore {
-    /// Every invitation of one connection, or of every listed connection.
-    async fn invitations_of(
-        &self,
-        what: &str,
-        connection: Option<&str>,
-    ) -> Result<Vec<Invitation>, StoreError> {
-        let ids: Vec<String> = match connection {
+    /// `connection` alone, or every listed connection's id.
+    async fn connection_ids(&self, connection: Option<&str>) -> Result<Vec<String>, StoreError> {
+        Ok(match connection {
             Some(c) => vec![c.to_string()],
             None => self
                 .list_connections()
@@ -1051,7 +1050,49 @@ impl DynamoStore {
                 .into_iter()
                 .map(|c| c.id)
                 .collect(),
-        };
+        })
+    }
+
+    /// The newest `limit` invitations of one connection, from the `by_time` index.
+    async fn newest_invitations(
+        &self,
+        connection: &str,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_TIME_INDEX)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(invitations_pk(connection)))
+                .scan_index_forward(false)
+                .limit(i32::try_from((limit - out.len()).min(PAGE_QUERY_MAX)).unwrap_or(1))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("list invitations", e))?;
+            for item in page.items() {
+                out.push(parse_doc(item, "invitation")?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every invitation of one connection, or of every listed connection.
+    async fn invitations_of(
+        &self,
+        what: &str,
+        connection: Option<&str>,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let ids = self.connection_ids(connection).await?;
         let mut out = Vec::new();
         for id in ids {
             let items = self.query_all(what, invitations_pk(&id), None).await?;
@@ -1217,7 +1258,12 @@ impl InvitationStore for DynamoStore {
         connection: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Invitation>, StoreError> {
-        let mut all = self.invitations_of("list invitations", connection).await?;
+        let ids = self.connection_ids(connection).await?;
+        // Each connection's newest `limit`, merged: never more than that per connection is read.
+        let mut all = Vec::new();
+        for id in ids {
+            all.extend(self.newest_invitations(&id, limit).await?);
+        }
         all.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
