@@ -143,6 +143,16 @@ impl Settings {
     pub fn asked(&self) -> BTreeSet<String> {
         self.asked.borrow().clone()
     }
+
+    /// The names looked up so far that `declared` does not list (a configuration's test wants none).
+    pub fn undeclared(&self, declared: &[Variable]) -> Vec<String> {
+        self.asked
+            .borrow()
+            .iter()
+            .filter(|name| !declared.iter().any(|v| v.name == name.as_str()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// An environment variable that must be set (empty counts as unset).
@@ -184,6 +194,11 @@ mod tests {
         assert_eq!(s.optional("NONE"), None);
         let asked: Vec<String> = s.asked().into_iter().collect();
         assert_eq!(asked, ["A", "EMPTY", "NONE"]);
+        let declared = [
+            Variable::required("A", "a"),
+            Variable::optional("EMPTY", "empty"),
+        ];
+        assert_eq!(s.undeclared(&declared), ["NONE"]);
     }
 
     #[test]
