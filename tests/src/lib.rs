@@ -9,6 +9,7 @@ pub mod webdriver;
 pub mod write_units;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -48,6 +49,50 @@ pub async fn moto_config() -> aws_config::SdkConfig {
 /// A unique name for a table or queue of one test.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// A `DynamoStore` on a new table of its own on moto, and the client beside it for raw reads.
+pub async fn moto_store(
+    prefix: &str,
+) -> (sondeo_aws::dynamo::DynamoStore, aws_sdk_dynamodb::Client) {
+    let client = aws_sdk_dynamodb::Client::new(&moto_config().await);
+    let table = create_table(&client, &unique(prefix)).await;
+    (
+        sondeo_aws::dynamo::DynamoStore::new(client.clone(), table),
+        client,
+    )
+}
+
+/// One item of a table, as DynamoDB holds it; panics when there is none.
+pub async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("no item {pk}/{sk}"))
+}
+
+/// Creates an SQS queue with a unique name starting with `prefix` and returns its URL.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    client
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
 }
 
 /// Creates the Sondeo table (`pk`/`sk` strings, on demand) and returns its name.

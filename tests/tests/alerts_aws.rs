@@ -2,7 +2,6 @@
 //! the delivery log in DynamoDB (the items they write, the claims that make each attempt run
 //! once), jobs on SQS (delays capped at SQS's 15 minutes), and the worker over both.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -20,32 +19,11 @@ use sondeo_domain::response::Source;
 use sondeo_domain::survey::SurveyKind;
 use sondeo_domain::time::now_ms;
 use sondeo_tests::*;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client) {
-    let client = aws_sdk_dynamodb::Client::new(&moto_config().await);
-    let table = create_table(&client, &unique("alerts")).await;
-    (DynamoStore::new(client.clone(), table), client)
-}
-
-async fn raw_item(
-    client: &aws_sdk_dynamodb::Client,
-    s: &DynamoStore,
-    pk: &str,
-    sk: &str,
-) -> HashMap<String, AttributeValue> {
-    client
-        .get_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap_or_else(|| panic!("no item {pk}/{sk}"))
+    moto_store("alerts").await
 }
 
 fn rule(id: &str, survey: &str, url: &str) -> AlertRule {
@@ -98,7 +76,7 @@ async fn rules_keep_their_secret_out_of_the_document_and_list_per_survey() {
     s.put_alert_rule(&rule("al_c", "csat", "https://c.example/x"), &secret)
         .await
         .unwrap();
-    let item = raw_item(&client, &s, "ALERTRULE", "al_a").await;
+    let item = raw_item(&client, s.table(), "ALERTRULE", "al_a").await;
     assert!(!item["doc"].as_s().unwrap().contains(secret.expose()));
     assert_eq!(item["secret"].as_s().unwrap(), secret.expose());
     let ids = |v: Vec<AlertRule>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
@@ -122,7 +100,7 @@ async fn each_attempt_is_claimed_once_and_a_finished_delivery_never_again() {
     assert!(!s.claim_delivery("nps", &job("al_1", 0), now).await.unwrap());
     assert!(s.claim_delivery("nps", &job("al_1", 1), now).await.unwrap());
     assert!(!s.claim_delivery("nps", &job("al_1", 0), now).await.unwrap());
-    let item = raw_item(&client, &s, "ALERTLOG#nps", "d-al_1").await;
+    let item = raw_item(&client, s.table(), "ALERTLOG#nps", "d-al_1").await;
     assert_eq!(item["attempts"].as_n().unwrap(), "2");
     let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
     assert!(ttl > now / 1000 + 89 * 86_400, "kept about 90 days: {ttl}");
@@ -143,15 +121,7 @@ async fn each_attempt_is_claimed_once_and_a_finished_delivery_never_again() {
 #[tokio::test]
 async fn the_sqs_alert_queue_carries_the_job_and_caps_the_delay() {
     let client = aws_sdk_sqs::Client::new(&moto_config().await);
-    let url = client
-        .create_queue()
-        .queue_name(unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let url = create_queue(&client, "alerts").await;
     let queue = SqsAlertQueue::new(client.clone(), url.clone());
     queue.enqueue_alert(&job("al_now", 0), 0).await.unwrap();
     // Two hours is more than SQS allows: sent with its 15 minutes, not refused.
@@ -208,15 +178,7 @@ async fn the_worker_over_dynamodb_and_sqs_delivers_once_and_retries_a_503() {
     });
     let (s, _) = store().await;
     let sqs = aws_sdk_sqs::Client::new(&moto_config().await);
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let url = create_queue(&sqs, "alerts").await;
     let queue = SqsAlertQueue::new(sqs, url);
     let sender =
         sondeo_http::outbound::OutboundClient::new(AddressAllowlist::parse("127.0.0.1").unwrap())

@@ -294,15 +294,7 @@ fn latest_events(
 async fn sqs_queue_delivers_the_event_as_the_message_body() {
     let sdk = moto_config().await;
     let client = aws_sdk_sqs::Client::new(&sdk);
-    let url = client
-        .create_queue()
-        .queue_name(unique("responses"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let url = create_queue(&client, "responses").await;
     let queue = SqsQueue::new(client.clone(), url.clone());
     let event = generate_events("sqs", 1, 1, 1, 1, 26).remove(0);
     queue.enqueue(&event).await.unwrap();

@@ -76,15 +76,7 @@ async fn an_import_through_the_deployed_api_reaches_the_counters_once_and_counts
     let table = create_table(&dynamodb, &unique("imports")).await;
     let store = Arc::new(DynamoStore::new(dynamodb, table));
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("imports"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let url = create_queue(&sqs, "imports").await;
     store.create_survey(&workload_survey("hist")).await.unwrap();
     let touchpoint = workload_survey("hist").touchpoints[0].slug.clone();
     // GIVEN the metrics function's router, with imports onto SQS, on a real HTTP port

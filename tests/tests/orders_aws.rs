@@ -2,7 +2,6 @@
 //! connections, invitations and frequency-cap claims in DynamoDB (the order store contract, and
 //! the items it writes), mail through SES v2 and schedules in EventBridge Scheduler.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -17,32 +16,11 @@ use sondeo_domain::ports::{
 use sondeo_domain::time::now_ms;
 use sondeo_tests::order_store_contract::{connection, invitation};
 use sondeo_tests::*;
-use std::collections::HashMap;
 
 const DAY_MS: i64 = 86_400_000;
 
 async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client) {
-    let client = aws_sdk_dynamodb::Client::new(&moto_config().await);
-    let table = create_table(&client, &unique("orders")).await;
-    (DynamoStore::new(client.clone(), table), client)
-}
-
-/// One item of the store's table, as DynamoDB holds it.
-async fn raw_item(
-    client: &aws_sdk_dynamodb::Client,
-    s: &DynamoStore,
-    pk: &str,
-    sk: &str,
-) -> HashMap<String, AttributeValue> {
-    let got = client
-        .get_item()
-        .table_name(s.table())
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .send()
-        .await
-        .unwrap();
-    got.item.unwrap_or_else(|| panic!("no item {pk}/{sk}"))
+    moto_store("orders").await
 }
 
 sondeo_tests::order_store_contract_tests!(store().await.0);
@@ -54,7 +32,7 @@ async fn a_connection_item_keeps_the_secret_out_of_its_document() {
     s.put_connection(&connection("b-shop"), &secret)
         .await
         .unwrap();
-    let item = raw_item(&client, &s, "CONN", "b-shop").await;
+    let item = raw_item(&client, s.table(), "CONN", "b-shop").await;
     assert!(
         !item["doc"].as_s().unwrap().contains("wc_secret"),
         "{item:?}"
@@ -76,7 +54,7 @@ async fn an_invitation_item_carries_its_condition_attributes_as_its_document_say
     };
     assert!(s.replace_invitation(&seen, &claimed).await.unwrap());
     // THEN the attributes the compare-and-set and the due scan read follow the document
-    let item = raw_item(&client, &s, "INV#shop", "1001").await;
+    let item = raw_item(&client, s.table(), "INV#shop", "1001").await;
     let attribute = |name: &str| item[name].as_s().or(item[name].as_n()).unwrap().as_str();
     let read = ["status", "attempts", "lease", "due", "created"].map(attribute);
     assert_eq!(read, ["sending", "1", "9000", "5000", "1000"]);
@@ -97,7 +75,7 @@ async fn a_contact_claim_item_is_the_holders_and_expires_with_its_cap() {
         .await
         .unwrap());
     // THEN the item is the holder's, unchanged by the refusal, and lives until its cap runs out
-    let item = raw_item(&client, &s, "CONTACT#s", "ana@x.co").await;
+    let item = raw_item(&client, s.table(), "CONTACT#s", "ana@x.co").await;
     assert_eq!(item["by"].as_s().unwrap(), "inv-a");
     assert_eq!(item["at"].as_n().unwrap(), &t0.to_string());
     assert_eq!(
