@@ -505,6 +505,26 @@ fn stripe_v0_only_is_refused() {
 }
 
 #[test]
+fn an_unreadable_stripe_signature_header_is_unauthenticated_not_a_bad_body() {
+    let body = STRIPE_CHECKOUT.as_bytes();
+    let good = stripe_v1(STRIPE_SECRET, NOW, body);
+    for header in [
+        "garbage".to_string(),
+        format!("v1={good}"),
+        format!("t=abc,v1={good}"),
+        format!("t={NOW},t={NOW},v1={good}"),
+    ] {
+        let err = stripe(STRIPE_SECRET, Some(header.clone()), body).unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (401, "unreadable_signature"),
+            "{header}"
+        );
+        assert!(err.to_string().contains("Stripe-Signature"), "{err}");
+    }
+}
+
+#[test]
 fn stripe_several_v1_with_one_valid_are_accepted_and_none_valid_refused() {
     let body = STRIPE_CHECKOUT.as_bytes();
     let good = stripe_v1(STRIPE_SECRET, NOW, body);

@@ -67,6 +67,9 @@ pub enum WebhookError {
          check the secret saved for the connection against the platform's webhook settings"
     )]
     BadSignature,
+    /// The signature header cannot be read (what is wrong): unauthenticated, like a bad one.
+    #[error("the webhook signature header cannot be read: {0}")]
+    UnreadableSignature(&'static str),
     /// The Stripe signature's timestamp is more than [`STRIPE_TOLERANCE_SECS`] away from now.
     #[error("{}", stale_message(*.age_secs))]
     StaleTimestamp {
@@ -84,6 +87,7 @@ impl WebhookError {
         match self {
             WebhookError::MissingSignature(_)
             | WebhookError::BadSignature
+            | WebhookError::UnreadableSignature(_)
             | WebhookError::StaleTimestamp { .. } => 401,
             WebhookError::Malformed(_) => 400,
         }
@@ -94,6 +98,7 @@ impl WebhookError {
         match self {
             WebhookError::MissingSignature(_) => "missing_signature",
             WebhookError::BadSignature => "bad_signature",
+            WebhookError::UnreadableSignature(_) => "unreadable_signature",
             WebhookError::StaleTimestamp { .. } => "stale_timestamp",
             WebhookError::Malformed(_) => "malformed",
         }
@@ -300,21 +305,24 @@ fn parse_stripe_signature(value: &str) -> Result<(i64, Vec<&str>), WebhookError>
         };
         match scheme {
             "t" if timestamp.is_some() => {
-                return Err(malformed(
-                    "the stripe-signature header has more than one t= timestamp",
+                return Err(WebhookError::UnreadableSignature(
+                    "the Stripe-Signature header has more than one t= timestamp",
                 ))
             }
             "t" => {
                 timestamp = Some(content.trim().parse::<i64>().map_err(|_| {
-                    malformed("the stripe-signature header's t= is not a Unix timestamp")
+                    WebhookError::UnreadableSignature(
+                        "the Stripe-Signature header's t= is not a Unix timestamp",
+                    )
                 })?)
             }
             "v1" => v1.push(content.trim()),
             _ => {}
         }
     }
-    let timestamp =
-        timestamp.ok_or_else(|| malformed("the stripe-signature header has no t= timestamp"))?;
+    let timestamp = timestamp.ok_or(WebhookError::UnreadableSignature(
+        "the Stripe-Signature header has no t= timestamp",
+    ))?;
     Ok((timestamp, v1))
 }
 
@@ -1048,7 +1056,7 @@ mod tests {
                 stripe(STRIPE_KEY, Some(&header), CHECKOUT)
                     .unwrap_err()
                     .code(),
-                "malformed",
+                "unreadable_signature",
                 "{header}"
             );
         }
@@ -1071,6 +1079,7 @@ mod tests {
             WebhookError::StaleTimestamp { age_secs: 301 },
             WebhookError::StaleTimestamp { age_secs: -301 },
             WebhookError::StaleTimestamp { age_secs: i64::MIN },
+            WebhookError::UnreadableSignature("x"),
             malformed("x"),
         ];
         let expected = [
@@ -1079,6 +1088,7 @@ mod tests {
             (401, "stale_timestamp"),
             (401, "stale_timestamp"),
             (401, "stale_timestamp"),
+            (401, "unreadable_signature"),
             (400, "malformed"),
         ];
         for (err, want) in errors.iter().zip(expected) {
