@@ -110,7 +110,24 @@ impl Driver {
             .await
     }
 
+    /// A new session of a Chromium that does not announce automation (`navigator.webdriver` is
+    /// false, as for a person or a scanner that hides itself): pages' scripts behave as for a
+    /// person.
+    pub async fn session_as_person(&self) -> String {
+        self.open_with(json!({}), |options| {
+            options["excludeSwitches"] = json!(["enable-automation"]);
+            if let Some(args) = options["args"].as_array_mut() {
+                args.push(json!("--disable-blink-features=AutomationControlled"));
+            }
+        })
+        .await
+    }
+
     async fn open(&self, extra: Value) -> String {
+        self.open_with(extra, |_| {}).await
+    }
+
+    async fn open_with(&self, extra: Value, options: impl FnOnce(&mut Value)) -> String {
         let mut always = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -122,6 +139,7 @@ impl Driver {
                          "--window-size=390,844"],
             }
         });
+        options(&mut always["goog:chromeOptions"]);
         if let (Some(a), Some(e)) = (always.as_object_mut(), extra.as_object()) {
             a.extend(e.clone());
         }

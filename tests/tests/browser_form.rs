@@ -1,7 +1,8 @@
 //! The one-click page on a phone-sized headless Chromium driven like a person (Debian's
 //! `chromium-driver`, WebDriver): the clicked score is shown chosen, a comment typed into the page
 //! is sent with Send and counted with its score, and markup in the comment is kept as text and
-//! never runs.
+//! never runs; after Send, going Back and changing the score keeps the comment, and opening the
+//! email link again shows the score the person gave.
 
 use serde_json::{json, Value};
 use sondeo_domain::token::LinkClaims;
@@ -104,6 +105,115 @@ async fn on_a_phone_the_clicked_score_shows_and_a_comment_posts_as_text() {
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(answers[0].score, 9);
     assert_eq!(answers[0].comment.as_deref(), Some(comment));
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Polls the local store until `done` holds for the survey's answers (10 s at most).
+async fn answers_until(
+    stack: &sondeo_local::local::LocalStack,
+    done: impl Fn(&[sondeo_domain::response::ResponseEvent]) -> bool,
+) -> Vec<sondeo_domain::response::ResponseEvent> {
+    let started = Instant::now();
+    loop {
+        let answers = stack.store.all_responses_async(DEMO_SURVEY).await.unwrap();
+        if done(&answers) {
+            return answers;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{answers:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_then_another_score_keeps_the_comment_and_the_email_link_shows_the_score_given() {
+    let dir = std::env::temp_dir().join(format!("sondeo-back-{:08x}", rand::random::<u32>()));
+    let (stack, server, _) = boot(&dir).await;
+    stack.ensure_demo_survey().await.unwrap();
+    let now = sondeo_domain::time::now_ms() / 1000;
+    let token = stack
+        .keyring
+        .sign(&LinkClaims {
+            survey: DEMO_SURVEY.into(),
+            touchpoint: "post-purchase".into(),
+            respondent: "back@example.com".into(),
+            issued_at: now,
+            expires_at: now + 3600,
+        })
+        .unwrap();
+    let driver = Driver::start().await;
+    // A person's browser: the page's script runs as it would for them.
+    let s = driver.session_as_person().await;
+    assert_eq!(
+        driver.script(&s, "return navigator.webdriver").await,
+        Value::Bool(false)
+    );
+    let link = format!("http://{}/r/{token}?score=9", server.addr);
+    driver
+        .cmd(&s, "POST", "/url", Some(json!({"url": link})))
+        .await;
+    // The person writes a comment and presses Send.
+    let comment = "my important comment";
+    let area = driver.find(&s, "textarea[name=comment]").await;
+    driver
+        .cmd(
+            &s,
+            "POST",
+            &format!("/element/{area}/value"),
+            Some(json!({"text": comment})),
+        )
+        .await;
+    let send = driver.find(&s, "button[type=submit]").await;
+    driver.click(&s, &send).await;
+    answers_until(&stack, |a| {
+        a.iter()
+            .any(|a| !a.click && a.comment.as_deref() == Some(comment))
+    })
+    .await;
+    // Back to the page, where they pick 7 instead.
+    driver.cmd(&s, "POST", "/back", Some(json!({}))).await;
+    driver.wait_for(&s, "input[name=score][value='7']").await;
+    driver
+        .script(
+            &s,
+            "document.querySelector(\"input[name=score][value='7']\").click(); return true",
+        )
+        .await;
+    let answers = answers_until(&stack, |a| a.iter().any(|a| !a.click && a.score == 7)).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(
+        (answers[0].score, answers[0].comment.as_deref()),
+        (7, Some(comment)),
+        "changing the score after Back erased the comment"
+    );
+    // Opening the email's link again shows 7, the score they gave, and records nothing over it.
+    driver
+        .cmd(&s, "POST", "/url", Some(json!({"url": link})))
+        .await;
+    let seven = driver.find(&s, "input[name=score][value='7']").await;
+    assert_eq!(
+        driver
+            .cmd(&s, "GET", &format!("/element/{seven}/selected"), None)
+            .await,
+        Value::Bool(true),
+        "the page shows the link's score, not the one given"
+    );
+    let status = driver.find(&s, "#status").await;
+    assert!(
+        driver.text(&s, &status).await.contains("before"),
+        "no word that the earlier score is shown"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answers = answers_until(&stack, |a| !a.is_empty()).await;
+    assert_eq!(
+        (
+            answers[0].score,
+            answers[0].click,
+            answers[0].comment.as_deref()
+        ),
+        (7, false, Some(comment))
+    );
+    driver.cmd(&s, "DELETE", "", None).await;
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

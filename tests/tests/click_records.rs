@@ -1,12 +1,12 @@
 //! Records of clicks and explicit answers on both stores (SQLite, and DynamoDB on moto): the
 //! record keeps its clicks and revision, a state-only change (the answer stays) is an update, a
 //! scanner's burst is set aside, an explicit answer beats every click, and redelivery changes
-//! nothing.
+//! nothing; an explicit answer without a comment keeps the comment it replaces.
 
 use sondeo_aws::dynamo::DynamoStore;
 use sondeo_domain::aggregate::apply_batch;
 use sondeo_domain::metrics::{source_slot, Histogram};
-use sondeo_domain::ports::{CounterReader, ResponseLedger};
+use sondeo_domain::ports::{CounterReader, ResponseLedger, ResponseReader};
 use sondeo_domain::response::{ResponseEvent, Source};
 use sondeo_domain::survey::SurveyKind;
 use sondeo_domain::time::Day;
@@ -115,14 +115,63 @@ async fn the_sequence<S: ResponseLedger + CounterReader>(store: &S) {
     );
 }
 
+/// An explicit answer without a comment (the score changed on the page after Back, the form
+/// sent again with an empty box) keeps the comment of the answer it replaces, short or long
+/// (a long one lives in a detail item on DynamoDB); a new comment replaces it.
+async fn the_comment_stays<S: ResponseLedger + ResponseReader>(store: &S) {
+    for (respondent, comment) in [
+        ("ana@example.com", "the courier was late".to_string()),
+        ("bo@example.com", "long ".repeat(400)),
+    ] {
+        let answer = |id: &str, score: i64, at: i64, comment: Option<&str>| ResponseEvent {
+            respondent: respondent.into(),
+            comment: comment.map(str::to_string),
+            ..event(id, score, at, false)
+        };
+        let latest = || async {
+            let page = store
+                .responses_page("s", T - 86_400_000, T + 86_400_000, None, 10)
+                .await
+                .unwrap();
+            let r = page
+                .into_iter()
+                .find(|r| r.event.respondent == respondent)
+                .unwrap();
+            (r.event.score, r.event.comment)
+        };
+        apply(store, &[answer("p1", 9, T, Some(&comment))]).await;
+        // The score changed on the page: no comment field.
+        apply(store, &[answer("p2", 7, T + 5_000, None)]).await;
+        assert_eq!(latest().await, (7, Some(comment.clone())));
+        // The form sent again with an empty box, then a click on the email link.
+        apply(store, &[answer("p3", 6, T + 9_000, Some("  "))]).await;
+        apply(store, &[event("p4", 2, T + 20_000, true)]).await;
+        assert_eq!(latest().await, (6, Some(comment.clone())));
+        // A new comment replaces it; the same answers again change nothing.
+        apply(store, &[answer("p5", 6, T + 30_000, Some("fixed now"))]).await;
+        apply(
+            store,
+            &[
+                answer("p1", 9, T, Some(&comment)),
+                answer("p2", 7, T + 5_000, None),
+            ],
+        )
+        .await;
+        assert_eq!(latest().await, (6, Some("fixed now".to_string())));
+    }
+}
+
 #[tokio::test]
 async fn clicks_and_answers_on_sqlite() {
     the_sequence(&EmbeddedStore::in_memory().unwrap()).await;
+    the_comment_stays(&EmbeddedStore::in_memory().unwrap()).await;
 }
 
 #[tokio::test]
 async fn clicks_and_answers_on_dynamodb() {
     let client = aws_sdk_dynamodb::Client::new(&moto_config().await);
     let table = create_table(&client, &unique("clicks")).await;
-    the_sequence(&DynamoStore::new(client, table)).await;
+    the_sequence(&DynamoStore::new(client.clone(), table)).await;
+    let table = create_table(&client, &unique("comments")).await;
+    the_comment_stays(&DynamoStore::new(client, table)).await;
 }

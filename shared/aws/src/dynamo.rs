@@ -756,7 +756,7 @@ impl ResponseLedger for DynamoStore {
             KeysAndAttributes::builder()
                 .consistent_read(true)
                 .projection_expression(
-                    "pk, sk, #at, eid, slot, score, #day, #rev, #src, #click, #auto, #clk",
+                    "pk, sk, #at, eid, slot, score, #day, #rev, #src, #click, #auto, #clk, doc, x",
                 )
                 .expression_attribute_names("#at", "at")
                 .expression_attribute_names("#day", "day")
@@ -770,6 +770,8 @@ impl ResponseLedger for DynamoStore {
             .batch_get("read response records", by_item.keys(), projection)
             .await?;
         let mut out = HashMap::new();
+        // Explicit answers whose comment sits in a detail item: read those too.
+        let mut detail_keys = Vec::new();
         for item in &items {
             let id = (
                 attr_str(item, "pk")?.to_string(),
@@ -778,7 +780,7 @@ impl ResponseLedger for DynamoStore {
             if let Some(key) = by_item.get(&id) {
                 let sk = id.1.as_str();
                 let flag = |name: &str| matches!(item.get(name), Some(AttributeValue::Bool(true)));
-                let state = RecordState {
+                let mut state = RecordState {
                     answered_at: record_num(item, "at", sk)?,
                     event_id: attr_str(item, "eid")?.to_string(),
                     slot: record_num(item, "slot", sk)?,
@@ -795,8 +797,47 @@ impl ResponseLedger for DynamoStore {
                     } else {
                         0
                     },
+                    comment: None,
                 };
+                if !state.click {
+                    if item.get("x").is_some() {
+                        detail_keys.push((
+                            (id.0.clone(), detail_sk(sk, &state.event_id)),
+                            (*key).clone(),
+                        ));
+                    } else if let Ok(event) = parse_doc::<ResponseEvent>(item, "response") {
+                        if event.has_comment() {
+                            state.comment = event.comment;
+                        }
+                    }
+                }
                 out.insert((*key).clone(), state);
+            }
+        }
+        if !detail_keys.is_empty() {
+            let request = || {
+                KeysAndAttributes::builder()
+                    .consistent_read(true)
+                    .projection_expression("pk, sk, c")
+            };
+            let details = self
+                .batch_get(
+                    "read answers' comments",
+                    detail_keys.iter().map(|(item, _)| item),
+                    request,
+                )
+                .await?;
+            let owner: HashMap<&str, &ResponseKey> = detail_keys
+                .iter()
+                .map(|((_, sk), key)| (sk.as_str(), key))
+                .collect();
+            for d in &details {
+                let (Ok(sk), Ok(comment)) = (attr_str(d, "sk"), attr_str(d, "c")) else {
+                    continue;
+                };
+                if let Some(state) = owner.get(sk).and_then(|key| out.get_mut(*key)) {
+                    state.comment = (!comment.trim().is_empty()).then(|| comment.to_string());
+                }
             }
         }
         Ok(out)

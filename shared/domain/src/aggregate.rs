@@ -166,6 +166,15 @@ fn resolve(
             (winner, automated)
         }
     };
+    // An explicit answer without a comment (a score changed on the page, a form sent again
+    // with an empty box) keeps the comment of the explicit answers it replaces.
+    let winner = match winner {
+        Winner::New(mut e) if !e.click && !e.has_comment() => {
+            e.comment = earlier_comment(stored, events, &e);
+            Winner::New(e)
+        }
+        w => w,
+    };
     let mut state = match (&winner, stored) {
         (Winner::New(e), _) => RecordState::of(e),
         (Winner::Stored, Some(s)) => s.clone(),
@@ -175,6 +184,25 @@ fn resolve(
     state.clicks = clicks;
     state.rev = stored.map_or(1, |s| s.rev + 1);
     Some((winner, state))
+}
+
+/// The latest comment among the explicit answers older than `answer`: the stored one and the
+/// batch's.
+fn earlier_comment(
+    stored: Option<&RecordState>,
+    events: &[ResponseEvent],
+    answer: &ResponseEvent,
+) -> Option<String> {
+    let version = answer.version();
+    let from_batch = events
+        .iter()
+        .filter(|e| !e.click && e.has_comment() && e.version() < version)
+        .max_by_key(|e| e.version())
+        .map(|e| (e.version(), e.comment.clone()));
+    let from_stored = stored
+        .filter(|s| !s.click && s.comment.is_some() && s.version() < version)
+        .map(|s| (s.version(), s.comment.clone()));
+    from_batch.into_iter().chain(from_stored).max()?.1
 }
 
 /// The click that wins among `clicks` (sorted), and whether it is set aside as automated.
@@ -962,10 +990,35 @@ mod tests {
         let ledger = applied(&events).await;
         assert_eq!(ledger.totals(), (1, BTreeMap::from([(7, 1)]), 0));
         assert_eq!(ledger.answer(), (7, Some("slow delivery".into()), false));
-        // A later explicit answer still wins over the earlier one.
+        // A later explicit answer still wins over the earlier one; without a comment of its
+        // own (the score changed on the page, after Back) it keeps the earlier comment.
         let mut more = events.to_vec();
         more.push(answer("a2", 10, T0 + 90_000_000, None));
-        assert_eq!(applied(&more).await.answer(), (10, None, false));
+        let kept = (10, Some("slow delivery".to_string()), false);
+        assert_eq!(applied(&more).await.answer(), kept);
+        more.push(answer("a3", 8, T0 + 90_000_100, Some(" ")));
+        assert_eq!(applied(&more).await.answer().1, kept.1);
+        // A new comment replaces it.
+        more.push(answer("a4", 8, T0 + 90_000_200, Some("sorted out")));
+        assert_eq!(
+            applied(&more).await.answer(),
+            (8, Some("sorted out".into()), false)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_a_comment_keeps_the_latest_earlier_comment_in_one_batch() {
+        let events = [
+            answer("a1", 9, T0, Some("first")),
+            answer("a2", 8, T0 + 1_000, Some("second")),
+            answer("a3", 7, T0 + 2_000, None),
+        ];
+        let ledger = Memory::default();
+        apply_batch(&ledger, messages(&events)).await;
+        assert_eq!(ledger.answer(), (7, Some("second".into()), false));
+        // An older answer arriving late changes nothing.
+        apply_batch(&ledger, messages(&[answer("a0", 3, T0 - 1, Some("zero"))])).await;
+        assert_eq!(ledger.answer(), (7, Some("second".into()), false));
     }
 
     #[tokio::test]

@@ -79,6 +79,9 @@ pub struct RecordState {
     /// Revision: every write adds one; a write is conditional on the revision it was planned
     /// from (0: a record written before revisions existed).
     pub rev: u64,
+    /// The comment of the record's answer, when it is an explicit answer with one: a later
+    /// explicit answer without a comment keeps it.
+    pub comment: Option<String>,
 }
 
 impl RecordState {
@@ -104,6 +107,11 @@ impl RecordState {
                 Vec::new()
             },
             rev: 1,
+            comment: if event.click || !event.has_comment() {
+                None
+            } else {
+                event.comment.clone()
+            },
         }
     }
 }

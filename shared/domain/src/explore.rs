@@ -252,7 +252,7 @@ impl ResponseFilter {
             return false;
         }
         if let Some(want) = self.has_comment {
-            let has = e.comment.as_ref().is_some_and(|c| !c.trim().is_empty());
+            let has = e.has_comment();
             if has != want {
                 return false;
             }

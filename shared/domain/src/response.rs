@@ -142,6 +142,11 @@ impl ResponseEvent {
         (self.answered_at, self.event_id.clone())
     }
 
+    /// Whether the answer carries a comment (blank text is none).
+    pub fn has_comment(&self) -> bool {
+        self.comment.as_ref().is_some_and(|c| !c.trim().is_empty())
+    }
+
     /// Checks the event against its survey: touchpoint, score, and the size of every field.
     pub fn validate_for(&self, survey: &Survey) -> Result<(), InvalidResponse> {
         if self.survey != survey.id {

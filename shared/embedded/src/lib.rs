@@ -730,13 +730,21 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The comment of a stored answer's event document, if it has one.
+fn answer_comment(doc: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(doc).ok()?;
+    let comment = event.get("comment")?.as_str()?;
+    (!comment.trim().is_empty()).then(|| comment.to_string())
+}
+
 fn load_records_on(
     conn: &mut Connection,
     keys: Vec<ResponseKey>,
 ) -> Result<HashMap<ResponseKey, RecordState>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT answered_at, event_id, slot, score, day, source, click, automated, clicks, rev
+            "SELECT answered_at, event_id, slot, score, day, source, click, automated, clicks, rev,
+                    CASE WHEN click THEN NULL ELSE doc END
              FROM responses WHERE survey = ?1 AND digest = ?2",
         )
         .map_err(db_err)?;
@@ -758,6 +766,10 @@ fn load_records_on(
                     automated: r.get(7)?,
                     clicks: ClickMark::decode(&r.get::<_, String>(8)?),
                     rev: r.get(9)?,
+                    comment: r
+                        .get::<_, Option<String>>(10)?
+                        .as_deref()
+                        .and_then(answer_comment),
                 })
             })
             .optional()

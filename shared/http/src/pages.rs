@@ -13,6 +13,7 @@ struct Text {
     send: &'static str,
     recorded: &'static str,
     not_recorded: &'static str,
+    kept: &'static str,
     noscript: &'static str,
     thanks_title: &'static str,
     thanks_body: &'static str,
@@ -31,6 +32,7 @@ const EN: Text = Text {
     send: "Send",
     recorded: "Your answer has been recorded.",
     not_recorded: "Your answer could not be recorded yet; press Send to try again.",
+    kept: "This is the score you gave on this page before; pick another to change it.",
     noscript: "Press Send to change your score or add a comment.",
     thanks_title: "Thank you!",
     thanks_body: "Your answer has been recorded. You can close this page.",
@@ -49,6 +51,7 @@ const ES: Text = Text {
     send: "Enviar",
     recorded: "Su respuesta ha quedado registrada.",
     not_recorded: "Aún no pudimos registrar su respuesta; pulse Enviar para intentarlo de nuevo.",
+    kept: "Esta es la puntuación que dio antes en esta página; elija otra para cambiarla.",
     noscript: "Pulse Enviar para cambiar su puntuación o añadir un comentario.",
     thanks_title: "¡Gracias!",
     thanks_body: "Su respuesta ha quedado registrada. Puede cerrar esta página.",
@@ -249,6 +252,8 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>, recorded: b
     escape_into(&mut out, t.recorded);
     out.push_str("\" data-failed=\"");
     escape_into(&mut out, t.not_recorded);
+    out.push_str("\" data-kept=\"");
+    escape_into(&mut out, t.kept);
     out.push_str("\">");
     if score.is_some() && !recorded {
         out.push_str(t.not_recorded);
@@ -261,15 +266,23 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>, recorded: b
     out
 }
 
-/// Records the score explicitly when a person changes it on the page (on load only when the
-/// click could not be queued: `data-unsaved`).
-const SCRIPT: &str = "(function(){var f=document.getElementById('answer'),st=document.getElementById('status'),sent=null;\
+/// Records the score explicitly when a person changes it on the page, with the comment typed
+/// so far (on load only when the click could not be queued: `data-unsaved`). The scores a person
+/// records or sends are remembered in this browser for the link, so reloading the page, going
+/// Back or opening the email link again shows the score they gave, not the link's.
+const SCRIPT: &str = "(function(){var f=document.getElementById('answer'),st=document.getElementById('status'),\
+box=document.getElementById('comment'),k='sondeo:'+f.getAttribute('action'),sent=null;\
 function chosen(){var c=f.querySelector('input[name=score]:checked')||f.querySelector('input[type=number]');return c&&c.value!==''?c.value:null}\
-function record(){var s=chosen();if(s===null||s===sent||navigator.webdriver)return;sent=s;\
-fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/json','Content-Type':'application/x-www-form-urlencoded'},body:'score='+encodeURIComponent(s)})\
-.then(function(r){st.textContent=r.ok?st.dataset.recorded:st.dataset.failed;if(!r.ok)sent=null}).catch(function(){st.textContent=st.dataset.failed;sent=null})}\
+function keep(s){try{localStorage.setItem(k,s)}catch(e){}}\
+function record(){var s=chosen();if(s===null||s===sent||navigator.webdriver)return;sent=s;var c=box.value.trim();\
+fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/json','Content-Type':'application/x-www-form-urlencoded'},body:'score='+encodeURIComponent(s)+(c?'&comment='+encodeURIComponent(c):'')})\
+.then(function(r){st.textContent=r.ok?st.dataset.recorded:st.dataset.failed;if(r.ok)keep(s);else sent=null}).catch(function(){st.textContent=st.dataset.failed;sent=null})}\
+var was=null;try{was=localStorage.getItem(k)}catch(e){}\
+var old=was&&/^[0-9]+$/.test(was)&&f.querySelector('input[name=score][value=\"'+was+'\"]');\
+if(old&&!old.checked){old.checked=true;st.textContent=st.dataset.kept}\
 if(f.dataset.unsaved)record();else sent=chosen();\
-f.addEventListener('change',function(e){if(e.target.name==='score')record()})})();";
+f.addEventListener('change',function(e){if(e.target.name==='score')record()});\
+f.addEventListener('submit',function(){var s=chosen();if(s!==null)keep(s)})})();";
 
 /// The page shown after Send, under the survey's brand if it has one.
 pub fn thanks_page(survey: &Survey, score: i64) -> String {
