@@ -207,3 +207,70 @@ async fn campaign_links_and_snippets_are_minted_and_bad_requests_say_why() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_campaign_link_left_unpersonalised_records_nothing_and_addresses_ignore_case() {
+    let dir = std::env::temp_dir().join(format!("sondeo-rid-{:08x}", rand::random::<u32>()));
+    let (stack, server, http) = boot(&dir).await;
+    stack.ensure_demo_survey().await.unwrap();
+    let now = sondeo_domain::time::now_ms() / 1000;
+    let campaign = stack
+        .keyring
+        .sign_scoped(
+            &LinkClaims {
+                survey: DEMO_SURVEY.into(),
+                touchpoint: "post-purchase".into(),
+                respondent: sondeo_domain::token::CAMPAIGN_RESPONDENT.into(),
+                issued_at: now,
+                expires_at: now + 3600,
+            },
+            &LinkScope {
+                send: String::new(),
+                campaign: true,
+            },
+        )
+        .unwrap();
+    // A preview or test send: the tool's merge tag is still in the URL.
+    for rid in ["*|EMAIL|*", "%7B%7B%20email%20%7D%7D", "%7B%25%20x%20%25%7D"] {
+        let (status, body) = http
+            .status_and_body(
+                "GET",
+                &format!("/r/{campaign}?score=5&rid={rid}"),
+                &[("accept", "application/json")],
+                "",
+            )
+            .await;
+        assert_eq!(status, 400, "{rid}: {body}");
+        assert!(body.contains("unfilled_rid"), "{body}");
+    }
+    // One person whatever the letter case of their address: answered twice, counted once.
+    for (rid, score) in [("BOB@Example.COM", 3), ("bob@example.com", 9)] {
+        let (status, body) = http
+            .status_and_body(
+                "POST",
+                &format!("/r/{campaign}?rid={rid}"),
+                &[
+                    ("accept", "application/json"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                &format!("score={score}"),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    for _ in 0..400 {
+        if stack.store.queue_depth().unwrap().0 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answers = stack.store.all_responses_async(DEMO_SURVEY).await.unwrap();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(
+        (answers[0].respondent.as_str(), answers[0].score),
+        ("bob@example.com", 9)
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

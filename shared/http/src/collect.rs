@@ -350,13 +350,16 @@ impl CollectApp {
         }
     }
 
-    /// The respondent and survey an unsubscribe link names; its expiry does not matter.
+    /// The respondent and survey an unsubscribe link names (its expiry does not matter), or,
+    /// for a campaign link, the page saying it unsubscribes nobody (`status`).
     async fn unsubscriber(
         &self,
         token: &str,
         rid: Option<&String>,
         locale: Locale,
-    ) -> Result<(String, LinkScope, Survey), (HttpError, Locale)> {
+        status: StatusCode,
+        req: &Request,
+    ) -> Result<Result<(String, LinkScope, Survey), Response>, (HttpError, Locale)> {
         let (claims, scope) = self
             .keyring
             .verify_ignoring_expiry(token)
@@ -365,9 +368,25 @@ impl CollectApp {
             .claimed_survey(&claims)
             .await
             .map_err(|e| (e, locale))?;
+        // Anyone holding a campaign link can put any address in it: unsubscribing through it
+        // would let one recipient unsubscribe a whole customer list. The email tool's own
+        // unsubscribe link (which the campaign snippet uses) is the recipient's.
+        if scope.campaign {
+            return Ok(Err(if crate::respond::wants_json(req.headers()) {
+                HttpError::new(
+                    status,
+                    "campaign_link",
+                    "a campaign link is shared by every recipient, so it cannot unsubscribe \
+                     anyone: use the unsubscribe link of the email tool that sent the email",
+                )
+                .to_json()
+            } else {
+                html_response(status, crate::pages::campaign_unsubscribe_page(&survey))
+            }));
+        }
         let (respondent, _) =
             link_respondent(&claims, &scope, rid).map_err(|e| (e, survey.locale))?;
-        Ok((respondent, scope, survey))
+        Ok(Ok((respondent, scope, survey)))
     }
 
     async fn unsubscribe_page(
@@ -377,8 +396,13 @@ impl CollectApp {
         locale: Locale,
     ) -> Result<Response, (HttpError, Locale)> {
         let params = crate::respond::query_params(req).map_err(|e| (e, locale))?;
-        let (respondent, scope, survey) =
-            self.unsubscriber(token, params.get("rid"), locale).await?;
+        let (respondent, scope, survey) = match self
+            .unsubscriber(token, params.get("rid"), locale, StatusCode::OK, req)
+            .await?
+        {
+            Ok(found) => found,
+            Err(page) => return Ok(page),
+        };
         Ok(html_response(
             StatusCode::OK,
             crate::pages::unsubscribe_page(&survey, &page_target(token, &scope, &respondent)),
@@ -399,7 +423,13 @@ impl CollectApp {
             crate::respond::parse_form(req).map_err(|e| (e, locale))?
         };
         let rid = form.get("rid").or_else(|| query.get("rid"));
-        let (respondent, _, survey) = self.unsubscriber(token, rid, locale).await?;
+        let (respondent, _, survey) = match self
+            .unsubscriber(token, rid, locale, StatusCode::FORBIDDEN, req)
+            .await?
+        {
+            Ok(found) => found,
+            Err(page) => return Ok(page),
+        };
         let via = if form.get("List-Unsubscribe").map(String::as_str) == Some("One-Click") {
             "one-click"
         } else {
@@ -746,10 +776,22 @@ fn link_respondent(
              fills it in)",
             )
         })?;
+    // A merge tag left as it is: a preview or test send, or a tool that does not know the tag.
+    if ["*|", "|*", "{{", "}}", "{%", "%}"]
+        .iter()
+        .any(|tag| rid.contains(tag))
+    {
+        return Err(HttpError::bad_request(
+            "unfilled_rid",
+            "this link was not personalised: the email tool left its merge tag in place of the \
+             recipient (a preview or test send?), so nothing is recorded",
+        ));
+    }
     // An email tool that puts an address in the URL unencoded turns its '+' into a space when
-    // the query is read; an address cannot hold a space, so it was a '+'.
+    // the query is read; an address cannot hold a space, so it was a '+'. Addresses are one
+    // respondent whatever their letter case, as on the suppression list.
     let rid = if rid.contains('@') {
-        rid.replace(' ', "+")
+        rid.replace(' ', "+").to_lowercase()
     } else {
         rid.to_string()
     };

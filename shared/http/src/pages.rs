@@ -303,6 +303,7 @@ struct Unsubscribe {
     button: &'static str,
     done_title: &'static str,
     done: &'static str,
+    shared: &'static str,
 }
 
 fn unsubscribe_text(locale: Locale) -> Unsubscribe {
@@ -313,6 +314,9 @@ fn unsubscribe_text(locale: Locale) -> Unsubscribe {
             button: "Darme de baja",
             done_title: "Baja confirmada",
             done: "No le enviaremos más encuestas. Puede cerrar esta página.",
+            shared: "Este enlace lo comparten todos los destinatarios de una campaña, así que no \
+                     puede dar de baja a nadie. Use el enlace para darse de baja del pie del correo \
+                     que recibió: lo gestiona quien se lo envió.",
         },
         Locale::En => Unsubscribe {
             title: "Unsubscribe",
@@ -320,6 +324,9 @@ fn unsubscribe_text(locale: Locale) -> Unsubscribe {
             button: "Unsubscribe me",
             done_title: "You are unsubscribed",
             done: "We won't send you any more surveys. You can close this page.",
+            shared: "Every recipient of a campaign shares this link, so it cannot unsubscribe \
+                     anyone. Use the unsubscribe link at the foot of the email you received: the \
+                     sender's email tool handles it.",
         },
     }
 }
@@ -335,6 +342,15 @@ pub fn unsubscribe_page(survey: &Survey, target: &str) -> String {
     out.push_str("\"><button type=\"submit\">");
     out.push_str(u.button);
     out.push_str("</button></form></main></body></html>");
+    out
+}
+
+/// The page a campaign link's unsubscribe address shows: it unsubscribes nobody, since anyone
+/// holding the link could name any address; the email tool's own unsubscribe link does.
+pub fn campaign_unsubscribe_page(survey: &Survey) -> String {
+    let u = unsubscribe_text(survey.locale);
+    let mut out = page_head(survey, u.title, u.shared);
+    out.push_str("</main></body></html>");
     out
 }
 

@@ -74,6 +74,17 @@ impl MergeTool {
         }
     }
 
+    /// The tool's own tag for the recipient's unsubscribe link (the URL, for an `href`).
+    pub fn unsubscribe_tag(self) -> &'static str {
+        match self {
+            MergeTool::Mailchimp => "*|UNSUB|*",
+            MergeTool::Klaviyo => "{% unsubscribe_link %}",
+            MergeTool::HubSpot => "{{ unsubscribe_link }}",
+            MergeTool::Brevo => "{{ unsubscribe }}",
+            MergeTool::Plain => "{{unsubscribe_url}}",
+        }
+    }
+
     /// The merge tag that inserts the recipient's email address.
     pub fn email_tag(self) -> &'static str {
         match self {
@@ -139,8 +150,8 @@ impl SnippetLinks {
     }
 
     /// Campaign links, one token for every recipient and the respondent id from the email tag:
-    /// `{base}/r/{campaign_token}?score=N&rid={email tag}`, unsubscribe
-    /// `{base}/u/{campaign_token}?rid={email tag}`.
+    /// `{base}/r/{campaign_token}?score=N&rid={email tag}`; unsubscribe through the email tool's
+    /// own link (its tag), since anyone holding a campaign link could name any address.
     pub fn campaign(
         base: &str,
         campaign_token: &str,
@@ -161,7 +172,7 @@ impl SnippetLinks {
         Ok(SnippetLinks {
             score_url: format!("{base}/r/{campaign_token}?score={SCORE_PLACEHOLDER}&rid={email}"),
             page_url: format!("{base}/r/{campaign_token}?rid={email}"),
-            unsubscribe_url: format!("{base}/u/{campaign_token}?rid={email}"),
+            unsubscribe_url: tool.unsubscribe_tag().to_string(),
         })
     }
 
@@ -647,9 +658,15 @@ mod tests {
                     format!("https://nps.example.com/prod/r/c2.AbC-_9?score={score}&rid={email}\n");
                 assert!(s.text.contains(&raw), "{}", s.text);
             }
-            assert!(s.html.contains(&format!(
-                "<a href=\"https://nps.example.com/prod/u/c2.AbC-_9?rid={email}\""
-            )));
+            let unsubscribe = tool.unsubscribe_tag();
+            assert!(
+                s.html
+                    .contains(&format!("<a href=\"{}\"", escape(unsubscribe))),
+                "{}",
+                s.html
+            );
+            assert!(s.text.contains(unsubscribe), "{}", s.text);
+            assert!(!s.html.contains("/u/"), "{}", s.html);
             assert!(!s.text.contains("&amp;"));
         }
     }
