@@ -99,6 +99,38 @@ pub const OUTBOX_DIR: &str = "outbox";
 /// Links in local invitation emails point here unless a base URL is given.
 pub const DEFAULT_LINKS_BASE: &str = "http://127.0.0.1:8787";
 
+/// The file in the data directory where `serve` leaves the base URL it serves links at.
+const BASE_URL_FILE: &str = "base-url";
+
+/// Records where `serve` serves links (its address, or `--base-url`), so that local commands
+/// mint links and webhook URLs that reach it.
+pub fn remember_base_url(data_dir: &Path, base: &str) -> std::io::Result<()> {
+    let path = data_dir.join(BASE_URL_FILE);
+    let temp = data_dir.join(format!(".{BASE_URL_FILE}.{}", std::process::id()));
+    std::fs::write(&temp, format!("{base}\n"))?;
+    std::fs::rename(&temp, &path)
+}
+
+/// The base URL the last `serve` on this data directory recorded, if any.
+pub fn remembered_base_url(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(BASE_URL_FILE)).ok()?;
+    let base = text.trim();
+    (!base.is_empty() && base.len() <= 2048).then(|| base.to_string())
+}
+
+/// Creates the data directory readable by its owner only (it holds the keys, the webhook
+/// secrets, the answers and the outbox); an existing one is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Local mode's scheduler: nothing to arrange, the server's mail loop reads due invitations.
 struct PollingScheduler;
 
@@ -128,7 +160,7 @@ impl LocalStack {
             let path = path.to_path_buf();
             move |source| LocalError::Io { path, source }
         };
-        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+        create_private_dir(data_dir).map_err(io(data_dir))?;
         let secrets_path = data_dir.join("secrets.json");
         let secrets: LocalSecrets = match std::fs::read_to_string(&secrets_path) {
             Ok(text) => serde_json::from_str(&text)

@@ -396,11 +396,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         (Some(base), Some(key)) => ApiClient::remote(base, key)?,
         (Some(_), None) => return Err("--api needs --api-key (or SONDEO_API_KEY)".into()),
         (None, _) => {
-            // Links minted locally point at `sondeo serve` on its default address unless
-            // SONDEO_BASE_URL says where it (or a tunnel to it) listens.
+            // Links minted locally point where SONDEO_BASE_URL says `sondeo serve` (or a
+            // tunnel to it) listens, else where the last `serve` on this data folder said it
+            // served them, else at serve's default address.
             let base = std::env::var("SONDEO_BASE_URL")
                 .ok()
                 .filter(|b| !b.trim().is_empty())
+                .or_else(|| sondeo_local::local::remembered_base_url(&cli.data_dir))
                 .unwrap_or_else(|| LOCAL_BASE_URL.to_string());
             ApiClient::Local(Arc::new(LocalStack::open(&cli.data_dir, Some(base)).await?))
         }
@@ -955,6 +957,13 @@ async fn serve(
         expires_at: now + 30 * 86_400,
     };
     let token = stack.keyring.sign(&claims)?;
+    if let Err(e) = sondeo_local::local::remember_base_url(data_dir, &base) {
+        eprintln!(
+            "warning: cannot record the base URL in {} ({e}): local commands will mint links \
+             for {LOCAL_BASE_URL} unless SONDEO_BASE_URL is set",
+            data_dir.display()
+        );
+    }
     println!(
         "Sondeo is running at {base} (local mode; data in {})",
         stack.db_path.display()

@@ -1,10 +1,13 @@
 //! `sondeo connections` and `sondeo invitations` through the real binary in local mode: a store
 //! is connected with its secret from the environment (never the command line), listed with its
 //! webhook URL and without the secret, refused with a reason when something is wrong, and
-//! removed.
+//! removed; links and webhook URLs follow the address `serve` runs on, and the data folder is
+//! its owner's alone.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 fn data_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -21,6 +24,7 @@ fn sondeo(data: &Path, args: &[&str], secret: Option<&str>) -> Output {
     cmd.arg("--data-dir")
         .arg(data)
         .args(args)
+        .env_remove("SONDEO_BASE_URL")
         .env_remove("SONDEO_API_URL")
         .env_remove("SONDEO_API_KEY")
         .env_remove("SONDEO_WEBHOOK_SECRET");
@@ -135,4 +139,105 @@ fn a_store_is_connected_listed_without_its_secret_and_removed() {
     assert!(!out.status.success());
     assert!(text(&out).1.contains("no connection"), "{:?}", text(&out));
     let _ = std::fs::remove_dir_all(&data);
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn local_commands_mint_for_the_address_serve_runs_on_and_keep_the_data_folder_private() {
+    // A data folder that does not exist yet: sondeo creates it.
+    let data = data_dir().join("new");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sondeo"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .env_remove("SONDEO_BASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve says where it runs");
+        if line.contains("Sondeo is running at") {
+            assert!(line.contains(&base), "{line}");
+            break;
+        }
+    }
+    // A link and a connection made by other commands on the same folder point at that port.
+    let out = sondeo(
+        &data,
+        &[
+            "survey",
+            "create",
+            "--id",
+            "post-order",
+            "--kind",
+            "nps",
+            "--question",
+            "How likely?",
+            "--touchpoint",
+            "post-purchase",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = sondeo(
+        &data,
+        &[
+            "link",
+            "--survey",
+            "post-order",
+            "--touchpoint",
+            "post-purchase",
+            "--respondent",
+            "ana@example.com",
+        ],
+        None,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&format!("{base}/r/")), "{stdout}");
+    assert!(!stdout.contains(":8787"), "{stdout}");
+    let out = sondeo(&data, ADD, Some("shpss_secret"));
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (listed, _) = text(&sondeo(&data, &["connections", "list"], None));
+    assert!(
+        listed.contains(&format!("{base}/v1/webhooks/shopify/tienda-sol")),
+        "{listed}"
+    );
+    // The folder (keys, webhook secrets, answers, outbox) and the database are the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("sondeo.db")), 0o600);
+        assert_eq!(mode(&data.join("secrets.json")), 0o600);
+        assert_eq!(mode(&data.join("outbox")), 0o700);
+    }
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }

@@ -231,7 +231,11 @@ async fn a_campaign_link_left_unpersonalised_records_nothing_and_addresses_ignor
         )
         .unwrap();
     // A preview or test send: the tool's merge tag is still in the URL.
-    for rid in ["*|EMAIL|*", "%7B%7B%20email%20%7D%7D", "%7B%25%20x%20%25%7D"] {
+    for rid in [
+        "*|EMAIL|*",
+        "%7B%7B%20email%20%7D%7D",
+        "%7B%25%20x%20%25%7D",
+    ] {
         let (status, body) = http
             .status_and_body(
                 "GET",

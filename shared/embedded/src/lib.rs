@@ -133,6 +133,23 @@ fn is_out_of_space(f: &rusqlite::ffi::Error, message: Option<&str>) -> bool {
         || message.is_some_and(|m| m.contains("database or disk is full"))
 }
 
+/// Creates the database file readable by its owner only, or makes an existing one so (SQLite
+/// gives its journal files the database file's permissions).
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    options.open(path)?;
+    Ok(())
+}
+
 fn stopped() -> StoreError {
     StoreError::Transient("the local store's thread stopped".into())
 }
@@ -145,6 +162,8 @@ impl EmbeddedStore {
                 StoreError::Permanent(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        restrict_to_owner(path)
+            .map_err(|e| StoreError::Permanent(format!("cannot create {}: {e}", path.display())))?;
         EmbeddedStore::init(Connection::open(path).map_err(db_err)?)
     }
 

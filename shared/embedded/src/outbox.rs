@@ -29,7 +29,15 @@ impl Outbox {
     /// The outbox in `dir`, created (with its parents) if absent.
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Outbox> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Customers' addresses and their links: for the owner's eyes only.
+            builder.mode(0o700);
+        }
+        builder.create(&dir)?;
         Ok(Outbox { dir })
     }
 
@@ -45,7 +53,14 @@ impl Outbox {
         let temp = self
             .dir
             .join(format!(".outbox-{}-{n}.part", std::process::id()));
-        let mut file = std::fs::File::create(&temp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temp)?;
         let written = file.write_all(mime).and_then(|()| file.sync_all());
         drop(file);
         if let Err(e) = written {
