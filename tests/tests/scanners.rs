@@ -471,6 +471,7 @@ async fn scanners_are_set_aside_and_people_are_counted() {
         "head",
         "sec-purpose",
         "purpose",
+        "preview",
         "reload",
         "scan-then-send",
     ];
@@ -496,6 +497,14 @@ async fn scanners_are_set_aside_and_people_are_counted() {
             "purpose",
             "GET",
             &[("purpose", "prefetch")],
+        )
+        .await,
+        records_nothing(
+            &local,
+            "GETs of all 11 links with X-Purpose: preview (Safari's link preview)",
+            "preview",
+            "GET",
+            &[("x-purpose", "preview")],
         )
         .await,
         reload_back_and_reopen_keep_the_sent_answer(&local).await,

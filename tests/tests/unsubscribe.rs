@@ -180,6 +180,23 @@ async fn unsubscribe_links_one_click_and_the_suppression_list() {
         lines[2].starts_with("bo@example.com,") && lines[2].ends_with(','),
         "{csv}"
     );
+    // And so does minting one respondent's links; someone not on the list gets theirs.
+    for (respondent, want) in [("Ana@Example.com", 422), ("bo@example.com", 201)] {
+        let (status, body) = http
+            .status_and_body(
+                "POST",
+                "/v1/links",
+                &auth,
+                &serde_json::json!({"survey": DEMO_SURVEY, "touchpoint": "post-purchase",
+                    "respondent": respondent})
+                .to_string(),
+            )
+            .await;
+        assert_eq!(status, want, "{respondent}: {body}");
+        if want == 422 {
+            assert!(body.contains("suppression list"), "{body}");
+        }
+    }
 
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

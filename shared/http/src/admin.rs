@@ -637,6 +637,22 @@ impl AdminApp {
                 "rid is the respondent placeholder of a campaign link: send campaign: true",
             ));
         }
+        // Whoever unsubscribed gets no new links, one at a time as in a mail merge.
+        if !r.campaign
+            && !self
+                .suppressions
+                .suppressed_among(std::slice::from_ref(&respondent))
+                .await
+                .map_err(HttpError::from_store)?
+                .is_empty()
+        {
+            return Err(HttpError::unprocessable(
+                "suppressed",
+                "this respondent unsubscribed (they are on the suppression list), so no links \
+                 are minted for them; remove them from the list only if they asked to hear from \
+                 you again",
+            ));
+        }
         let claims = LinkClaims {
             survey: survey.id.clone(),
             touchpoint: r.touchpoint,

@@ -558,10 +558,7 @@ impl CollectApp {
             )
         })?;
         let score = crate::respond::parse_score(raw).map_err(|e| (e, locale))?;
-        let comment = fields
-            .get("comment")
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty());
+        let comment = fields.get("comment").cloned();
         let query = crate::respond::query_params(req).map_err(|e| (e, locale))?;
         let rid = fields.get("rid").or_else(|| query.get("rid"));
         let (respondent, source) =
@@ -670,10 +667,7 @@ impl CollectApp {
                 (survey, touchpoint, respondent, Source::Api, String::new())
             }
         };
-        let comment = sub
-            .comment
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty());
+        let comment = sub.comment;
         let event = new_event(
             &survey,
             &touchpoint,
@@ -830,13 +824,26 @@ fn new_event(
         respondent: respondent.to_string(),
         kind: survey.kind,
         score,
-        comment,
+        comment: comment.as_deref().and_then(clean_comment),
         properties,
         answered_at,
         source,
         send: send.to_string(),
         click,
     }
+}
+
+/// A comment as kept: line breaks as `\n`, control characters (NUL, escape sequences, …) other
+/// than tab and line feed dropped, trimmed; none when nothing is left.
+fn clean_comment(raw: &str) -> Option<String> {
+    let text: String = raw
+        .replace("\r\n", "\n")
+        .chars()
+        .map(|c| if c == '\r' { '\n' } else { c })
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 fn token_error(e: TokenError) -> HttpError {
@@ -852,7 +859,8 @@ fn token_error(e: TokenError) -> HttpError {
     HttpError::new(status, code, e.to_string())
 }
 
-/// Whether the browser marked the request as a speculative prefetch, which must not record.
+/// Whether the browser marked the request as a speculative prefetch, prerender or link preview
+/// (Safari's `X-Purpose: preview`), which must not record.
 fn is_prefetch(req: &Request) -> bool {
     ["purpose", "sec-purpose", "x-moz", "x-purpose"]
         .iter()
@@ -860,7 +868,12 @@ fn is_prefetch(req: &Request) -> bool {
             req.headers()
                 .get(*h)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.to_ascii_lowercase().contains("prefetch"))
+                .is_some_and(|v| {
+                    let v = v.to_ascii_lowercase();
+                    ["prefetch", "prerender", "preview"]
+                        .iter()
+                        .any(|p| v.contains(p))
+                })
         })
 }
 
@@ -874,5 +887,20 @@ fn accept_locale(headers: &HeaderMap) -> Locale {
         Locale::Es
     } else {
         Locale::En
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_comment;
+
+    #[test]
+    fn comments_keep_lines_and_tabs_and_lose_control_characters() {
+        assert_eq!(
+            clean_comment("  a\u{0}b\u{1b}[31mred\r\nnext\rline\tend \u{7f} "),
+            Some("ab[31mred\nnext\nline\tend".to_string())
+        );
+        assert_eq!(clean_comment(" \u{0}\r\n\t "), None);
+        assert_eq!(clean_comment("¡Muy bien! 👍"), Some("¡Muy bien! 👍".into()));
     }
 }
