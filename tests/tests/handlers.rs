@@ -596,7 +596,8 @@ async fn admin_routes_explain_bad_surveys_and_link_requests() {
         ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "checkout", "respondent": "a"}).to_string(), 422, "not part of survey 'nps-2026' (it has: post-purchase, support-chat)"),
         ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": "a", "expires_in_days": 400}).to_string(), 422, "1 to 365"),
         ("POST", "/v1/links", serde_json::json!({"survey": "nps-2026", "touchpoint": "post-purchase", "respondent": ""}).to_string(), 422, "respondent must be"),
-        ("DELETE", "/v1/surveys", String::new(), 404, "no route"),
+        ("DELETE", "/v1/surveys", String::new(), 405, "does not take DELETE"),
+        ("GET", "/v1/nowhere", String::new(), 404, "no route"),
     ];
     for (method, path, body, status, message) in cases {
         let resp = f.admin.handle(call(method, path, body)).await;

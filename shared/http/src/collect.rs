@@ -223,7 +223,13 @@ async fn link_method_not_allowed(headers: HeaderMap) -> axum::response::Response
 fn bad_token_path(e: PathRejection) -> HttpError {
     HttpError::bad_request(
         "invalid_token",
-        format!("this survey link is not valid: {}", e.body_text()),
+        format!(
+            "this survey link is not valid: it was cut short or altered on the way ({})",
+            match e {
+                PathRejection::FailedToDeserializePathParams(_) => "characters a link never has",
+                _ => "no token",
+            }
+        ),
     )
 }
 

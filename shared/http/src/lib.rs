@@ -387,8 +387,20 @@ mod router_tests {
         );
         assert_eq!(
             call(&admin, "DELETE", "/v1/surveys").await,
-            (StatusCode::NOT_FOUND, "no_route".to_string())
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed".to_string()
+            )
         );
+        let req = http::Request::builder()
+            .method("PUT")
+            .uri("/v1/suppressions")
+            .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = admin.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[header::ALLOW], "GET,HEAD,POST,DELETE");
         assert_eq!(call(&admin, "GET", "/v1/surveys/").await.0, StatusCode::OK);
     }
 

@@ -394,13 +394,32 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
             "Este enlace no es válido: fue alterado o no procede de nosotros.".to_string()
         }
         (Locale::Es, "survey_closed") => "Esta encuesta ya no está activa.".to_string(),
-        (Locale::Es, "invalid_score") => format!("Puntuación no válida. ({})", e.message),
+        (Locale::Es, "invalid_score" | "invalid_response") => {
+            "Puntuación no válida: elija una de las de la escala.".to_string()
+        }
+        (Locale::Es, "missing_score") => "Elija una puntuación.".to_string(),
+        (Locale::Es, "invalid_token" | "unknown_key") => {
+            "Este enlace no es válido: llegó cortado o alterado.".to_string()
+        }
+        (Locale::Es, "missing_rid" | "invalid_rid" | "unfilled_rid") => {
+            "Este enlace no lleva el destinatario: la herramienta de correo no lo completó \
+             (¿un envío de prueba?), así que no se ha guardado nada."
+                .to_string()
+        }
+        (Locale::Es, "method_not_allowed") => {
+            "Abra el enlace o envíe el formulario de la página.".to_string()
+        }
+        (Locale::Es, "body_too_large") => {
+            "El comentario es demasiado largo: acórtelo y vuelva a enviarlo.".to_string()
+        }
+        (Locale::Es, "prefetch") => "Las precargas no registran respuestas.".to_string(),
         (Locale::Es, "out_of_space") => {
             "El servidor se ha quedado sin espacio en disco y no ha guardado nada; inténtelo de nuevo en unos segundos.".to_string()
         }
         (Locale::Es, "unavailable") => {
             "El servicio no está disponible en este momento y no ha guardado nada; inténtelo de nuevo en unos segundos.".to_string()
         }
+        (Locale::Es, _) => "No hemos podido atender esta petición.".to_string(),
         _ => e.message.clone(),
     };
     let body = format!(
@@ -428,6 +447,21 @@ mod tests {
             let page = error_page(&e, Locale::Es);
             assert!(page.contains("inténtelo de nuevo"), "{code}: {page}");
             assert!(!page.contains("try again"));
+        }
+    }
+
+    #[test]
+    fn spanish_error_pages_carry_no_english_detail() {
+        for code in [
+            "invalid_score",
+            "invalid_token",
+            "unfilled_rid",
+            "some_new_code",
+        ] {
+            let e = HttpError::bad_request(code, "score 99 is outside 0-10 (English detail)");
+            let page = error_page(&e, Locale::Es);
+            assert!(!page.contains("English detail"), "{code}: {page}");
+            assert!(page.contains("lang=\"es\""), "{page}");
         }
     }
 

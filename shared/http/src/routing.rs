@@ -156,8 +156,8 @@ pub fn finish_with(routes: Router, fast: Option<Arc<dyn FastRoute>>) -> HttpServ
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let router = routes
         .fallback(no_route)
-        // A known path with a method no route serves: the same JSON 404 as an unknown path.
-        .method_not_allowed_fallback(no_route)
+        // A known path with a method no route serves: 405, with the methods it takes in `Allow`.
+        .method_not_allowed_fallback(wrong_method)
         .layer(layers);
     HttpService {
         router: NormalizePathLayer::trim_trailing_slash().layer(router),
@@ -185,7 +185,23 @@ pub fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
     )
 }
 
-/// The JSON 404 for a path (or a known path's method) no route serves.
+/// The JSON 405 for a known path asked with a method it does not take (axum adds `Allow`).
+pub async fn wrong_method(method: http::Method, uri: http::Uri) -> axum::response::Response {
+    into_axum(
+        HttpError::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} does not take {method} here: the Allow header lists the methods it takes \
+                 (a deployed stack serves its other routes at its other function URLs)",
+                sondeo_domain::survey::clip(uri.path(), 100)
+            ),
+        )
+        .to_json(),
+    )
+}
+
+/// The JSON 404 for a path no route serves.
 pub async fn no_route(method: http::Method, uri: http::Uri) -> axum::response::Response {
     into_axum(
         HttpError::not_found(
