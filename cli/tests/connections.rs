@@ -4,10 +4,10 @@
 //! removed; links and webhook URLs follow the address `serve` runs on, and the data folder is
 //! its owner's alone.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 fn data_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -141,52 +141,12 @@ fn a_store_is_connected_listed_without_its_secret_and_removed() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn local_commands_mint_for_the_address_serve_runs_on_and_keep_the_data_folder_private() {
     // A data folder that does not exist yet: sondeo creates it.
     let data = data_dir().join("new");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sondeo"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env_remove("SONDEO_BASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve says where it runs");
-        if line.contains("Sondeo is running at") {
-            assert!(line.contains(&base), "{line}");
-            break;
-        }
-    }
+    let serve = common::Serve::start(&data);
+    let base = format!("http://127.0.0.1:{}", serve.port);
     // A link and a connection made by other commands on the same folder point at that port.
     let out = sondeo(
         &data,

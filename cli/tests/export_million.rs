@@ -5,10 +5,12 @@
 //! The million stored responses are written straight into the local database (the `responses`
 //! table of `shared/embedded`), as the aggregator would have left them.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ROWS: i64 = 1_000_000;
@@ -94,15 +96,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_million_row_export_streams_in_constant_memory() {
     let data = data_dir();
@@ -125,36 +118,16 @@ fn a_million_row_export_streams_in_constant_memory() {
     seed(&data.join("sondeo.db"));
     eprintln!("seeded {ROWS} responses in {:.1?}", seeding.elapsed());
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sondeo"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env_remove("SONDEO_BASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let pid = server.0.id();
-    // The API key is in the curl line serve prints; the rest of its output is drained so that
-    // its prints never meet a closed pipe.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("Authorization: Bearer ").nth(1) {
-                let _ = tx.send(rest.split('\'').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let key = rx.recv_timeout(Duration::from_secs(60)).ok();
-    let key = key.expect("serve prints the API key");
+    let server = common::Serve::start(&data);
+    let (port, pid) = (server.port, server.pid());
+    // The API key is in the curl line serve prints.
+    let curl = server.line_with("Authorization: Bearer ");
+    let key = curl
+        .split("Authorization: Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("serve prints the API key")
+        .to_string();
     let before = rss_kib(pid);
 
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();

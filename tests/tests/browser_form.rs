@@ -11,9 +11,18 @@ use sondeo_tests::local_http::boot;
 use sondeo_tests::webdriver::Driver;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_phone_the_clicked_score_shows_and_a_comment_posts_as_text() {
-    let dir = std::env::temp_dir().join(format!("sondeo-form-{:08x}", rand::random::<u32>()));
+/// Local mode in a fresh folder with the demo survey, served on a loopback port, and a link of
+/// `respondent`'s.
+async fn demo_with_link(
+    name: &str,
+    respondent: &str,
+) -> (
+    std::path::PathBuf,
+    std::sync::Arc<sondeo_local::local::LocalStack>,
+    sondeo_local::server::RunningServer,
+    String,
+) {
+    let dir = std::env::temp_dir().join(format!("sondeo-{name}-{:08x}", rand::random::<u32>()));
     let (stack, server, _) = boot(&dir).await;
     stack.ensure_demo_survey().await.unwrap();
     let now = sondeo_domain::time::now_ms() / 1000;
@@ -22,11 +31,17 @@ async fn on_a_phone_the_clicked_score_shows_and_a_comment_posts_as_text() {
         .sign(&LinkClaims {
             survey: DEMO_SURVEY.into(),
             touchpoint: "post-purchase".into(),
-            respondent: "phone@example.com".into(),
+            respondent: respondent.into(),
             issued_at: now,
             expires_at: now + 3600,
         })
         .unwrap();
+    (dir, stack, server, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_clicked_score_shows_and_a_comment_posts_as_text() {
+    let (dir, stack, server, token) = demo_with_link("form", "phone@example.com").await;
     let driver = Driver::start().await;
     let s = driver.session().await;
     let url = format!("http://{}/r/{token}?score=9", server.addr);
@@ -127,20 +142,7 @@ async fn answers_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_then_another_score_keeps_the_comment_and_the_email_link_shows_the_score_given() {
-    let dir = std::env::temp_dir().join(format!("sondeo-back-{:08x}", rand::random::<u32>()));
-    let (stack, server, _) = boot(&dir).await;
-    stack.ensure_demo_survey().await.unwrap();
-    let now = sondeo_domain::time::now_ms() / 1000;
-    let token = stack
-        .keyring
-        .sign(&LinkClaims {
-            survey: DEMO_SURVEY.into(),
-            touchpoint: "post-purchase".into(),
-            respondent: "back@example.com".into(),
-            issued_at: now,
-            expires_at: now + 3600,
-        })
-        .unwrap();
+    let (dir, stack, server, token) = demo_with_link("back", "back@example.com").await;
     let driver = Driver::start().await;
     // A person's browser: the page's script runs as it would for them.
     let s = driver.session_as_person().await;
