@@ -17,6 +17,18 @@ use std::sync::Arc;
 /// Most invitations one `GET /v1/invitations` lists.
 pub const MAX_INVITATIONS_LISTED: usize = 1000;
 
+/// The fields `POST /v1/connections` takes: the connection's and its signing secret.
+const CONNECTION_FIELDS: [&str; 8] = [
+    "id",
+    "platform",
+    "survey",
+    "touchpoint",
+    "delay_minutes",
+    "sender",
+    "store_name",
+    "secret",
+];
+
 /// What the connection and invitation routes need.
 pub struct ConnectionsApi {
     /// Store connections and their secrets.
@@ -105,6 +117,19 @@ impl ConnectionsApi {
     async fn save(&self, req: &Request) -> Result<Response, HttpError> {
         let mut connection: serde_json::Map<String, serde_json::Value> =
             crate::respond::parse_json(req)?;
+        if let Some(unknown) = connection
+            .keys()
+            .find(|k| !CONNECTION_FIELDS.contains(&k.as_str()))
+        {
+            return Err(HttpError::unprocessable(
+                "invalid_connection",
+                format!(
+                    "unknown field `{}`: a connection has {}",
+                    clip(unknown, 40),
+                    CONNECTION_FIELDS.join(", ")
+                ),
+            ));
+        }
         let secret =
             match connection.remove("secret") {
                 Some(serde_json::Value::String(s)) => s,
@@ -126,8 +151,8 @@ impl ConnectionsApi {
         }
         let connection: Connection = serde_json::from_value(serde_json::Value::Object(connection))
             .map_err(|e| HttpError::unprocessable("invalid_connection", e.to_string()))?;
-        connection
-            .validate()
+        let connection = connection
+            .normalized()
             .map_err(|e| HttpError::unprocessable("invalid_connection", e.0))?;
         let secret = WebhookSecret::new(secret)
             .map_err(|e| HttpError::unprocessable("invalid_secret", e.0))?;
