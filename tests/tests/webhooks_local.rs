@@ -574,6 +574,55 @@ async fn quoted_senders_unicode_addresses_and_stripe_ids_reach_the_email_as_ses_
     );
     assert!(!decoded_text_part(&mime).contains("cs_live"), "{mime}");
 
+    // Listed one a page: a cursor leads to the other, then no cursor; a forged one is refused.
+    let page = |query: String| {
+        let http = &http;
+        let key = key.clone();
+        async move {
+            let (status, body) = http
+                .status_and_body(
+                    "GET",
+                    &format!("/v1/invitations?{query}"),
+                    &[("authorization", key.as_str())],
+                    "",
+                )
+                .await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, first) = page("limit=1".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["invitations"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (status, second) = page(format!("limit=1&cursor={cursor}")).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        second["invitations"].as_array().map(Vec::len),
+        Some(1),
+        "{second}"
+    );
+    assert_ne!(
+        first["invitations"][0]["order"],
+        second["invitations"][0]["order"]
+    );
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let (status, forged) = page("cursor=not-a-cursor".into()).await;
+    assert_eq!(
+        (status, &forged["error"]["code"]),
+        (400, &"invalid_cursor".into()),
+        "{forged}"
+    );
+
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

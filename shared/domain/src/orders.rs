@@ -10,6 +10,8 @@
 use crate::mailbox::{sendable_address, AddressError, Mailbox};
 use crate::response::{check_respondent, suppression_id};
 use crate::survey::{check_slug, clip, Survey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -300,6 +302,77 @@ impl Invitation {
     }
 }
 
+/// The order invitations are listed in: newest first, then by connection and order (a total
+/// order, since a connection's order has one invitation).
+pub fn listing_order(a: &Invitation, b: &Invitation) -> std::cmp::Ordering {
+    b.created_at
+        .cmp(&a.created_at)
+        .then_with(|| a.connection.cmp(&b.connection))
+        .then_with(|| a.order.cmp(&b.order))
+}
+
+/// Where a list of invitations stopped: the last invitation listed. The next page holds the
+/// invitations after it in [`listing_order`], so paging never skips or repeats one (an
+/// invitation created meanwhile is newer and shows on a fresh first page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationCursor {
+    /// The last listed invitation's creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Its connection.
+    pub connection: String,
+    /// Its order.
+    pub order: String,
+}
+
+/// A cursor that was not made by [`InvitationCursor::encode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the cursor is not one this API gave out: pass next_cursor from the previous page as it is"
+)]
+pub struct InvalidCursor;
+
+impl InvitationCursor {
+    /// The cursor after `invitation`.
+    pub fn after(invitation: &Invitation) -> InvitationCursor {
+        InvitationCursor {
+            created_at: invitation.created_at,
+            connection: invitation.connection.clone(),
+            order: invitation.order.clone(),
+        }
+    }
+
+    /// Whether `invitation` comes after the cursor in [`listing_order`].
+    pub fn precedes(&self, invitation: &Invitation) -> bool {
+        invitation
+            .created_at
+            .cmp(&self.created_at)
+            .reverse()
+            .then_with(|| invitation.connection.as_str().cmp(&self.connection))
+            .then_with(|| invitation.order.as_str().cmp(&self.order))
+            .is_gt()
+    }
+
+    /// The cursor as an opaque URL-safe token.
+    pub fn encode(&self) -> String {
+        let json = serde_json::json!([self.created_at, self.connection, self.order]).to_string();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Reads a token made by [`InvitationCursor::encode`].
+    pub fn decode(token: &str) -> Result<InvitationCursor, InvalidCursor> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .map_err(|_| InvalidCursor)?;
+        let (created_at, connection, order): (i64, String, String) =
+            serde_json::from_slice(&bytes).map_err(|_| InvalidCursor)?;
+        Ok(InvitationCursor {
+            created_at,
+            connection,
+            order,
+        })
+    }
+}
+
 /// The first `bytes` bytes of the SHA-256 of a connection's order, in hex.
 fn order_digest(connection: &str, order: &str, bytes: usize) -> String {
     let digest = Sha256::digest(format!("{connection}\n{order}").as_bytes());
@@ -559,6 +632,54 @@ mod tests {
         assert!(new_invitation(&connection(), &order(None), 0).is_err());
         assert!(new_invitation(&connection(), &order(Some("  ")), 0).is_err());
         assert!(new_invitation(&connection(), &order(Some("nobody")), 0).is_err());
+    }
+
+    #[test]
+    fn a_cursor_reads_back_and_lets_through_exactly_what_follows_it() {
+        let inv = |created_at: i64, connection: &str, order: &str| Invitation {
+            created_at,
+            connection: connection.into(),
+            order: order.into(),
+            ..new_invitation(
+                &connection_named("x"),
+                &OrderEvent {
+                    order_id: "o".into(),
+                    order_ref: String::new(),
+                    email: Some("a@b.co".into()),
+                    name: None,
+                    delivery_id: None,
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let mut all = [
+            inv(5, "b", "1"),
+            inv(9, "a", "2"),
+            inv(5, "a", "9"),
+            inv(5, "a", "10"),
+            inv(1, "a", "1"),
+        ];
+        all.sort_by(listing_order);
+        for (i, last) in all.iter().enumerate() {
+            let cursor = InvitationCursor::after(last);
+            assert_eq!(
+                InvitationCursor::decode(&cursor.encode()),
+                Ok(cursor.clone())
+            );
+            let rest: Vec<&Invitation> = all.iter().filter(|x| cursor.precedes(x)).collect();
+            assert_eq!(rest, all.iter().skip(i + 1).collect::<Vec<_>>());
+        }
+        for bad in ["", "!!", "bm90IGpzb24", "WzEsMl0"] {
+            assert_eq!(InvitationCursor::decode(bad), Err(InvalidCursor), "{bad}");
+        }
+    }
+
+    fn connection_named(id: &str) -> Connection {
+        Connection {
+            id: id.into(),
+            ..connection()
+        }
     }
 
     #[test]

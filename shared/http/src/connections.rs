@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
 use serde::Deserialize;
-use sondeo_domain::orders::{Connection, Platform, WebhookSecret};
+use sondeo_domain::orders::{Connection, InvitationCursor, Platform, WebhookSecret};
 use sondeo_domain::ports::{ConnectionStore, InvitationStore, SurveyStore};
 use sondeo_domain::survey::clip;
 use std::sync::Arc;
@@ -205,20 +205,23 @@ impl ConnectionsApi {
         ))
     }
 
-    /// `GET /v1/invitations?connection=&limit=`: newest first, addresses masked.
+    /// `GET /v1/invitations?connection=&limit=&cursor=`: newest first, addresses masked; when
+    /// more follow, `next_cursor` names the next page (pass it back as `cursor`).
     async fn invitations(&self, req: &Request) -> Result<Response, HttpError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Query {
             connection: Option<String>,
             limit: Option<usize>,
+            cursor: Option<String>,
         }
         let q: Query =
             serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
                 HttpError::bad_request(
                     "invalid_query",
                     format!(
-                        "{e}: pass optionally connection and limit (1 to {MAX_INVITATIONS_LISTED})"
+                        "{e}: pass optionally connection, limit (1 to {MAX_INVITATIONS_LISTED}) \
+                         and cursor (the next_cursor of the previous page)"
                     ),
                 )
             })?;
@@ -229,15 +232,28 @@ impl ConnectionsApi {
                 format!("limit must be 1 to {MAX_INVITATIONS_LISTED}"),
             ));
         }
-        let list = self
+        let after = q
+            .cursor
+            .as_deref()
+            .map(InvitationCursor::decode)
+            .transpose()
+            .map_err(|e| HttpError::bad_request("invalid_cursor", e.to_string()))?;
+        // One more than asked shows whether another page follows.
+        let mut list = self
             .invitations
-            .list_invitations(q.connection.as_deref(), limit)
+            .list_invitations(q.connection.as_deref(), after.as_ref(), limit + 1)
             .await
             .map_err(HttpError::from_store)?;
+        let more = list.len() > limit;
+        list.truncate(limit);
+        let next_cursor = list
+            .last()
+            .filter(|_| more)
+            .map(|last| InvitationCursor::after(last).encode());
         let listed: Vec<serde_json::Value> = list.iter().map(|i| i.listed()).collect();
         Ok(json_response(
             StatusCode::OK,
-            &serde_json::json!({ "invitations": listed }),
+            &serde_json::json!({ "invitations": listed, "next_cursor": next_cursor }),
         ))
     }
 }
