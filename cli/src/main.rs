@@ -104,9 +104,15 @@ enum Command {
         /// Only this connection's.
         #[arg(long)]
         connection: Option<String>,
-        /// How many, newest first.
+        /// How many, newest first (a page, with --all).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Start after the previous page: the cursor it printed.
+        #[arg(long, conflicts_with = "all")]
+        cursor: Option<String>,
+        /// Every invitation, page after page.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -676,36 +682,61 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("removed alert rule '{id}'");
             Ok(())
         }
-        Command::Invitations { connection, limit } => {
-            let mut query = vec![("limit", limit.to_string())];
-            if let Some(c) = connection {
-                query.push(("connection", c));
-            }
-            let out = client
-                .call(
-                    Method::GET,
-                    &format!("/v1/invitations?{}", client::query_string(&query)),
-                    None,
-                )
-                .await?;
-            let list = out["invitations"].as_array().cloned().unwrap_or_default();
+        Command::Invitations {
+            connection,
+            limit,
+            cursor,
+            all,
+        } => {
             println!(
                 "{:<16} {:<20} {:<28} {:<20} {:<9} reason",
                 "connection", "order", "email", "due (UTC)", "status"
             );
-            for i in &list {
-                let due = i["due_at"].as_i64().unwrap_or(0);
-                println!(
-                    "{:<16} {:<20} {:<28} {:<20} {:<9} {}",
-                    i["connection"].as_str().unwrap_or_default(),
-                    i["order_ref"].as_str().unwrap_or_default(),
-                    i["email"].as_str().unwrap_or_default(),
-                    &sondeo_domain::time::rfc3339(due)[..16],
-                    i["status"].as_str().unwrap_or_default(),
-                    i["reason"].as_str().unwrap_or_default(),
-                );
+            let mut cursor = cursor;
+            let mut count = 0usize;
+            loop {
+                let mut query = vec![("limit", limit.to_string())];
+                if let Some(c) = &connection {
+                    query.push(("connection", c.clone()));
+                }
+                if let Some(c) = cursor.take() {
+                    query.push(("cursor", c));
+                }
+                let out = client
+                    .call(
+                        Method::GET,
+                        &format!("/v1/invitations?{}", client::query_string(&query)),
+                        None,
+                    )
+                    .await?;
+                let list = out["invitations"].as_array().cloned().unwrap_or_default();
+                for i in &list {
+                    let due = sondeo_domain::time::rfc3339(i["due_at"].as_i64().unwrap_or(0));
+                    println!(
+                        "{:<16} {:<20} {:<28} {:<20} {:<9} {}",
+                        i["connection"].as_str().unwrap_or_default(),
+                        // A Stripe order without a reference the customer knows: its id.
+                        i["order_ref"]
+                            .as_str()
+                            .filter(|r| !r.is_empty())
+                            .or(i["order"].as_str())
+                            .unwrap_or_default(),
+                        i["email"].as_str().unwrap_or_default(),
+                        due.get(..16).unwrap_or(&due),
+                        i["status"].as_str().unwrap_or_default(),
+                        i["reason"].as_str().unwrap_or_default(),
+                    );
+                }
+                count += list.len();
+                cursor = out["next_cursor"].as_str().map(str::to_string);
+                if !all || cursor.is_none() {
+                    break;
+                }
             }
-            eprintln!("{} invitation(s)", list.len());
+            eprintln!("{count} invitation(s)");
+            if let Some(next) = cursor {
+                eprintln!("more follow: add --cursor {next} for the next page, or --all");
+            }
             Ok(())
         }
         Command::Snippet(a) => {

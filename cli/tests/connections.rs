@@ -201,3 +201,59 @@ fn local_commands_mint_for_the_address_serve_runs_on_and_keep_the_data_folder_pr
     }
     let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }
+
+#[test]
+fn a_quoted_sender_name_is_accepted_a_unicode_domain_saved_in_punycode_and_a_unicode_local_part_refused(
+) {
+    let data = data_dir();
+    let out = sondeo(
+        &data,
+        &[
+            "survey",
+            "create",
+            "--id",
+            "post-order",
+            "--kind",
+            "nps",
+            "--question",
+            "How likely are you to recommend Tienda Sol?",
+            "--touchpoint",
+            "post-purchase",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let with_sender = |sender: &'static str| {
+        let mut args = ADD.to_vec();
+        args[12] = sender;
+        args
+    };
+
+    let out = sondeo(
+        &data,
+        &with_sender("\"Tienda, Sol\" <hola@tiendasol.example>"),
+        Some("shpss_secret"),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = sondeo(
+        &data,
+        &with_sender("Tienda Sol <hola@tiendasöl.example>"),
+        Some("shpss_secret"),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = sondeo(&data, &["connections", "list"], None);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("hola@xn--tiendasl-t4a.example"),
+        "the domain is saved as SES sends from it: {stdout}"
+    );
+
+    let out = sondeo(
+        &data,
+        &with_sender("Tienda Sol <josé@tiendasol.example>"),
+        Some("shpss_secret"),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("not plain ASCII"), "{:?}", text(&out));
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -5,7 +5,8 @@
 
 use futures::future::join_all;
 use sondeo_domain::orders::{
-    new_invitation, Connection, Invitation, InvitationStatus, OrderEvent, Platform, WebhookSecret,
+    listing_order, new_invitation, Connection, Invitation, InvitationCursor, InvitationStatus,
+    OrderEvent, Platform, WebhookSecret,
 };
 use sondeo_domain::ports::{ConnectionStore, InvitationStore, StoreError};
 
@@ -274,18 +275,21 @@ where
         assert!(store.create_invitation(&i).await.unwrap());
     }
     // WHEN they are listed, all or per connection, THEN newest first, up to the limit
-    let all = store.list_invitations(None, 10).await.unwrap();
+    let all = store.list_invitations(None, None, 10).await.unwrap();
     let newest_first = [("a", "5"), ("b", "4"), ("b", "2"), ("a", "3"), ("a", "1")];
     assert_eq!(keys(&all), newest_first);
-    let unlimited = store.list_invitations(None, usize::MAX).await.unwrap();
+    let unlimited = store
+        .list_invitations(None, None, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(unlimited, all);
-    let top = store.list_invitations(None, 3).await.unwrap();
+    let top = store.list_invitations(None, None, 3).await.unwrap();
     assert_eq!(keys(&top), newest_first[..3]);
-    let a = store.list_invitations(Some("a"), 10).await.unwrap();
+    let a = store.list_invitations(Some("a"), None, 10).await.unwrap();
     assert_eq!(keys(&a), [("a", "5"), ("a", "3"), ("a", "1")]);
-    let top_of_a = store.list_invitations(Some("a"), 2).await.unwrap();
+    let top_of_a = store.list_invitations(Some("a"), None, 2).await.unwrap();
     assert_eq!(keys(&top_of_a), [("a", "5"), ("a", "3")]);
-    let b = store.list_invitations(Some("b"), 10).await.unwrap();
+    let b = store.list_invitations(Some("b"), None, 10).await.unwrap();
     assert_eq!(keys(&b), [("b", "4"), ("b", "2")]);
     // AND the invitations listed are the ones stored
     assert_eq!(
@@ -294,11 +298,62 @@ where
     );
     // AND a connection without invitations, or a limit of 0, lists nothing
     let nothing = [
-        store.list_invitations(Some("c"), 10).await.unwrap(),
-        store.list_invitations(None, 0).await.unwrap(),
-        store.list_invitations(Some("a"), 0).await.unwrap(),
+        store.list_invitations(Some("c"), None, 10).await.unwrap(),
+        store.list_invitations(None, None, 0).await.unwrap(),
+        store.list_invitations(Some("a"), None, 0).await.unwrap(),
     ];
     assert!(nothing.iter().all(Vec::is_empty), "{nothing:?}");
+}
+
+/// Paging with a cursor after the last listed invitation goes through every invitation once, in
+/// the order of one long list, also across invitations created in the same millisecond.
+pub async fn invitation_pages_after_a_cursor_never_skip_or_repeat<S>(store: &S)
+where
+    S: ConnectionStore + InvitationStore + ?Sized,
+{
+    // GIVEN 23 invitations of three connections, many created at the same time
+    put_connections(store, &["a", "b", "c"]).await;
+    for n in 0..23 {
+        let c = ["a", "b", "c"][n % 3];
+        let created = [100, 200, 200, 200, 300][n % 5];
+        let i = invitation(c, &format!("o{n:02}"), created, created);
+        assert!(store.create_invitation(&i).await.unwrap());
+    }
+    for connection in [None, Some("b")] {
+        let whole = store
+            .list_invitations(connection, None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            whole.len(),
+            if connection.is_some() { 8 } else { 23 },
+            "{connection:?}"
+        );
+        let mut sorted = whole.clone();
+        sorted.sort_by(listing_order);
+        assert_eq!(
+            keys(&whole),
+            keys(&sorted),
+            "one long list is in listing order"
+        );
+        for limit in [1, 2, 4, 7] {
+            // WHEN it is read page by page, each page after the last one's final invitation
+            let mut paged: Vec<Invitation> = Vec::new();
+            let mut after: Option<InvitationCursor> = None;
+            loop {
+                let page = store
+                    .list_invitations(connection, after.as_ref(), limit)
+                    .await
+                    .unwrap();
+                assert!(page.len() <= limit);
+                let Some(last) = page.last() else { break };
+                after = Some(InvitationCursor::after(last));
+                paged.extend(page);
+            }
+            // THEN the pages put together are the long list: nothing skipped, nothing twice
+            assert_eq!(keys(&paged), keys(&whole), "{connection:?}, {limit} a page");
+        }
+    }
 }
 
 /// Due invitations are the scheduled ones due by now and the sends whose lease ran out, oldest due
@@ -408,6 +463,7 @@ macro_rules! order_store_contract_tests {
             an_order_created_by_five_deliveries_at_once_gets_exactly_one_invitation,
             a_replace_holds_only_while_status_attempts_and_lease_are_as_seen,
             invitations_list_newest_first_per_connection_or_all,
+            invitation_pages_after_a_cursor_never_skip_or_repeat,
             due_invitations_are_scheduled_ones_due_and_stale_sends_oldest_first,
             a_contact_claim_holds_against_other_claimants_only_within_the_cap,
         );

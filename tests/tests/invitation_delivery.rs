@@ -226,7 +226,10 @@ async fn unsubscribed_after_the_order_refused_sender_and_last_attempt_are_not_se
         }
     }
     assert!(mailer.sent.lock().unwrap().is_empty());
-    let listed = store.list_invitations(Some("shop"), 10).await.unwrap();
+    let listed = store
+        .list_invitations(Some("shop"), None, 10)
+        .await
+        .unwrap();
     let statuses: Vec<(String, InvitationStatus)> =
         listed.iter().map(|i| (i.order.clone(), i.status)).collect();
     assert!(

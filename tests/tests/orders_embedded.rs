@@ -45,7 +45,7 @@ async fn connections_invitations_and_claims_outlive_the_store_that_wrote_them() 
         Some(claimed.clone())
     );
     assert_eq!(
-        store.list_invitations(None, 10).await.unwrap(),
+        store.list_invitations(None, None, 10).await.unwrap(),
         std::slice::from_ref(&claimed)
     );
     assert!(store.due_invitations(9_000, 10).await.unwrap().is_empty());

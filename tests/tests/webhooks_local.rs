@@ -409,3 +409,220 @@ print(m.get_body(preferencelist=("plain",)).get_content())
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// From, To and Subject of a MIME message as Python's `email` package reads them: the From
+/// display name and address apart, encoded words decoded.
+fn parsed_headers(mime: &str) -> serde_json::Value {
+    let script = r#"
+import email, email.policy, json, sys
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
+frm = m["From"].addresses[0]
+print(json.dumps({"from_name": frm.display_name, "from_address": frm.addr_spec,
+                  "to": m["To"].addresses[0].addr_spec, "subject": str(m["Subject"])}))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(mime.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn quoted_senders_unicode_addresses_and_stripe_ids_reach_the_email_as_ses_takes_them() {
+    let dir = std::env::temp_dir().join(format!("sondeo-hooks-{:08x}", rand::random::<u32>()));
+    let (stack, server, http) = boot(&dir).await;
+    stack.ensure_demo_survey().await.unwrap();
+    let key = format!("Bearer {}", stack.api_key);
+    let auth = [
+        ("authorization", key.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let mut survey: serde_json::Value = serde_json::from_str(
+        &http
+            .status_and_body("GET", &format!("/v1/surveys/{DEMO_SURVEY}"), &auth, "")
+            .await
+            .1,
+    )
+    .unwrap();
+    survey["id"] = "post-order".into();
+    let (status, body) = http
+        .status_and_body("POST", "/v1/surveys", &auth, &survey.to_string())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let connection = serde_json::json!({
+        "id": "stripe-shop", "platform": "stripe", "survey": "post-order",
+        "touchpoint": "post-purchase", "delay_minutes": 0,
+        "sender": "\"Tienda, Sol\" <hola@tiendasol.example>", "store_name": "Stripe Shop",
+        "secret": STRIPE_SECRET,
+    });
+
+    // A negative delay and an unknown field are refused in words that say what is allowed.
+    let mut negative = connection.clone();
+    negative["delay_minutes"] = (-1).into();
+    let mut unknown = connection.clone();
+    unknown["colour"] = "blue".into();
+    for (body, words) in [
+        (
+            negative,
+            "delay_minutes must be a whole number of minutes from 0 to",
+        ),
+        (unknown, "secret"),
+    ] {
+        let (status, answer) = http
+            .status_and_body("POST", "/v1/connections", &auth, &body.to_string())
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer.contains(words), "{answer}");
+        assert!(!answer.contains("expected u32"), "{answer}");
+    }
+    let (status, body) = http
+        .status_and_body("POST", "/v1/connections", &auth, &connection.to_string())
+        .await;
+    assert_eq!(
+        status, 201,
+        "a quoted display name is a valid sender: {body}"
+    );
+
+    let now = sondeo_domain::time::now_ms() / 1000;
+    let post = |event: serde_json::Value| {
+        let event = event.to_string();
+        let signature = python_hmac(STRIPE_SECRET, format!("{now}.{event}").as_bytes(), true);
+        let header = format!("t={now},v1={signature}");
+        let http = &http;
+        async move {
+            let (status, answer) = http
+                .status_and_body(
+                    "POST",
+                    "/v1/webhooks/stripe/stripe-shop",
+                    &[("stripe-signature", header.as_str())],
+                    &event,
+                )
+                .await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&answer).unwrap_or_default(),
+            )
+        }
+    };
+    let checkout = |session: &str, email: &str| {
+        serde_json::json!({
+            "id": format!("evt_{session}"), "type": "checkout.session.completed",
+            "data": {"object": {"id": session, "object": "checkout.session",
+                "payment_status": "paid", "customer_details": {"email": email}}},
+        })
+    };
+
+    // A signed event without an id is not Stripe's: refused with the reason.
+    let mut no_id = checkout("cs_live_noid", "ana@example.com");
+    no_id.as_object_mut().unwrap().remove("id");
+    let (status, answer) = post(no_id).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("no id"), "{answer}");
+
+    // A local part SES cannot send to: the invitation is skipped, with the reason.
+    let (status, answer) = post(checkout("cs_live_b2", "josé@example.com")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "skipped", "{answer}");
+    assert!(
+        answer["invitation"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not plain ASCII"),
+        "{answer}"
+    );
+
+    // A unicode domain and no client_reference_id: scheduled, sent to the punycode domain,
+    // the subject without the session id, From with the quoted name.
+    let (status, answer) = post(checkout("cs_live_a1B2c3D4e5F6", "ana@exämple.com")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "scheduled", "{answer}");
+    assert_eq!(answer["invitation"]["order"], "cs_live_a1B2c3D4e5F6");
+    let outbox = dir.join("outbox");
+    let mut emails: Vec<std::path::PathBuf> = Vec::new();
+    for _ in 0..100 {
+        emails = std::fs::read_dir(&outbox)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !emails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let mime = std::fs::read(&emails[0]).unwrap();
+    assert!(mime.is_ascii(), "every header and part is 7-bit");
+    let mime = String::from_utf8(mime).unwrap();
+    assert_eq!(
+        parsed_headers(&mime),
+        serde_json::json!({
+            "from_name": "Tienda, Sol",
+            "from_address": "hola@tiendasol.example",
+            "to": "ana@xn--exmple-cua.com",
+            "subject": "How was your order from Stripe Shop?",
+        }),
+        "{mime}"
+    );
+    assert!(!decoded_text_part(&mime).contains("cs_live"), "{mime}");
+
+    // Listed one a page: a cursor leads to the other, then no cursor; a forged one is refused.
+    let page = |query: String| {
+        let http = &http;
+        let key = key.clone();
+        async move {
+            let (status, body) = http
+                .status_and_body(
+                    "GET",
+                    &format!("/v1/invitations?{query}"),
+                    &[("authorization", key.as_str())],
+                    "",
+                )
+                .await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, first) = page("limit=1".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["invitations"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (status, second) = page(format!("limit=1&cursor={cursor}")).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        second["invitations"].as_array().map(Vec::len),
+        Some(1),
+        "{second}"
+    );
+    assert_ne!(
+        first["invitations"][0]["order"],
+        second["invitations"][0]["order"]
+    );
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let (status, forged) = page("cursor=not-a-cursor".into()).await;
+    assert_eq!(
+        (status, &forged["error"]["code"]),
+        (400, &"invalid_cursor".into()),
+        "{forged}"
+    );
+
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,7 +31,9 @@ use sha2::{Digest, Sha256};
 use sondeo_domain::changes::{Chunk, ClickMark, RecordState};
 use sondeo_domain::explore::{ResponseCursor, StoredResponse};
 use sondeo_domain::metrics::Histogram;
-use sondeo_domain::orders::{Connection, Invitation, InvitationStatus, WebhookSecret};
+use sondeo_domain::orders::{
+    listing_order, Connection, Invitation, InvitationCursor, InvitationStatus, WebhookSecret,
+};
 use sondeo_domain::ports::{
     CommitOutcome, ConnectionStore, CounterReader, CounterRow, InvitationStore, ResponseLedger,
     ResponseReader, StoreError, SuppressionList, SurveyStore,
@@ -1094,34 +1096,61 @@ impl DynamoStore {
         })
     }
 
-    /// The newest `limit` invitations of one connection, from the `by_time` index.
+    /// The newest `limit` invitations of one connection after `after` (all of them when the
+    /// `limit`-th shares its creation time with others), from the `by_time` index. The index
+    /// keeps no order among equal times, so every tie at the boundary is read: merged and sorted,
+    /// the first `limit` are then exactly those of [`listing_order`].
     async fn newest_invitations(
         &self,
         connection: &str,
+        after: Option<&InvitationCursor>,
         limit: usize,
     ) -> Result<Vec<Invitation>, StoreError> {
-        let mut out = Vec::new();
+        let mut out: Vec<Invitation> = Vec::new();
         let mut start = None;
-        while out.len() < limit {
-            let page = self
+        if limit == 0 {
+            return Ok(out);
+        }
+        loop {
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(BY_TIME_INDEX)
-                .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(invitations_pk(connection)))
                 .scan_index_forward(false)
-                .limit(i32::try_from((limit - out.len()).min(PAGE_QUERY_MAX)).unwrap_or(1))
-                .set_exclusive_start_key(start.take())
+                // One beyond `limit`: it shows whether the `limit`-th has ties left unread.
+                .limit(i32::try_from(limit.saturating_add(1).min(PAGE_QUERY_MAX)).unwrap_or(1))
+                .set_exclusive_start_key(start.take());
+            query = match after {
+                Some(cursor) => query
+                    .key_condition_expression("pk = :pk AND #at <= :at")
+                    .expression_attribute_names("#at", "at")
+                    .expression_attribute_values(":at", n(cursor.created_at)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let page = query
                 .send()
                 .await
                 .map_err(|e| classify("list invitations", e))?;
+            let mut oldest_read = None;
             for item in page.items() {
-                out.push(parse_doc(item, "invitation")?);
+                let invitation: Invitation = parse_doc(item, "invitation")?;
+                oldest_read = Some(invitation.created_at);
+                if after.is_none_or(|cursor| cursor.precedes(&invitation)) {
+                    out.push(invitation);
+                }
             }
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
                 break;
+            }
+            // Enough once `limit` are kept and something older than the `limit`-th was read
+            // (the index is newest first, so every tie of the `limit`-th is in).
+            if let (Some(boundary), Some(oldest)) = (out.get(limit - 1), oldest_read) {
+                if oldest < boundary.created_at {
+                    break;
+                }
             }
         }
         Ok(out)
@@ -1297,20 +1326,17 @@ impl InvitationStore for DynamoStore {
     async fn list_invitations(
         &self,
         connection: Option<&str>,
+        after: Option<&InvitationCursor>,
         limit: usize,
     ) -> Result<Vec<Invitation>, StoreError> {
         let ids = self.connection_ids(connection).await?;
-        // Each connection's newest `limit`, merged: never more than that per connection is read.
+        // Each connection's newest `limit` after the cursor, merged: never more than that per
+        // connection is read (and the ties at its boundary).
         let mut all = Vec::new();
         for id in ids {
-            all.extend(self.newest_invitations(&id, limit).await?);
+            all.extend(self.newest_invitations(&id, after, limit).await?);
         }
-        all.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.connection.cmp(&b.connection))
-                .then_with(|| a.order.cmp(&b.order))
-        });
+        all.sort_by(listing_order);
         all.truncate(limit);
         Ok(all)
     }

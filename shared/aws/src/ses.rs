@@ -7,6 +7,7 @@ use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+use sondeo_domain::mailbox::Mailbox;
 use sondeo_domain::orders::sender_address;
 use sondeo_domain::ports::{MailError, Mailer, StoreError};
 
@@ -60,9 +61,9 @@ impl Mailer for SesMailer {
             .data(Blob::new(mime))
             .build()
             .map_err(|e| MailError::Permanent(format!("raw message: {e}")))?;
-        // The bare address names the verified identity; the display name (which may need MIME
-        // encoding) is in the message's own From header.
-        let from_address = sender_address(from).unwrap_or(from);
+        // The bare address names the verified identity (ASCII, its domain in punycode); the
+        // display name (which may need MIME encoding) is in the message's own From header.
+        let from_address = Mailbox::parse(from).map_or_else(|_| from.to_string(), |m| m.address);
         let out = self
             .client
             .send_email()

@@ -3,7 +3,7 @@
 //! no HTTP server: adapters live in `sondeo-aws` and `sondeo-embedded`, the HTTP edge in
 //! `sondeo-http`.
 //!
-//! Imports run downward: `time`, `survey` and `addresses` at the bottom; `response`, `metrics`,
+//! Imports run downward: `time`, `survey`, `addresses` and `mailbox` at the bottom; `response`, `metrics`,
 //! `token`; `report`, `recipients`, `orders`, `alerts` and `explore`; `changes`; `ports`;
 //! `aggregate`, `cache`, `breaker`, `invite`, `webhooks` and `alert_delivery` on top.
 
@@ -20,6 +20,7 @@ pub mod explore;
 pub mod import;
 pub mod invite;
 pub mod keys;
+pub mod mailbox;
 pub mod metrics;
 pub mod orders;
 pub mod ports;

@@ -7,8 +7,11 @@
 //! delivery finds it and repeats those two idempotent steps, so a crash between them is mended
 //! by the platform's own retry.
 
+use crate::mailbox::{sendable_address, AddressError, Mailbox};
 use crate::response::{check_respondent, suppression_id};
 use crate::survey::{check_slug, clip, Survey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -99,7 +102,7 @@ pub struct Connection {
     /// The touchpoint the answers count under.
     pub touchpoint: String,
     /// Minutes between the order and its invitation (0: as soon as possible).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "delay_minutes")]
     pub delay_minutes: u32,
     /// The From address, such as `Tienda Sol <hola@tiendasol.example>` (a verified SES identity).
     pub sender: String,
@@ -108,22 +111,23 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The connection as saved: checked ([`Connection::validate`]) and its sender in the form
+    /// SES sends from (a domain that is not ASCII in punycode; the display name unchanged).
+    pub fn normalized(mut self) -> Result<Connection, InvalidConnection> {
+        self.validate()?;
+        self.sender = sendable_sender(&self.sender)?.to_string();
+        Ok(self)
+    }
+
     /// Checks the id, the touchpoint's slug, the delay, the sender and the store name.
     pub fn validate(&self) -> Result<(), InvalidConnection> {
         check_slug("connection id", &self.id).map_err(InvalidConnection)?;
         check_slug("survey id", &self.survey).map_err(InvalidConnection)?;
         check_slug("touchpoint", &self.touchpoint).map_err(InvalidConnection)?;
         if self.delay_minutes > MAX_DELAY_MINUTES {
-            return Err(InvalidConnection(format!(
-                "delay_minutes must be at most {MAX_DELAY_MINUTES} (60 days)"
-            )));
+            return Err(InvalidConnection(delay_minutes_rule()));
         }
-        sender_address(&self.sender).ok_or_else(|| {
-            InvalidConnection(format!(
-                "sender '{}' is not an email address: use name@domain or Name <name@domain>",
-                clip(&self.sender, 80)
-            ))
-        })?;
+        sendable_sender(&self.sender)?;
         let chars = self.store_name.chars().count();
         if self.store_name.trim().is_empty()
             || chars > MAX_STORE_NAME_CHARS
@@ -137,36 +141,47 @@ impl Connection {
     }
 }
 
-/// The bare address of a sender (`name@domain` or `Name <name@domain>`), if it is one.
-pub fn sender_address(sender: &str) -> Option<&str> {
-    let sender = sender.trim();
-    let address = match (sender.rfind('<'), sender.strip_suffix('>')) {
-        (Some(open), Some(inner)) => {
-            let name = &sender[..open];
-            if name.contains(['"', '<', '>', '\r', '\n']) {
-                return None;
-            }
-            &inner[open + 1..]
-        }
-        _ => sender,
-    };
-    plausible_email(address).then_some(address)
+/// What `delay_minutes` may be, in words.
+fn delay_minutes_rule() -> String {
+    format!(
+        "delay_minutes must be a whole number of minutes from 0 to {MAX_DELAY_MINUTES} (60 days)"
+    )
 }
 
-/// Whether `s` looks like one email address (a local part, one `@`, a dotted domain; no spaces,
-/// angle brackets, quotes or control characters).
-pub fn plausible_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && s.len() <= 254
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && s.chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && !"<>\",;\\()[]".contains(c))
+/// `delay_minutes` read from any number, refused in words (not serde's "expected u32") when it
+/// is negative, fractional, too large or not a number.
+fn delay_minutes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n <= MAX_DELAY_MINUTES)
+        .ok_or_else(|| serde::de::Error::custom(delay_minutes_rule()))
+}
+
+/// The address of a sender (`name@domain`, `Name <name@domain>` or `"Quoted, Name" <name@domain>`)
+/// as written, if the sender reads as one mailbox (see [`Mailbox::parse`]).
+pub fn sender_address(sender: &str) -> Option<&str> {
+    let sender = sender.trim();
+    Mailbox::parse(sender).ok()?;
+    match sender
+        .strip_suffix('>')
+        .and_then(|inner| inner.rfind('<').and_then(|open| inner.get(open + 1..)))
+    {
+        Some(address) => Some(address.trim()),
+        None => Some(sender),
+    }
+}
+
+/// The sender as SES can send from it, or why not (in words for the API's 422).
+fn sendable_sender(sender: &str) -> Result<Mailbox, InvalidConnection> {
+    Mailbox::parse(sender).map_err(|e| {
+        let how = match e {
+            AddressError::NonAsciiLocalPart => "",
+            _ => ": use name@domain, Name <name@domain> or \"Name, Inc.\" <name@domain>",
+        };
+        InvalidConnection(format!("sender '{}' {e}{how}", clip(sender, 80)))
+    })
 }
 
 /// An order a webhook announced, as the platform's payload gave it.
@@ -287,6 +302,77 @@ impl Invitation {
     }
 }
 
+/// The order invitations are listed in: newest first, then by connection and order (a total
+/// order, since a connection's order has one invitation).
+pub fn listing_order(a: &Invitation, b: &Invitation) -> std::cmp::Ordering {
+    b.created_at
+        .cmp(&a.created_at)
+        .then_with(|| a.connection.cmp(&b.connection))
+        .then_with(|| a.order.cmp(&b.order))
+}
+
+/// Where a list of invitations stopped: the last invitation listed. The next page holds the
+/// invitations after it in [`listing_order`], so paging never skips or repeats one (an
+/// invitation created meanwhile is newer and shows on a fresh first page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationCursor {
+    /// The last listed invitation's creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Its connection.
+    pub connection: String,
+    /// Its order.
+    pub order: String,
+}
+
+/// A cursor that was not made by [`InvitationCursor::encode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the cursor is not one this API gave out: pass next_cursor from the previous page as it is"
+)]
+pub struct InvalidCursor;
+
+impl InvitationCursor {
+    /// The cursor after `invitation`.
+    pub fn after(invitation: &Invitation) -> InvitationCursor {
+        InvitationCursor {
+            created_at: invitation.created_at,
+            connection: invitation.connection.clone(),
+            order: invitation.order.clone(),
+        }
+    }
+
+    /// Whether `invitation` comes after the cursor in [`listing_order`].
+    pub fn precedes(&self, invitation: &Invitation) -> bool {
+        invitation
+            .created_at
+            .cmp(&self.created_at)
+            .reverse()
+            .then_with(|| invitation.connection.as_str().cmp(&self.connection))
+            .then_with(|| invitation.order.as_str().cmp(&self.order))
+            .is_gt()
+    }
+
+    /// The cursor as an opaque URL-safe token.
+    pub fn encode(&self) -> String {
+        let json = serde_json::json!([self.created_at, self.connection, self.order]).to_string();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Reads a token made by [`InvitationCursor::encode`].
+    pub fn decode(token: &str) -> Result<InvitationCursor, InvalidCursor> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .map_err(|_| InvalidCursor)?;
+        let (created_at, connection, order): (i64, String, String) =
+            serde_json::from_slice(&bytes).map_err(|_| InvalidCursor)?;
+        Ok(InvitationCursor {
+            created_at,
+            connection,
+            order,
+        })
+    }
+}
+
 /// The first `bytes` bytes of the SHA-256 of a connection's order, in hex.
 fn order_digest(connection: &str, order: &str, bytes: usize) -> String {
     let digest = Sha256::digest(format!("{connection}\n{order}").as_bytes());
@@ -339,7 +425,9 @@ pub enum Admission {
     NoEmail(String),
 }
 
-/// Builds the invitation an order gets under `connection`, or says why the order has none.
+/// Builds the invitation an order gets under `connection` (skipped at once, with the reason,
+/// for an address SES cannot send to; a domain that is not ASCII is put in punycode), or says
+/// why the order has none.
 pub fn new_invitation(
     connection: &Connection,
     order: &OrderEvent,
@@ -351,14 +439,23 @@ pub fn new_invitation(
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .ok_or_else(|| "the order has no email address".to_string())?;
-    if !plausible_email(email) || check_respondent(email).is_err() {
+    if check_respondent(email).is_err() {
         return Err("the order's email address is not valid".into());
     }
+    // An address SES cannot send to (SMTPUTF8 local part, a domain IDNA refuses) still gets its
+    // invitation, skipped with the reason, so the store sees the order arrived.
+    let (email, skipped) = match sendable_address(email) {
+        Ok(address) => (address, None),
+        Err(AddressError::NotAnAddress) => {
+            return Err("the order's email address is not valid".into())
+        }
+        Err(why) => (email.to_string(), Some(format!("the email address {why}"))),
+    };
     Ok(Invitation {
         connection: connection.id.clone(),
         order: order.order_id.clone(),
         order_ref: clip(&order.order_ref, 64).to_string(),
-        email: email.to_string(),
+        email,
         name: order
             .name
             .as_deref()
@@ -369,8 +466,12 @@ pub fn new_invitation(
         touchpoint: connection.touchpoint.clone(),
         created_at: now_ms,
         due_at: now_ms + i64::from(connection.delay_minutes) * 60_000,
-        status: InvitationStatus::Scheduled,
-        reason: None,
+        status: if skipped.is_some() {
+            InvitationStatus::Skipped
+        } else {
+            InvitationStatus::Scheduled
+        },
+        reason: skipped,
         attempts: 0,
         lease_until: 0,
         sent_at: None,
@@ -432,14 +533,86 @@ mod tests {
             sender_address("Tienda Sol <hola@tiendasol.example>"),
             Some("hola@tiendasol.example")
         );
+        assert_eq!(
+            sender_address("\"Tienda, Sol\" <a@x.example>"),
+            Some("a@x.example")
+        );
         for bad in [
             "a@b",
             "a b@c.d",
             "x <a@b.c",
-            "\"x\" <a@b.c>",
+            "\"x <a@b.c>",
             "a@b.c\r\nBcc: e@f.g",
         ] {
             assert_eq!(sender_address(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_sender_is_accepted_a_unicode_domain_saved_in_punycode_and_a_unicode_local_part_refused(
+    ) {
+        for sender in [
+            "\"Tienda, Sol\" <a@x.example>",
+            "Tienda Sol <a@x.example>",
+            "a@x.example",
+        ] {
+            let c = Connection {
+                sender: sender.into(),
+                ..connection()
+            };
+            assert_eq!(c.clone().normalized().map(|c| c.sender), Ok(sender.into()));
+        }
+        let c = Connection {
+            sender: "Tienda Sol <hola@tiendasöl.example>".into(),
+            ..connection()
+        };
+        assert_eq!(
+            c.normalized().map(|c| c.sender),
+            Ok("Tienda Sol <hola@xn--tiendasl-t4a.example>".into())
+        );
+        let c = Connection {
+            sender: "Tienda Sol <josé@tiendasol.example>".into(),
+            ..connection()
+        };
+        let why = c.validate().unwrap_err().0;
+        assert!(why.contains("not plain ASCII"), "{why}");
+    }
+
+    #[test]
+    fn an_order_address_with_a_unicode_local_part_is_skipped_and_a_unicode_domain_put_in_punycode()
+    {
+        let order = |email: &str| OrderEvent {
+            order_id: "1".into(),
+            order_ref: "#1".into(),
+            email: Some(email.into()),
+            name: None,
+            delivery_id: None,
+        };
+        let inv = new_invitation(&connection(), &order("jose@exämple.com"), 0).unwrap();
+        assert_eq!(
+            (inv.email.as_str(), inv.status),
+            ("jose@xn--exmple-cua.com", InvitationStatus::Scheduled)
+        );
+        let inv = new_invitation(&connection(), &order("josé@exämple.com"), 0).unwrap();
+        assert_eq!(inv.status, InvitationStatus::Skipped);
+        let reason = inv.reason.unwrap_or_default();
+        assert!(reason.contains("not plain ASCII"), "{reason}");
+    }
+
+    #[test]
+    fn a_delay_that_is_not_a_whole_number_of_minutes_is_refused_in_words() {
+        let with = |delay: &str| {
+            serde_json::from_str::<Connection>(&format!(
+                r#"{{"id":"c","platform":"stripe","survey":"s","touchpoint":"t","sender":"a@b.co","store_name":"S","delay_minutes":{delay}}}"#
+            ))
+        };
+        assert_eq!(with("4320").map(|c| c.delay_minutes).ok(), Some(4320));
+        for bad in ["-1", "1.5", "\"10\"", "86401", "99999999999", "null"] {
+            let why = with(bad).unwrap_err().to_string();
+            assert!(
+                why.starts_with("delay_minutes must be a whole number of minutes from 0 to 86400"),
+                "{bad}: {why}"
+            );
         }
     }
 
@@ -459,6 +632,54 @@ mod tests {
         assert!(new_invitation(&connection(), &order(None), 0).is_err());
         assert!(new_invitation(&connection(), &order(Some("  ")), 0).is_err());
         assert!(new_invitation(&connection(), &order(Some("nobody")), 0).is_err());
+    }
+
+    #[test]
+    fn a_cursor_reads_back_and_lets_through_exactly_what_follows_it() {
+        let inv = |created_at: i64, connection: &str, order: &str| Invitation {
+            created_at,
+            connection: connection.into(),
+            order: order.into(),
+            ..new_invitation(
+                &connection_named("x"),
+                &OrderEvent {
+                    order_id: "o".into(),
+                    order_ref: String::new(),
+                    email: Some("a@b.co".into()),
+                    name: None,
+                    delivery_id: None,
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let mut all = [
+            inv(5, "b", "1"),
+            inv(9, "a", "2"),
+            inv(5, "a", "9"),
+            inv(5, "a", "10"),
+            inv(1, "a", "1"),
+        ];
+        all.sort_by(listing_order);
+        for (i, last) in all.iter().enumerate() {
+            let cursor = InvitationCursor::after(last);
+            assert_eq!(
+                InvitationCursor::decode(&cursor.encode()),
+                Ok(cursor.clone())
+            );
+            let rest: Vec<&Invitation> = all.iter().filter(|x| cursor.precedes(x)).collect();
+            assert_eq!(rest, all.iter().skip(i + 1).collect::<Vec<_>>());
+        }
+        for bad in ["", "!!", "bm90IGpzb24", "WzEsMl0"] {
+            assert_eq!(InvitationCursor::decode(bad), Err(InvalidCursor), "{bad}");
+        }
+    }
+
+    fn connection_named(id: &str) -> Connection {
+        Connection {
+            id: id.into(),
+            ..connection()
+        }
     }
 
     #[test]

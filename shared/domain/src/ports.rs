@@ -3,7 +3,7 @@
 use crate::alerts::{AlertJob, AlertRule, AlertSecret, DeliveryRecord};
 use crate::changes::{Chunk, RecordState};
 use crate::explore::{ResponseCursor, StoredResponse};
-use crate::orders::{Connection, Invitation, WebhookSecret};
+use crate::orders::{Connection, Invitation, InvitationCursor, WebhookSecret};
 pub use crate::report::CounterRow;
 use crate::response::{ResponseEvent, ResponseKey, Suppression};
 use crate::survey::Survey;
@@ -152,10 +152,12 @@ pub trait InvitationStore: Send + Sync {
         seen: &Invitation,
         next: &Invitation,
     ) -> Result<bool, StoreError>;
-    /// Invitations, newest first, at most `limit`, of one connection or of all.
+    /// Invitations in [`listing_order`](crate::orders::listing_order) (newest first), at most
+    /// `limit`, of one connection or of all; only those after `after` when given.
     async fn list_invitations(
         &self,
         connection: Option<&str>,
+        after: Option<&InvitationCursor>,
         limit: usize,
     ) -> Result<Vec<Invitation>, StoreError>;
     /// Invitations still scheduled (or whose sender's lease ran out) that are due by `now_ms`,

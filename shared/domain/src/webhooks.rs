@@ -251,7 +251,10 @@ fn verify_stripe(
 
     let event = json_object(body)?;
     let kind = text_at(&event, &["type"]).ok_or_else(|| malformed("the event has no type"))?;
-    let delivery_id = text_at(&event, &["id"]).map(str::to_string);
+    // Stripe sends an `evt_…` id with every event: a signed event without one is not Stripe's.
+    let delivery_id = text_at(&event, &["id"])
+        .map(str::to_string)
+        .ok_or_else(|| malformed("the event has no id (Stripe gives every event an evt_… id)"))?;
     // Where each event type keeps the order's reference, the customer's email (first found) and
     // full name.
     type Path = &'static [&'static str];
@@ -281,17 +284,18 @@ fn verify_stripe(
     }
     let order_id = id_of(object.get("id"))
         .ok_or_else(|| malformed(format!("the {kind} event's object has no id")))?;
-    let order_ref = text_at(object, ref_path)
-        .map(str::to_string)
-        .unwrap_or_else(|| order_id.clone());
+    // The reference the customer knows (the shop's own `client_reference_id`, the invoice
+    // number), or none: a Stripe object id (`cs_…`, `in_…`) means nothing to a customer, so the
+    // email then speaks of "your order" alone. The order id stays the dedupe key either way.
+    let order_ref = text_at(object, ref_path).unwrap_or_default();
     let email = email_paths.iter().find_map(|path| text_at(object, path));
     let name = text_at(object, name_path).and_then(|full| full.split_whitespace().next());
     Ok(order_outcome(
         order_id,
-        &order_ref,
+        order_ref,
         email,
         name,
-        delivery_id,
+        Some(delivery_id),
     ))
 }
 
@@ -957,8 +961,20 @@ mod tests {
         let header = format!("t={NOW},v1={}", stripe_v1(STRIPE_KEY, NOW, body));
         let got = order(stripe(STRIPE_KEY, Some(&header), body));
         assert_eq!(
-            (got.order_ref.as_str(), got.email.as_deref(), got.name),
-            ("cs_2", Some("k@example.com"), None)
+            (
+                got.order_id.as_str(),
+                got.order_ref.as_str(),
+                got.email.as_deref(),
+                got.name
+            ),
+            ("cs_2", "", Some("k@example.com"), None)
+        );
+        let body = br#"{"id":"evt_6","type":"invoice.paid","data":{"object":{"id":"in_2","customer_email":"j@example.com"}}}"#;
+        let header = format!("t={NOW},v1={}", stripe_v1(STRIPE_KEY, NOW, body));
+        let got = order(stripe(STRIPE_KEY, Some(&header), body));
+        assert_eq!(
+            (got.order_id.as_str(), got.order_ref.as_str()),
+            ("in_2", "")
         );
         let body =
             br#"{"id":"evt_4","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1"}}}"#;
@@ -975,6 +991,11 @@ mod tests {
             stripe(STRIPE_KEY, Some(&header), body).unwrap_err().code(),
             "malformed"
         );
+        let body = br#"{"type":"checkout.session.completed","data":{"object":{"id":"cs_3","client_reference_id":"order-7","customer_email":"k@example.com"}}}"#;
+        let header = format!("t={NOW},v1={}", stripe_v1(STRIPE_KEY, NOW, body));
+        let refused = stripe(STRIPE_KEY, Some(&header), body).unwrap_err();
+        assert_eq!((refused.code(), refused.status()), ("malformed", 400));
+        assert!(refused.to_string().contains("no id"), "{refused}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use crate::{db_err, EmbeddedStore};
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
-use sondeo_domain::orders::{Connection, Invitation, InvitationStatus, WebhookSecret};
+use sondeo_domain::orders::{
+    Connection, Invitation, InvitationCursor, InvitationStatus, WebhookSecret,
+};
 use sondeo_domain::ports::{ConnectionStore, InvitationStore, StoreError};
 
 /// Why a document cannot be stored.
@@ -206,33 +208,40 @@ impl InvitationStore for EmbeddedStore {
     async fn list_invitations(
         &self,
         connection: Option<&str>,
+        after: Option<&InvitationCursor>,
         limit: usize,
     ) -> Result<Vec<Invitation>, StoreError> {
         let connection = connection.map(str::to_owned);
+        let after = after.cloned();
         let limit = sql_limit(limit);
         let docs = self
             .call(move |conn| {
-                let docs = match &connection {
-                    Some(c) => conn
-                        .prepare_cached(
-                            "SELECT doc FROM invitations WHERE connection = ?1
-                             ORDER BY created_at DESC, connection, ord LIMIT ?2",
-                        )
-                        .and_then(|mut s| {
-                            s.query_map(params![c, limit], |r| r.get(0))?
-                                .collect::<Result<Vec<String>, _>>()
-                        }),
-                    None => conn
-                        .prepare_cached(
-                            "SELECT doc FROM invitations
-                             ORDER BY created_at DESC, connection, ord LIMIT ?1",
-                        )
-                        .and_then(|mut s| {
-                            s.query_map(params![limit], |r| r.get(0))?
-                                .collect::<Result<Vec<String>, _>>()
-                        }),
+                // A NULL parameter switches its filter off. The cursor keeps what follows the
+                // last listed invitation in the listing order (created_at DESC, connection, ord).
+                let (at, after_connection, after_order) = match &after {
+                    Some(c) => (
+                        Some(c.created_at),
+                        Some(c.connection.as_str()),
+                        Some(c.order.as_str()),
+                    ),
+                    None => (None, None, None),
                 };
-                docs.map_err(db_err)
+                conn.prepare_cached(
+                    "SELECT doc FROM invitations
+                     WHERE (?1 IS NULL OR connection = ?1)
+                       AND (?2 IS NULL OR created_at < ?2
+                            OR (created_at = ?2 AND (connection > ?3
+                                OR (connection = ?3 AND ord > ?4))))
+                     ORDER BY created_at DESC, connection, ord LIMIT ?5",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![connection, at, after_connection, after_order, limit],
+                        |r| r.get(0),
+                    )?
+                    .collect::<Result<Vec<String>, _>>()
+                })
+                .map_err(db_err)
             })
             .await?;
         invitations(docs)

@@ -9,13 +9,25 @@ use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
 use serde::Deserialize;
-use sondeo_domain::orders::{Connection, Platform, WebhookSecret};
+use sondeo_domain::orders::{Connection, InvitationCursor, Platform, WebhookSecret};
 use sondeo_domain::ports::{ConnectionStore, InvitationStore, SurveyStore};
 use sondeo_domain::survey::clip;
 use std::sync::Arc;
 
 /// Most invitations one `GET /v1/invitations` lists.
 pub const MAX_INVITATIONS_LISTED: usize = 1000;
+
+/// The fields `POST /v1/connections` takes: the connection's and its signing secret.
+const CONNECTION_FIELDS: [&str; 8] = [
+    "id",
+    "platform",
+    "survey",
+    "touchpoint",
+    "delay_minutes",
+    "sender",
+    "store_name",
+    "secret",
+];
 
 /// What the connection and invitation routes need.
 pub struct ConnectionsApi {
@@ -105,6 +117,19 @@ impl ConnectionsApi {
     async fn save(&self, req: &Request) -> Result<Response, HttpError> {
         let mut connection: serde_json::Map<String, serde_json::Value> =
             crate::respond::parse_json(req)?;
+        if let Some(unknown) = connection
+            .keys()
+            .find(|k| !CONNECTION_FIELDS.contains(&k.as_str()))
+        {
+            return Err(HttpError::unprocessable(
+                "invalid_connection",
+                format!(
+                    "unknown field `{}`: a connection has {}",
+                    clip(unknown, 40),
+                    CONNECTION_FIELDS.join(", ")
+                ),
+            ));
+        }
         let secret =
             match connection.remove("secret") {
                 Some(serde_json::Value::String(s)) => s,
@@ -126,8 +151,8 @@ impl ConnectionsApi {
         }
         let connection: Connection = serde_json::from_value(serde_json::Value::Object(connection))
             .map_err(|e| HttpError::unprocessable("invalid_connection", e.to_string()))?;
-        connection
-            .validate()
+        let connection = connection
+            .normalized()
             .map_err(|e| HttpError::unprocessable("invalid_connection", e.0))?;
         let secret = WebhookSecret::new(secret)
             .map_err(|e| HttpError::unprocessable("invalid_secret", e.0))?;
@@ -180,20 +205,23 @@ impl ConnectionsApi {
         ))
     }
 
-    /// `GET /v1/invitations?connection=&limit=`: newest first, addresses masked.
+    /// `GET /v1/invitations?connection=&limit=&cursor=`: newest first, addresses masked; when
+    /// more follow, `next_cursor` names the next page (pass it back as `cursor`).
     async fn invitations(&self, req: &Request) -> Result<Response, HttpError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Query {
             connection: Option<String>,
             limit: Option<usize>,
+            cursor: Option<String>,
         }
         let q: Query =
             serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
                 HttpError::bad_request(
                     "invalid_query",
                     format!(
-                        "{e}: pass optionally connection and limit (1 to {MAX_INVITATIONS_LISTED})"
+                        "{e}: pass optionally connection, limit (1 to {MAX_INVITATIONS_LISTED}) \
+                         and cursor (the next_cursor of the previous page)"
                     ),
                 )
             })?;
@@ -204,15 +232,28 @@ impl ConnectionsApi {
                 format!("limit must be 1 to {MAX_INVITATIONS_LISTED}"),
             ));
         }
-        let list = self
+        let after = q
+            .cursor
+            .as_deref()
+            .map(InvitationCursor::decode)
+            .transpose()
+            .map_err(|e| HttpError::bad_request("invalid_cursor", e.to_string()))?;
+        // One more than asked shows whether another page follows.
+        let mut list = self
             .invitations
-            .list_invitations(q.connection.as_deref(), limit)
+            .list_invitations(q.connection.as_deref(), after.as_ref(), limit + 1)
             .await
             .map_err(HttpError::from_store)?;
+        let more = list.len() > limit;
+        list.truncate(limit);
+        let next_cursor = list
+            .last()
+            .filter(|_| more)
+            .map(|last| InvitationCursor::after(last).encode());
         let listed: Vec<serde_json::Value> = list.iter().map(|i| i.listed()).collect();
         Ok(json_response(
             StatusCode::OK,
-            &serde_json::json!({ "invitations": listed }),
+            &serde_json::json!({ "invitations": listed, "next_cursor": next_cursor }),
         ))
     }
 }

@@ -147,7 +147,7 @@ mod router_tests {
     use async_trait::async_trait;
     use http::{header, StatusCode};
     use sondeo_domain::keys::ApiKeys;
-    use sondeo_domain::orders::{Connection, Invitation, WebhookSecret};
+    use sondeo_domain::orders::{Connection, Invitation, InvitationCursor, WebhookSecret};
     use sondeo_domain::ports::{
         ConnectionStore, CounterReader, CounterRow, InvitationScheduler, InvitationStore,
         ResponseQueue, ResponseReader, StoreError, SuppressionList, SurveyStore,
@@ -240,6 +240,7 @@ mod router_tests {
         async fn list_invitations(
             &self,
             _: Option<&str>,
+            _: Option<&InvitationCursor>,
             _: usize,
         ) -> Result<Vec<Invitation>, StoreError> {
             Ok(Vec::new())

@@ -16,7 +16,8 @@ use crate::pages::escape;
 use crate::snippet::{render_snippet, SnippetLinks, SCORE_PLACEHOLDER};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use sondeo_domain::orders::{sender_address, Connection, Invitation};
+use sondeo_domain::mailbox::{is_phrase_special, quoted_string, Mailbox};
+use sondeo_domain::orders::{Connection, Invitation};
 use sondeo_domain::survey::{Locale, Survey};
 use sondeo_domain::time::Day;
 
@@ -347,37 +348,26 @@ fn encoded_words(s: &str) -> String {
     words.join(" ")
 }
 
-/// A mailbox as given (`addr` or `Name <addr>`) on one line; a display name that is not ASCII is
-/// RFC 2047 encoded, one holding a special character (`,` `.` `:` `;` `@`...) is quoted.
+/// A mailbox (`addr`, `Name <addr>` or `"Quoted, Name" <addr>`) for a header: the display name
+/// RFC 2047 encoded when it is not ASCII (or holds `=?`), quoted and escaped when it holds a
+/// special character (`,` `.` `:` `;` `@` `"`...), as it is otherwise; the address in ASCII
+/// (punycode domain). Text that is not one mailbox (refused when the connection was saved) is
+/// put on one line as it is.
 fn mailbox(s: &str) -> String {
-    let s = one_line(s);
-    let parts = s.rfind('<').and_then(|open| {
-        let name = s.get(..open)?.trim();
-        let address = s.get(open + 1..)?.strip_suffix('>')?.trim();
-        Some((name, address))
-    });
-    let Some((name, address)) = parts else {
-        return s;
+    let Ok(mailbox) = Mailbox::parse(&one_line(s)) else {
+        return one_line(s);
     };
-    if name.is_empty() {
-        return address.to_string();
-    }
-    let name = name.trim_matches('"');
-    let name = if !name.is_ascii() {
-        encoded_words(name)
-    } else if name.contains(|c: char| "()<>[]:;@\\,.\"".contains(c)) || name.contains("=?") {
-        let quoted: String = name
-            .chars()
-            .flat_map(|c| match c {
-                '\\' | '"' => vec!['\\', c],
-                _ => vec![c],
-            })
-            .collect();
-        format!("\"{quoted}\"")
+    let Some(name) = mailbox.name else {
+        return mailbox.address;
+    };
+    let name = if !name.is_ascii() || name.contains("=?") {
+        encoded_words(&name)
+    } else if name.contains(is_phrase_special) {
+        quoted_string(&name)
     } else {
-        name.to_string()
+        name
     };
-    format!("{name} <{address}>")
+    format!("{name} <{}>", mailbox.address)
 }
 
 /// `<left@domain>`: `message_id` before any `@` (its angle brackets dropped, characters outside
@@ -388,7 +378,7 @@ fn message_id_value(message_id: &str, from: &str) -> String {
         .trim_start_matches('<')
         .trim_end_matches('>');
     let left = id.split('@').next().unwrap_or_default();
-    let address = sender_address(from).unwrap_or(from);
+    let address = Mailbox::parse(from).map_or_else(|_| from.to_string(), |m| m.address);
     let domain = address
         .rsplit_once('@')
         .map(|(_, d)| d.trim().trim_end_matches('>'))
@@ -870,6 +860,32 @@ mod tests {
         let (name, address) = encoded.rsplit_once(' ').unwrap();
         assert_eq!(decode_words(name), "Café Sol");
         assert_eq!(address, "<hola@sol.example>");
+    }
+
+    #[test]
+    fn quoted_display_names_are_read_once_and_written_back_escaped() {
+        assert_eq!(
+            mailbox("\"Tienda, Sol\" <a@x.example>"),
+            "\"Tienda, Sol\" <a@x.example>"
+        );
+        assert_eq!(
+            mailbox(r#""Sol \"Grande\"" <a@x.example>"#),
+            r#""Sol \"Grande\"" <a@x.example>"#
+        );
+        assert_eq!(mailbox("\"Sol\" <a@x.example>"), "Sol <a@x.example>");
+        let encoded = mailbox("\"Tienda, Ñandú\" <a@x.example>");
+        let (name, address) = encoded.rsplit_once(' ').unwrap();
+        assert_eq!(decode_words(name), "Tienda, Ñandú");
+        assert_eq!(address, "<a@x.example>");
+    }
+
+    #[test]
+    fn addresses_with_a_unicode_domain_are_written_in_punycode() {
+        assert_eq!(
+            mailbox("Sol <hola@tiendasöl.example>"),
+            "Sol <hola@xn--tiendasl-t4a.example>"
+        );
+        assert_eq!(mailbox("ana@exämple.com"), "ana@xn--exmple-cua.com");
     }
 
     #[test]
