@@ -4,7 +4,9 @@
 
 use crate::client::{query_string, ApiClient, ClientError};
 use bytes::Bytes;
-use sondeo_domain::recipients::{Lines, RowError, ERROR_COLUMN};
+use sondeo_domain::recipients::{
+    header_names, Columns, Lines, RecipientsError, RowError, SeenRecipients, ERROR_COLUMN,
+};
 use sondeo_http::admin::{BULK_BODY_BYTES, MAX_BULK_ROWS};
 
 /// Most bytes of rows in one call: half the API's limit, so quoting can never push a call over.
@@ -35,6 +37,8 @@ pub struct BulkSummary {
     pub minted: u64,
     /// Rows left out, with their line in the input (1 is the header).
     pub errors: Vec<RowError>,
+    /// Input columns left out because the fresh link columns have their names.
+    pub replaced: Vec<String>,
 }
 
 /// Why a run stopped.
@@ -46,6 +50,9 @@ pub enum BulkError {
     /// Reading the input or writing the output failed.
     #[error("{0}")]
     Io(String),
+    /// The file cannot be used at all (its header line is never ended).
+    #[error(transparent)]
+    Recipients(#[from] RecipientsError),
     /// The API refused the call (an unknown survey, a missing id column, …).
     #[error(transparent)]
     Api(#[from] ClientError),
@@ -55,7 +62,9 @@ pub enum BulkError {
 }
 
 /// Reads recipients from `input`, writes each good row with its links to `output` (bad rows are
-/// left out and returned with their line numbers); `progress` gets the rows done so far.
+/// left out and returned with their line numbers); `progress` gets the rows done so far. A row
+/// whose quoted field is never closed and a recipient's second row are left out here, before
+/// any call: the API sees one call at a time.
 pub async fn mint_file<W: Write>(
     client: &ApiClient,
     request: &BulkRequest,
@@ -74,6 +83,19 @@ pub async fn mint_file<W: Write>(
     if !reader.read_byte_record(&mut header).map_err(io)? {
         return Err(BulkError::Empty);
     }
+    if let Some(open) = lines.open_quote(reader.position().byte()) {
+        return Err(RecipientsError::Header(format!(
+            "a quoted field opened on line {} is never closed (missing \")",
+            open.opened_on
+        ))
+        .into());
+    }
+    // The header as the API reads it; when it cannot be used, the API's answer says why.
+    let names = header_names(&header).ok();
+    let columns = names
+        .clone()
+        .and_then(|n| Columns::find(n, request.id_column.as_deref()).ok());
+    let mut seen = SeenRecipients::default();
     let mut path = format!(
         "/v1/links/bulk?{}",
         query_string(&[
@@ -108,6 +130,23 @@ pub async fn mint_file<W: Write>(
                 continue;
             }
         };
+        if more {
+            // A quote never closed took the rest of the input into this row's last field.
+            if let Some(open) = lines.open_quote(reader.position().byte()) {
+                summary.errors.push(RowError {
+                    line,
+                    message: open.reason(line),
+                });
+                done += 1;
+                continue;
+            }
+            let id = columns.as_ref().and_then(|c| c.respondent(&record));
+            if let Err(message) = id.map_or(Ok(()), |id| seen.claim(id, line)) {
+                summary.errors.push(RowError { line, message });
+                done += 1;
+                continue;
+            }
+        }
         let size = record.as_slice().len() + record.len();
         if more && size > CALL_BYTES {
             summary.errors.push(RowError {
@@ -125,7 +164,10 @@ pub async fn mint_file<W: Write>(
         }
         if !chunk.is_empty() || !wrote_header {
             let answer = client.post_csv(&path, body(&header, &chunk)?).await?;
-            write_answer(&answer, &chunk, !wrote_header, &mut writer, &mut summary)?;
+            let kept = write_answer(&answer, &chunk, !wrote_header, &mut writer, &mut summary)?;
+            if !wrote_header {
+                summary.replaced = replaced(names.as_deref(), &kept, &request.format);
+            }
             wrote_header = true;
             done += chunk.len() as u64;
             chunk.clear();
@@ -157,15 +199,35 @@ fn body(header: &csv::ByteRecord, rows: &[(u64, csv::ByteRecord)]) -> Result<Byt
         .map_err(|e| BulkError::Io(e.to_string()))
 }
 
-/// Writes the good rows of one answer (without the error column), and records the bad ones
-/// under their line in the input.
+/// The input columns the answer left out (`sent`: the input's column names; `answer`: the
+/// answer's, without the error column): those before the first link column that the input
+/// had and the answer has not. The links start at the last `token` or `survey_url` column, as
+/// no kept column can have a link column's name.
+fn replaced(sent: Option<&[String]>, answer: &[String], format: &str) -> Vec<String> {
+    let first_link = if format == "token" {
+        "token"
+    } else {
+        "survey_url"
+    };
+    let (Some(sent), Some(start)) = (sent, answer.iter().rposition(|n| n == first_link)) else {
+        return Vec::new();
+    };
+    let kept = &answer[..start];
+    sent.iter()
+        .filter(|n| !n.is_empty() && !kept.contains(n))
+        .cloned()
+        .collect()
+}
+
+/// Writes the good rows of one answer (without the error column), records the bad ones under
+/// their line in the input, and returns the answer's column names (without the error column).
 fn write_answer<W: Write>(
     answer: &[u8],
     sent: &[(u64, csv::ByteRecord)],
     with_header: bool,
     writer: &mut csv::Writer<W>,
     summary: &mut BulkSummary,
-) -> Result<(), BulkError> {
+) -> Result<Vec<String>, BulkError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(answer);
@@ -203,5 +265,9 @@ fn write_answer<W: Write>(
             sent.len()
         )));
     }
-    Ok(())
+    Ok(header
+        .iter()
+        .take(last)
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect())
 }

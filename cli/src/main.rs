@@ -814,6 +814,13 @@ async fn links(client: &ApiClient, a: LinksArgs) -> Result<(), Box<dyn std::erro
     if show {
         eprintln!();
     }
+    if !summary.replaced.is_empty() {
+        let s = if summary.replaced.len() == 1 { "" } else { "s" };
+        eprintln!(
+            "input column{s} {} replaced by the fresh links (the old values are left out)",
+            summary.replaced.join(", ")
+        );
+    }
     for e in &summary.errors {
         eprintln!("line {}: {}", e.line, e.message);
     }

@@ -274,3 +274,90 @@ fn a_suppressed_recipient_gets_no_links_until_removed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not on the suppression list"));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn a_quote_never_closed_a_repeated_recipient_and_old_link_columns_are_caught() {
+    let data = data_dir("defects");
+    create_survey(&data);
+    let run = |input: &str, format: &str| {
+        let path = data.join("r.csv");
+        std::fs::write(&path, input).unwrap();
+        let out = sondeo(
+            &data,
+            &[
+                "links",
+                "--survey",
+                "nps-q4",
+                "--touchpoint",
+                "newsletter",
+                "--format",
+                format,
+                path.to_str().unwrap(),
+            ],
+        );
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // c@x.com is not swallowed silently into b's name: b's row is left out and says so.
+    let (ok, stdout, stderr) = run("email,name\na@x.com,A\nb@x.com,\"B\nc@x.com,C\n", "token");
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "line 3: a quoted field opened on this line is never closed (missing \"); it \
+             swallowed line 4"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 recipients got links, 1 rows left out"),
+        "{stderr}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+
+    // The same person twice (an email in another case) gets one set of links.
+    let (ok, stdout, stderr) = run(
+        "email,name\nana@example.com,Ana\nbo@example.com,Bo\nANA@example.com,Ana\n",
+        "token",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("line 4: ANA@example.com already appears on line 2"),
+        "{stderr}"
+    );
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+
+    // A header naming a column twice is refused as a whole.
+    let (ok, _, stderr) = run("email,email\na@x.com,b@x.com\n", "token");
+    assert!(!ok);
+    assert!(stderr.contains("'email' appears twice"), "{stderr}");
+
+    // A previous output run again: its old link columns give way to the fresh ones.
+    let (ok, stdout, stderr) = run("email,token\na@x.com,old-token\n", "token");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().next(), Some("email,token"), "{stdout}");
+    assert!(!stdout.contains("old-token"), "{stdout}");
+    assert!(
+        stderr.contains("input column token replaced by the fresh links"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run(
+        "email,Score_0,survey_url,plan\na@x.com,old,old,pro\n",
+        "urls",
+    );
+    assert!(ok, "{stderr}");
+    let header = stdout.lines().next().unwrap();
+    assert!(
+        header.starts_with("email,plan,survey_url,score_0,")
+            && header.matches("score_0").count() == 1,
+        "{header}"
+    );
+    assert!(
+        stderr.contains("input columns Score_0, survey_url replaced"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}

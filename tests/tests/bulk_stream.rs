@@ -103,6 +103,11 @@ async fn the_largest_bulk_call_streams_every_row_and_a_bad_file_is_refused_up_fr
             "no column holds the respondent id",
         ),
         ("", 422, "empty"),
+        (
+            "email,name,Email\na@x.com,A,b@x.com\n",
+            422,
+            "'Email' appears twice",
+        ),
     ];
     for (body, status, reason) in cases {
         let reply = http
@@ -116,6 +121,40 @@ async fn the_largest_bulk_call_streams_every_row_and_a_bad_file_is_refused_up_fr
         assert_eq!(reply.status, status, "{}", reply.body);
         assert!(reply.body.contains(reason), "{}", reply.body);
     }
+
+    // Kept in place with the reason: a recipient's second row and a row whose quote is never
+    // closed; the old link columns of a previous answer give way to the fresh ones.
+    let previous = "email,survey_url,sondeo_error,name\n\
+                    a@x.com,old,,A\n\
+                    A@X.com,old,,A again\n\
+                    b@x.com,old,,\"B\n\
+                    c@x.com,old,,C\n";
+    let reply = http
+        .send(
+            "POST",
+            &path,
+            &[("authorization", &key), ("content-type", "text/csv")],
+            previous,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let mut reader = csv::Reader::from_reader(reply.body.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header[..3], ["email", "name", "survey_url"]);
+    assert_eq!(header.len(), 2 + 12 + 1, "{header:?}");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows[0][2].starts_with(&format!("{}/r/", http.base)),
+        "{rows:?}"
+    );
+    assert_eq!(&rows[1][14], "A@X.com already appears on line 2");
+    assert_eq!((&rows[2][0], &rows[2][1], &rows[2][2]), ("b@x.com", "", ""));
+    assert!(
+        rows[2][14].starts_with("a quoted field opened on this line is never closed")
+            && rows[2][14].contains("swallowed line 5"),
+        "{rows:?}"
+    );
 
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

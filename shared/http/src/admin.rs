@@ -16,7 +16,7 @@ use sondeo_domain::ports::{
     ConnectionStore, CounterReader, InvitationStore, ResponseReader, SuppressionList, SurveyStore,
 };
 use sondeo_domain::recipients::{
-    mint_csv, recipient_ids, BadRows, LinkColumns, Minter, RecipientsError,
+    added_columns, mint_csv, recipient_ids, BadRows, LinkColumns, Minter, RecipientsError,
 };
 use sondeo_domain::response::{check_respondent, check_send, suppression_id, Suppression};
 use sondeo_domain::survey::Survey;
@@ -480,7 +480,8 @@ impl AdminApp {
 
     /// `POST /v1/links/bulk`: a recipients CSV in, the same rows with their links out, streamed
     /// as they are minted; a row that gets no links keeps its place with the reason in the
-    /// `sondeo_error` column. Everything that can refuse the whole file is checked first.
+    /// `sondeo_error` column, and input columns named like the added ones are replaced by them.
+    /// Everything that can refuse the whole file is checked first.
     async fn bulk_links(
         self: &Arc<Self>,
         req: &Request,
@@ -525,16 +526,17 @@ impl AdminApp {
             .link_target(&q.survey, &q.touchpoint, q.expires_in_days)
             .await?;
         let input = req.body().clone();
-        let ids = recipient_ids(&input, q.id_column.as_deref(), Some(MAX_BULK_ROWS)).map_err(
-            |e| match e {
+        // Input columns named like these are replaced by the fresh ones.
+        let added = added_columns(&survey, &links, BadRows::Explain);
+        let ids = recipient_ids(&input, q.id_column.as_deref(), &added, Some(MAX_BULK_ROWS))
+            .map_err(|e| match e {
                 RecipientsError::TooManyRows(_) => HttpError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_many_rows",
                     e.to_string(),
                 ),
                 e => HttpError::unprocessable("invalid_recipients", e.to_string()),
-            },
-        )?;
+            })?;
         // Nothing is minted for a respondent who unsubscribed.
         let suppressed = self
             .suppressions
