@@ -177,7 +177,8 @@ struct ConnectionArgs {
     #[arg(long)]
     touchpoint: String,
     /// Minutes between the order and its email (0 to 86400, i.e. up to 60 days).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(sondeo_domain::orders::MAX_DELAY_MINUTES)))]
     delay_minutes: u32,
     /// The From address: name@domain or 'Name <name@domain>' (a verified SES identity).
     #[arg(long)]
@@ -397,6 +398,15 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Serve { addr, base_url } = &cli.command {
         return serve(&cli.data_dir, *addr, base_url.clone()).await;
+    }
+    // Rust ignores SIGPIPE, so printing to a closed pipe (`sondeo links … | head -1`) would
+    // panic; with the default action a command ends quietly, as other command-line tools do.
+    // (Not for `serve`: its sockets. Socket writes here pass MSG_NOSIGNAL and never raise it.)
+    #[cfg(unix)]
+    // SAFETY: sets the process-wide SIGPIPE action to SIG_DFL, a valid action; nothing in
+    // this process installed a handler for it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let client = match (&cli.api, &cli.api_key) {
         (Some(base), Some(key)) => ApiClient::remote(base, key)?,

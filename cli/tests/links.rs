@@ -361,3 +361,33 @@ fn a_quote_never_closed_a_repeated_recipient_and_old_link_columns_are_caught() {
     );
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn output_cut_short_by_a_closed_pipe_ends_quietly() {
+    let data = data_dir("pipe");
+    create_survey(&data);
+    let input = data.join("many.csv");
+    let mut csv = String::from("email\n");
+    for i in 0..3_000 {
+        csv.push_str(&format!("p{i}@example.com\n"));
+    }
+    std::fs::write(&input, csv).unwrap();
+    // `sondeo links … | head -1`: the reader goes away long before the megabytes of links do.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sondeo"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["links", "--survey", "nps-q4", "--touchpoint", "newsletter"])
+        .arg(&input)
+        .env_remove("SONDEO_API_URL")
+        .env_remove("SONDEO_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -89,7 +89,8 @@ async fn the_largest_bulk_call_streams_every_row_and_a_bad_file_is_refused_up_fr
         .keyring
         .verify_scoped(token, sondeo_domain::time::now_ms() / 1000)
         .unwrap();
-    assert_eq!(claims.respondent, "R5@example.com");
+    // The person as every other list sees them: the address in its canonical (lower) case.
+    assert_eq!(claims.respondent, "r5@example.com");
     assert_eq!(scope.send, "2026-q4");
 
     // Refused before anything is streamed: one row too many, no id column, not a CSV header.

@@ -22,8 +22,12 @@ pub enum AddressError {
         "has a part before the @ that is not plain ASCII, which Amazon SES cannot send to or from"
     )]
     NonAsciiLocalPart,
-    /// The domain is not ASCII and is not a valid internationalised domain name.
-    #[error("has a domain that is not a valid internationalised domain name")]
+    /// The domain is not a host name mail can go to: a label with characters other than
+    /// letters, digits and inner hyphens, or a non-ASCII name IDNA refuses.
+    #[error(
+        "has a domain that mail cannot go to (only letters, digits and inner hyphens between \
+         its dots, or a valid internationalised domain name)"
+    )]
     InvalidDomain,
     /// The display name cannot be read (an unclosed quote, a stray quote or angle bracket, a
     /// control character) or is too long.
@@ -153,14 +157,48 @@ pub fn sendable_address(address: &str) -> Result<String, AddressError> {
         return Err(AddressError::NonAsciiLocalPart);
     }
     if domain.is_ascii() {
+        if !host_name(domain) {
+            return Err(AddressError::InvalidDomain);
+        }
         return Ok(address.to_string());
     }
     let ascii = idna::domain_to_ascii_strict(domain).map_err(|_| AddressError::InvalidDomain)?;
     let converted = format!("{local}@{ascii}");
-    if !plausible_email(&converted) {
+    if !plausible_email(&converted) || !host_name(&ascii) {
         return Err(AddressError::InvalidDomain);
     }
     Ok(converted)
+}
+
+/// Whether `domain` is a host name: dot-separated labels of 1 to 63 letters, digits and inner
+/// hyphens (what DNS can route mail to), at most 253 characters.
+fn host_name(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// One respondent's id as Sondeo keeps it: an email address lower-cased with its domain in
+/// punycode (`Ana@Exämple.com` is `ana@xn--exmple-cua.com`), so that one person is one
+/// respondent and one suppression-list entry however their address was typed; any other id
+/// trimmed.
+pub fn canonical_respondent(id: &str) -> String {
+    let id = id.trim();
+    let Some((local, domain)) = id.rsplit_once('@') else {
+        return id.to_string();
+    };
+    let domain = if domain.is_ascii() {
+        domain.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_lowercase())
+    };
+    format!("{}@{domain}", local.to_lowercase())
 }
 
 /// Whether `s` looks like one email address (a local part, one `@`, a dotted domain; no spaces,
@@ -256,6 +294,37 @@ mod tests {
             Mailbox::parse("Tienda <hola@tiendasöl.example>").map(|m| m.to_string()),
             Ok("Tienda <hola@xn--tiendasl-t4a.example>".into())
         );
+    }
+
+    #[test]
+    fn domains_mail_cannot_reach_are_refused() {
+        for bad in [
+            "eve@exa_mple.com",
+            "gil@-bad-.com",
+            "a@x..com",
+            "a@x.-com",
+            "a@exa mple.com",
+        ] {
+            assert!(sendable_address(bad).is_err(), "{bad}");
+        }
+        for good in ["a@x-y.example", "a@mail.x1.example", "A.B+tag@Example.COM"] {
+            assert_eq!(sendable_address(good).as_deref(), Ok(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn one_person_is_one_respondent_however_the_address_is_typed() {
+        let canonical = "ana2@xn--exmple-cua.com";
+        for typed in [
+            "ana2@xn--exmple-cua.com",
+            "Ana2@Exämple.com",
+            " ANA2@EXÄMPLE.COM ",
+            "ana2@XN--EXMPLE-CUA.com",
+        ] {
+            assert_eq!(canonical_respondent(typed), canonical, "{typed}");
+        }
+        assert_eq!(canonical_respondent(" cust-42 "), "cust-42");
+        assert_eq!(canonical_respondent("CUST-42"), "CUST-42");
     }
 
     #[test]

@@ -506,6 +506,15 @@ mod tests {
     }
 
     #[test]
+    fn the_frequency_cap_and_the_suppression_list_see_one_address_however_typed() {
+        assert_eq!(contact_id("Bö@Exämple.com"), "bö@xn--exmple-cua.com");
+        assert_eq!(
+            contact_id(" ana2@XN--EXMPLE-CUA.com"),
+            contact_id("Ana2@exämple.com")
+        );
+    }
+
+    #[test]
     fn a_connection_checks_its_sender_delay_and_names() {
         assert_eq!(connection().validate(), Ok(()));
         for (change, words) in [

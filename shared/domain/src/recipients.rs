@@ -100,6 +100,15 @@ pub fn link_header(survey: &Survey, links: &LinkColumns) -> Vec<String> {
     }
 }
 
+/// Whether `name` is a column an output of this tool holds, in either link format (any case).
+fn is_link_column(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    matches!(name.as_str(), "token" | "survey_url" | ERROR_COLUMN)
+        || name
+            .strip_prefix("score_")
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The columns the output adds after the recipient's own: the links, then the reason column
 /// when bad rows are explained.
 pub fn added_columns(survey: &Survey, links: &LinkColumns, bad_rows: BadRows) -> Vec<String> {
@@ -236,10 +245,13 @@ impl Columns {
         Ok(Columns { names, id })
     }
 
-    /// The indexes of the columns the output keeps: all but those named like one of `added`
-    /// (any case), which the fresh links replace. Refused when that would drop the id column.
+    /// The indexes of the columns the output keeps: all but those named like one of `added` or
+    /// like any column links take in either format (any case: an earlier output's `token`,
+    /// `survey_url`, `score_N`, `sondeo_error`), which the fresh links replace. Refused when that
+    /// would drop the id column.
     pub fn kept(&self, added: &[String]) -> Result<Vec<usize>, RecipientsError> {
-        let replaced = |name: &str| added.iter().any(|a| a.eq_ignore_ascii_case(name));
+        let replaced =
+            |name: &str| is_link_column(name) || added.iter().any(|a| a.eq_ignore_ascii_case(name));
         let id_name = self.names.get(self.id).map_or("", String::as_str);
         if replaced(id_name) {
             return Err(RecipientsError::Header(format!(
@@ -1069,13 +1081,19 @@ mod tests {
             "{explained:?}"
         );
 
-        // The same names are kept when the links do not take them.
+        // An earlier output in the other format loses its old links too: only fresh ones go out.
         let (out, _) = run(
-            "email,survey_url\na@x.com,u\n",
+            "email,SURVEY_URL,Score_3,score_10,Token,sondeo_error,extra\na@x.com,u,s3,s10,t,e,x\n",
             LinkColumns::Token,
             BadRows::Omit,
         );
-        assert_eq!(rows(&out)[0], ["email", "survey_url", "token"]);
+        let token_run = rows(&out);
+        assert_eq!(token_run[0], ["email", "extra", "token"]);
+        assert_eq!(token_run[1][..2], ["a@x.com", "x"]);
+        let (out, _) = run("email,token,score\na@x.com,t,9\n", urls(), BadRows::Omit);
+        let urls_run = rows(&out);
+        assert_eq!(urls_run[0][..3], ["email", "score", "survey_url"]);
+        assert!(!urls_run[1].iter().any(|f| f == "t"), "{urls_run:?}");
 
         // The id column cannot be replaced: the file is refused up front.
         let added = vec!["token".to_string()];

@@ -236,15 +236,10 @@ pub struct Suppression {
     pub via: String,
 }
 
-/// The form a respondent id takes on the suppression list: trimmed, and lower-cased when it is
-/// an email address (mailboxes are matched case-insensitively in practice).
+/// The form a respondent id takes on the suppression list: its canonical form (an address
+/// lower-cased, its domain in punycode; see `mailbox::canonical_respondent`).
 pub fn suppression_id(respondent: &str) -> String {
-    let id = respondent.trim();
-    if id.contains('@') {
-        id.to_lowercase()
-    } else {
-        id.to_string()
-    }
+    crate::mailbox::canonical_respondent(respondent)
 }
 
 /// Checks properties: at most 20, slug keys, values up to 200 characters.

@@ -252,7 +252,12 @@ impl LinkKeyring {
         token.push(V2);
         push_field(&mut token, "key id", &self.active)?;
         let mut plaintext = Vec::with_capacity(64);
-        push_claims(&mut plaintext, claims)?;
+        // One person is one respondent however their address was typed.
+        let claims = LinkClaims {
+            respondent: crate::mailbox::canonical_respondent(&claims.respondent),
+            ..claims.clone()
+        };
+        push_claims(&mut plaintext, &claims)?;
         if !scope.send.is_empty() {
             plaintext.push(EXT_SEND);
             push_field(&mut plaintext, "send", &scope.send)?;
@@ -632,6 +637,24 @@ mod tests {
             ring.verify(&URL_SAFE_NO_PAD.encode(&moved), NOW),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn an_address_is_sealed_in_its_canonical_form() {
+        let ring = LinkKeyring::from_spec(&format!("k1:{}", "ab".repeat(32))).unwrap();
+        let claims = LinkClaims {
+            respondent: " Alice@Exämple.COM ".into(),
+            ..claims()
+        };
+        let token = ring.sign(&claims).unwrap();
+        let read = ring.verify(&token, claims.issued_at).unwrap();
+        assert_eq!(read.respondent, "alice@xn--exmple-cua.com");
+        let id = LinkClaims {
+            respondent: "CRM-42".into(),
+            ..claims
+        };
+        let read = ring.verify(&ring.sign(&id).unwrap(), id.issued_at).unwrap();
+        assert_eq!(read.respondent, "CRM-42");
     }
 
     #[test]

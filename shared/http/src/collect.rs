@@ -443,7 +443,7 @@ impl CollectApp {
         };
         self.suppressions
             .suppress(&Suppression {
-                respondent,
+                respondent: sondeo_domain::response::suppression_id(&respondent),
                 at: now_ms(),
                 via: via.into(),
             })
@@ -777,7 +777,7 @@ fn link_respondent(
             )
         })?;
     // A merge tag left as it is: a preview or test send, or a tool that does not know the tag.
-    if ["*|", "|*", "{{", "}}", "{%", "%}"]
+    if ["*|", "|*", "{{", "}}", "{%", "%}", "[[", "]]", "%%"]
         .iter()
         .any(|tag| rid.contains(tag))
     {
@@ -791,7 +791,7 @@ fn link_respondent(
     // the query is read; an address cannot hold a space, so it was a '+'. Addresses are one
     // respondent whatever their letter case, as on the suppression list.
     let rid = if rid.contains('@') {
-        rid.replace(' ', "+").to_lowercase()
+        sondeo_domain::mailbox::canonical_respondent(&rid.replace(' ', "+"))
     } else {
         rid.to_string()
     };

@@ -394,14 +394,23 @@ pub fn error_page(e: &HttpError, locale: Locale) -> String {
             "Este enlace no es válido: fue alterado o no procede de nosotros.".to_string()
         }
         (Locale::Es, "survey_closed") => "Esta encuesta ya no está activa.".to_string(),
-        (Locale::Es, "invalid_score" | "invalid_response") => {
+        (Locale::Es, "invalid_score") => {
             "Puntuación no válida: elija una de las de la escala.".to_string()
+        }
+        (Locale::Es, "invalid_response") => {
+            "No hemos podido guardar la respuesta: compruebe la puntuación y que el comentario \
+             no pase de 2000 caracteres."
+                .to_string()
+        }
+        (Locale::Es, "invalid_rid") => {
+            "Este enlace lleva un destinatario que no es válido, así que no se ha guardado nada."
+                .to_string()
         }
         (Locale::Es, "missing_score") => "Elija una puntuación.".to_string(),
         (Locale::Es, "invalid_token" | "unknown_key") => {
             "Este enlace no es válido: llegó cortado o alterado.".to_string()
         }
-        (Locale::Es, "missing_rid" | "invalid_rid" | "unfilled_rid") => {
+        (Locale::Es, "missing_rid" | "unfilled_rid") => {
             "Este enlace no lleva el destinatario: la herramienta de correo no lo completó \
              (¿un envío de prueba?), así que no se ha guardado nada."
                 .to_string()

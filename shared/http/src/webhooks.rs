@@ -18,8 +18,9 @@ use sondeo_domain::time::now_ms;
 use sondeo_domain::webhooks::{verify_and_parse, WebhookOutcome};
 use std::sync::Arc;
 
-/// Largest webhook body taken, in bytes (a large Shopify order is a few hundred KB).
-pub const WEBHOOK_BODY_BYTES: usize = 1 << 20;
+/// Largest webhook body taken, in bytes: 5 MiB, under the 6 MB a Lambda function URL takes (a
+/// large Shopify order is a few hundred KB; a platform retries a refused delivery for days).
+pub const WEBHOOK_BODY_BYTES: usize = 5 << 20;
 
 /// Everything the webhook route needs.
 pub struct WebhookApp {
