@@ -669,6 +669,20 @@ async fn a_queue_outage_answers_503_and_a_click_page_says_it_is_not_recorded_yet
     let html = String::from_utf8_lossy(resp.body()).to_string();
     assert!(html.contains("Thank you! Your answer:"), "{html}");
     assert!(!html.contains("data-unsaved"), "{html}");
+    // What that script sends on load is the click again, not an explicit answer: a scanner's
+    // browser loading every link during an outage is still a burst to set aside.
+    let resend = POST_LINK.replace("{{TOKEN}}", &t).replace(
+        "score=6&comment=Late+delivery",
+        "score=9&provisional=1&comment=x",
+    );
+    let resp = ok.collect.handle(event(&resend)).await;
+    assert_eq!(resp.status(), 202);
+    let q = queued(&ok.store);
+    let last = q.last().unwrap();
+    assert_eq!(
+        (last.score, last.click, last.comment.as_deref()),
+        (9, true, None)
+    );
 }
 
 /// What an anonymous caller (a public key, a forwarded link) is told never lists a survey's

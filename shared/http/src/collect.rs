@@ -564,7 +564,10 @@ impl CollectApp {
             )
         })?;
         let score = crate::respond::parse_score(raw).map_err(|e| (e, locale))?;
-        let comment = fields.get("comment").cloned();
+        // The page resending a click that could not be queued: still a click, which a scanner's
+        // burst sets aside, not an explicit answer.
+        let provisional = fields.get("provisional").is_some_and(|v| v == "1");
+        let comment = fields.get("comment").cloned().filter(|_| !provisional);
         let query = crate::respond::query_params(req).map_err(|e| (e, locale))?;
         let rid = fields.get("rid").or_else(|| query.get("rid"));
         let (respondent, source) =
@@ -578,7 +581,7 @@ impl CollectApp {
             BTreeMap::new(),
             source,
             &scope.send,
-            false,
+            provisional,
         );
         self.accept(&survey, &event)
             .await

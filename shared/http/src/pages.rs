@@ -267,21 +267,22 @@ pub fn answer_page(survey: &Survey, token: &str, score: Option<i64>, recorded: b
 }
 
 /// Records the score explicitly when a person changes it on the page, with the comment typed
-/// so far (on load only when the click could not be queued: `data-unsaved`). The scores a person
+/// so far; on load only when the click could not be queued (`data-unsaved`), and then as the
+/// click it was (`provisional=1`), which a scanner's burst still sets aside. The scores a person
 /// records or sends are remembered in this browser for the link, so reloading the page, going
 /// Back or opening the email link again shows the score they gave, not the link's.
 const SCRIPT: &str = "(function(){var f=document.getElementById('answer'),st=document.getElementById('status'),\
 box=document.getElementById('comment'),k='sondeo:'+f.getAttribute('action'),sent=null;\
 function chosen(){var c=f.querySelector('input[name=score]:checked')||f.querySelector('input[type=number]');return c&&c.value!==''?c.value:null}\
 function keep(s){try{localStorage.setItem(k,s)}catch(e){}}\
-function record(){var s=chosen();if(s===null||s===sent||navigator.webdriver)return;sent=s;var c=box.value.trim();\
-fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/json','Content-Type':'application/x-www-form-urlencoded'},body:'score='+encodeURIComponent(s)+(c?'&comment='+encodeURIComponent(c):'')})\
-.then(function(r){st.textContent=r.ok?st.dataset.recorded:st.dataset.failed;if(r.ok)keep(s);else sent=null}).catch(function(){st.textContent=st.dataset.failed;sent=null})}\
+function record(p){var s=chosen();if(s===null||s===sent||navigator.webdriver)return;sent=s;var c=box.value.trim();\
+fetch(f.action,{method:'POST',credentials:'omit',headers:{'Accept':'application/json','Content-Type':'application/x-www-form-urlencoded'},body:'score='+encodeURIComponent(s)+(p?'&provisional=1':c?'&comment='+encodeURIComponent(c):'')})\
+.then(function(r){st.textContent=r.ok?st.dataset.recorded:st.dataset.failed;if(r.ok&&!p)keep(s);if(!r.ok)sent=null}).catch(function(){st.textContent=st.dataset.failed;sent=null})}\
 var was=null;try{was=localStorage.getItem(k)}catch(e){}\
 var old=was&&/^[0-9]+$/.test(was)&&f.querySelector('input[name=score][value=\"'+was+'\"]');\
 if(old&&!old.checked){old.checked=true;st.textContent=st.dataset.kept}\
-if(f.dataset.unsaved)record();else sent=chosen();\
-f.addEventListener('change',function(e){if(e.target.name==='score')record()});\
+if(f.dataset.unsaved)record(1);else sent=chosen();\
+f.addEventListener('change',function(e){if(e.target.name==='score')record(0)});\
 f.addEventListener('submit',function(){var s=chosen();if(s!==null)keep(s)})})();";
 
 /// The page shown after Send, under the survey's brand if it has one.
