@@ -412,6 +412,14 @@ pub fn check_logo_url(url: &str) -> Result<(), String> {
     if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
         return Err("brand logo_url needs a host after https://".into());
     }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(
+            "brand logo_url must not carry a user name or password (user:password@): every \
+             recipient's mail client would see them"
+                .into(),
+        );
+    }
     if let Some(bad) = url
         .chars()
         .find(|c| !c.is_ascii_graphic() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'))
@@ -742,6 +750,8 @@ mod tests {
             "https://e.co/\"onerror=\"alert(1)",
             "https://e.co/'x",
             "https://e.co/<script>",
+            "https://user:pw@e.co/l.png",
+            "https://e.co@evil.example/l.png",
             "https://e.co/logo.png\n",
             "https://e.co/ñ.png",
             "HTTPS://e.co/l.png",

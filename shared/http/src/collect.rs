@@ -850,6 +850,8 @@ fn clean_comment(raw: &str) -> Option<String> {
         .chars()
         .map(|c| if c == '\r' { '\n' } else { c })
         .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        // Bidirectional overrides and isolates, which can make a comment read as other text.
+        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
         .collect();
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
@@ -910,6 +912,7 @@ mod tests {
             Some("ab[31mred\nnext\nline\tend".to_string())
         );
         assert_eq!(clean_comment(" \u{0}\r\n\t "), None);
+        assert_eq!(clean_comment("ok\u{202e}gnp.exe"), Some("okgnp.exe".into()));
         assert_eq!(clean_comment("¡Muy bien! 👍"), Some("¡Muy bien! 👍".into()));
     }
 }
