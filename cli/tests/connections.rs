@@ -41,6 +41,28 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
+/// Creates the `post-order` NPS survey (touchpoint `post-purchase`), with a frequency cap.
+fn create_survey(data: &Path, cap_days: Option<u32>) {
+    let cap = cap_days.map(|d| d.to_string());
+    let mut args = vec![
+        "survey",
+        "create",
+        "--id",
+        "post-order",
+        "--kind",
+        "nps",
+        "--question",
+        "How likely are you to recommend Tienda Sol?",
+        "--touchpoint",
+        "post-purchase",
+    ];
+    if let Some(cap) = &cap {
+        args.extend(["--frequency-cap-days", cap.as_str()]);
+    }
+    let out = sondeo(data, &args, None);
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
 const ADD: &[&str] = &[
     "connections",
     "add",
@@ -62,25 +84,7 @@ const ADD: &[&str] = &[
 #[test]
 fn a_store_is_connected_listed_without_its_secret_and_removed() {
     let data = data_dir();
-    let out = sondeo(
-        &data,
-        &[
-            "survey",
-            "create",
-            "--id",
-            "post-order",
-            "--kind",
-            "nps",
-            "--question",
-            "How likely are you to recommend Tienda Sol?",
-            "--touchpoint",
-            "post-purchase",
-            "--frequency-cap-days",
-            "90",
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{:?}", text(&out));
+    create_survey(&data, Some(90));
 
     // No secret in the environment: refused, saying where it goes.
     let out = sondeo(&data, ADD, None);
@@ -148,23 +152,7 @@ fn local_commands_mint_for_the_address_serve_runs_on_and_keep_the_data_folder_pr
     let serve = common::Serve::start(&data);
     let base = format!("http://127.0.0.1:{}", serve.port);
     // A link and a connection made by other commands on the same folder point at that port.
-    let out = sondeo(
-        &data,
-        &[
-            "survey",
-            "create",
-            "--id",
-            "post-order",
-            "--kind",
-            "nps",
-            "--question",
-            "How likely?",
-            "--touchpoint",
-            "post-purchase",
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{:?}", text(&out));
+    create_survey(&data, None);
     let out = sondeo(
         &data,
         &[
@@ -206,23 +194,7 @@ fn local_commands_mint_for_the_address_serve_runs_on_and_keep_the_data_folder_pr
 fn a_quoted_sender_name_is_accepted_a_unicode_domain_saved_in_punycode_and_a_unicode_local_part_refused(
 ) {
     let data = data_dir();
-    let out = sondeo(
-        &data,
-        &[
-            "survey",
-            "create",
-            "--id",
-            "post-order",
-            "--kind",
-            "nps",
-            "--question",
-            "How likely are you to recommend Tienda Sol?",
-            "--touchpoint",
-            "post-purchase",
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{:?}", text(&out));
+    create_survey(&data, None);
     let with_sender = |sender: &'static str| {
         let mut args = ADD.to_vec();
         args[12] = sender;

@@ -93,8 +93,16 @@ async fn invitations(http: &LocalHttp, key: &str) -> Vec<serde_json::Value> {
     v["invitations"].as_array().cloned().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn webhooks_make_one_invitation_per_order_and_the_email_goes_out() {
+/// Local mode in a fresh folder, serving a copy of the demo survey as `post-order` (with a
+/// frequency cap of `cap_days`).
+async fn post_order_stack(
+    cap_days: Option<u32>,
+) -> (
+    std::path::PathBuf,
+    std::sync::Arc<sondeo_local::local::LocalStack>,
+    sondeo_local::server::RunningServer,
+    LocalHttp,
+) {
     let dir = std::env::temp_dir().join(format!("sondeo-hooks-{:08x}", rand::random::<u32>()));
     let (stack, server, http) = boot(&dir).await;
     stack.ensure_demo_survey().await.unwrap();
@@ -103,8 +111,6 @@ async fn webhooks_make_one_invitation_per_order_and_the_email_goes_out() {
         ("authorization", key.as_str()),
         ("content-type", "application/json"),
     ];
-
-    // A survey with a 90-day frequency cap, and one connection per platform.
     let mut survey: serde_json::Value = serde_json::from_str(
         &http
             .status_and_body("GET", &format!("/v1/surveys/{DEMO_SURVEY}"), &auth, "")
@@ -113,11 +119,25 @@ async fn webhooks_make_one_invitation_per_order_and_the_email_goes_out() {
     )
     .unwrap();
     survey["id"] = "post-order".into();
-    survey["frequency_cap_days"] = 90.into();
+    if let Some(days) = cap_days {
+        survey["frequency_cap_days"] = days.into();
+    }
     let (status, body) = http
         .status_and_body("POST", "/v1/surveys", &auth, &survey.to_string())
         .await;
     assert_eq!(status, 201, "{body}");
+    (dir, stack, server, http)
+}
+
+#[tokio::test]
+async fn webhooks_make_one_invitation_per_order_and_the_email_goes_out() {
+    // A survey with a 90-day frequency cap, and one connection per platform.
+    let (dir, stack, server, http) = post_order_stack(Some(90)).await;
+    let key = format!("Bearer {}", stack.api_key);
+    let auth = [
+        ("authorization", key.as_str()),
+        ("content-type", "application/json"),
+    ];
     for (id, platform, secret) in [
         ("tienda-sol", "shopify", SHOPIFY_SECRET),
         ("tienda-woo", "woocommerce", WOO_SECRET),
@@ -439,26 +459,12 @@ print(json.dumps({"from_name": frm.display_name, "from_address": frm.addr_spec,
 
 #[tokio::test]
 async fn quoted_senders_unicode_addresses_and_stripe_ids_reach_the_email_as_ses_takes_them() {
-    let dir = std::env::temp_dir().join(format!("sondeo-hooks-{:08x}", rand::random::<u32>()));
-    let (stack, server, http) = boot(&dir).await;
-    stack.ensure_demo_survey().await.unwrap();
+    let (dir, stack, server, http) = post_order_stack(None).await;
     let key = format!("Bearer {}", stack.api_key);
     let auth = [
         ("authorization", key.as_str()),
         ("content-type", "application/json"),
     ];
-    let mut survey: serde_json::Value = serde_json::from_str(
-        &http
-            .status_and_body("GET", &format!("/v1/surveys/{DEMO_SURVEY}"), &auth, "")
-            .await
-            .1,
-    )
-    .unwrap();
-    survey["id"] = "post-order".into();
-    let (status, body) = http
-        .status_and_body("POST", "/v1/surveys", &auth, &survey.to_string())
-        .await;
-    assert_eq!(status, 201, "{body}");
     let connection = serde_json::json!({
         "id": "stripe-shop", "platform": "stripe", "survey": "post-order",
         "touchpoint": "post-purchase", "delay_minutes": 0,
