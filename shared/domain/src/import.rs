@@ -6,7 +6,7 @@
 //! in the signed namespace, so it and a live answer of the same respondent are one response where
 //! the later answer by time wins.
 
-use crate::response::{to_hex, InvalidResponse, ResponseEvent, Source};
+use crate::response::{clean_comment, clean_value, to_hex, InvalidResponse, ResponseEvent, Source};
 use crate::survey::Survey;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -108,8 +108,9 @@ impl ImportRow {
             ));
         }
         let identity = self.identity();
+        // The respondent as links name them, so a live answer and an imported one meet.
         let respondent = match self.respondent.as_deref().map(str::trim) {
-            Some(r) if !r.is_empty() => r.to_string(),
+            Some(r) if !r.is_empty() => crate::mailbox::canonical_respondent(r),
             _ => format!("import:{identity}"),
         };
         let event = ResponseEvent {
@@ -119,13 +120,12 @@ impl ImportRow {
             respondent,
             kind: survey.kind,
             score: self.score,
-            comment: self
-                .comment
-                .as_deref()
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string),
-            properties: self.properties.clone(),
+            comment: self.comment.as_deref().and_then(clean_comment),
+            properties: self
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), clean_value(v)))
+                .collect(),
             answered_at: self.answered_at,
             source: Source::Import,
             send: self
@@ -298,6 +298,24 @@ mod tests {
             e.key(),
             crate::response::response_key("nps", "support", "ana@example.com")
         );
+    }
+
+    #[test]
+    fn an_imported_address_meets_the_live_one_and_its_text_is_cleaned_like_a_live_answer() {
+        let typed = ImportRow {
+            respondent: Some(" Ana@Example.COM ".into()),
+            comment: Some("ok\u{202e}gnp.exe\u{0}".into()),
+            properties: BTreeMap::from([("plan".to_string(), "pro\u{202e}".to_string())]),
+            ..row()
+        };
+        let e = typed.to_event(&survey(), NOW).unwrap();
+        assert_eq!(e.respondent, "ana@example.com");
+        assert_eq!(
+            e.key(),
+            crate::response::response_key("nps", "support", "ana@example.com")
+        );
+        assert_eq!(e.comment.as_deref(), Some("okgnp.exe"));
+        assert_eq!(e.properties["plan"], "pro");
     }
 
     #[test]

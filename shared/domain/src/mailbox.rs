@@ -193,6 +193,8 @@ pub fn canonical_respondent(id: &str) -> String {
     let Some((local, domain)) = id.rsplit_once('@') else {
         return id.to_string();
     };
+    // `x.com.` is `x.com` (the root's dot, which mail addresses leave out).
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
     let domain = if domain.is_ascii() {
         domain.to_ascii_lowercase()
     } else {
@@ -320,6 +322,7 @@ mod tests {
             "Ana2@Exämple.com",
             " ANA2@EXÄMPLE.COM ",
             "ana2@XN--EXMPLE-CUA.com",
+            "ana2@exämple.com.",
         ] {
             assert_eq!(canonical_respondent(typed), canonical, "{typed}");
         }

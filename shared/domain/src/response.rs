@@ -236,6 +236,33 @@ pub struct Suppression {
     pub via: String,
 }
 
+/// Bidirectional overrides and isolates, which can make text read as other text.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A comment as kept: line breaks as `\n`, control characters (NUL, escape sequences, …) other
+/// than tab and line feed and bidirectional overrides dropped, trimmed; none when nothing is left.
+pub fn clean_comment(raw: &str) -> Option<String> {
+    let text: String = raw
+        .replace("\r\n", "\n")
+        .chars()
+        .map(|c| if c == '\r' { '\n' } else { c })
+        .filter(|c| (!c.is_control() || matches!(c, '\n' | '\t')) && !is_bidi_control(*c))
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// A property value as kept: control characters and bidirectional overrides dropped, trimmed.
+pub fn clean_value(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 /// The form a respondent id takes on the suppression list: its canonical form (an address
 /// lower-cased, its domain in punycode; see `mailbox::canonical_respondent`).
 pub fn suppression_id(respondent: &str) -> String {
@@ -356,6 +383,21 @@ pub fn mask_respondent(respondent: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comments_and_values_lose_control_and_bidirectional_characters() {
+        assert_eq!(
+            clean_comment("  a\u{0}b\u{1b}[31mred\r\nnext\rline\tend \u{7f} "),
+            Some("ab[31mred\nnext\nline\tend".to_string())
+        );
+        assert_eq!(clean_comment(" \u{0}\r\n\t "), None);
+        assert_eq!(
+            clean_comment("ok\u{202e}gnp.exe\u{2067}x\u{2069}"),
+            Some("okgnp.exex".into())
+        );
+        assert_eq!(clean_comment("¡Muy bien! 👍"), Some("¡Muy bien! 👍".into()));
+        assert_eq!(clean_value(" pro\u{202e}orp\n"), "proorp");
+    }
 
     #[test]
     fn response_key_is_deterministic_and_unambiguous() {

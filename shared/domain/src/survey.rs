@@ -397,11 +397,13 @@ pub fn check_accent(accent: &str) -> Result<(), String> {
 /// Checks a logo URL: `https://` and a host, at most 500 bytes of printable ASCII with no quotes,
 /// `<`, `>`, backslashes or whitespace.
 pub fn check_logo_url(url: &str) -> Result<(), String> {
+    // The URL is not repeated in the error: it may hold a password.
     let Some(rest) = url.strip_prefix("https://") else {
-        return Err(format!(
-            "brand logo_url '{}' must start with https:// (pages only load images over HTTPS)",
-            clip(url, 40)
-        ));
+        return Err(
+            "brand logo_url must start with https:// in lower case (pages only load images over \
+             HTTPS)"
+                .into(),
+        );
     };
     if url.len() > MAX_LOGO_URL_BYTES {
         return Err(format!(
@@ -751,6 +753,7 @@ mod tests {
             "https://e.co/'x",
             "https://e.co/<script>",
             "https://user:pw@e.co/l.png",
+            "HTTPS://u:p@e.co/l.png",
             "https://e.co@evil.example/l.png",
             "https://e.co/logo.png\n",
             "https://e.co/ñ.png",

@@ -14,7 +14,8 @@ use http::{header, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use sondeo_domain::ports::{ResponseQueue, SuppressionList, SurveyStore};
 use sondeo_domain::response::{
-    answer_stamp, check_respondent, mask_respondent, ResponseEvent, Source, Suppression,
+    answer_stamp, check_respondent, clean_comment, clean_value, mask_respondent, ResponseEvent,
+    Source, Suppression,
 };
 use sondeo_domain::survey::{check_slug, clip, Locale, Survey, MAX_SLUG_LEN};
 use sondeo_domain::time::now_ms;
@@ -834,27 +835,15 @@ fn new_event(
         kind: survey.kind,
         score,
         comment: comment.as_deref().and_then(clean_comment),
-        properties,
+        properties: properties
+            .into_iter()
+            .map(|(k, v)| (k, clean_value(&v)))
+            .collect(),
         answered_at,
         source,
         send: send.to_string(),
         click,
     }
-}
-
-/// A comment as kept: line breaks as `\n`, control characters (NUL, escape sequences, …) other
-/// than tab and line feed dropped, trimmed; none when nothing is left.
-fn clean_comment(raw: &str) -> Option<String> {
-    let text: String = raw
-        .replace("\r\n", "\n")
-        .chars()
-        .map(|c| if c == '\r' { '\n' } else { c })
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        // Bidirectional overrides and isolates, which can make a comment read as other text.
-        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
-        .collect();
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
 }
 
 fn token_error(e: TokenError) -> HttpError {
@@ -898,21 +887,5 @@ fn accept_locale(headers: &HeaderMap) -> Locale {
         Locale::Es
     } else {
         Locale::En
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_comment;
-
-    #[test]
-    fn comments_keep_lines_and_tabs_and_lose_control_characters() {
-        assert_eq!(
-            clean_comment("  a\u{0}b\u{1b}[31mred\r\nnext\rline\tend \u{7f} "),
-            Some("ab[31mred\nnext\nline\tend".to_string())
-        );
-        assert_eq!(clean_comment(" \u{0}\r\n\t "), None);
-        assert_eq!(clean_comment("ok\u{202e}gnp.exe"), Some("okgnp.exe".into()));
-        assert_eq!(clean_comment("¡Muy bien! 👍"), Some("¡Muy bien! 👍".into()));
     }
 }
