@@ -451,6 +451,50 @@ where
     assert!(claim("s", "ana@x.co", "inv-b", t1 + 5, cap).await.unwrap());
 }
 
+/// A claim given back by its holder (its invitation failed) lets another claimant hold within
+/// the cap; one given back by anyone else stays.
+pub async fn a_contact_claim_given_back_by_its_holder_frees_the_contact<S>(store: &S)
+where
+    S: InvitationStore + ?Sized,
+{
+    let cap = 30 * DAY_MS;
+    let t0 = 20_000 * DAY_MS;
+    assert!(store
+        .claim_contact("s", "ana@x.co", "inv-a", t0, cap)
+        .await
+        .unwrap());
+    // Someone else giving it back changes nothing; nor does giving back what nobody holds.
+    store
+        .release_contact("s", "ana@x.co", "inv-b")
+        .await
+        .unwrap();
+    store
+        .release_contact("s", "bo@x.co", "inv-a")
+        .await
+        .unwrap();
+    assert!(!store
+        .claim_contact("s", "ana@x.co", "inv-b", t0 + DAY_MS, cap)
+        .await
+        .unwrap());
+    // The holder gives it back: the next order within the cap may invite.
+    store
+        .release_contact("s", "ana@x.co", "inv-a")
+        .await
+        .unwrap();
+    store
+        .release_contact("s", "ana@x.co", "inv-a")
+        .await
+        .unwrap();
+    assert!(store
+        .claim_contact("s", "ana@x.co", "inv-b", t0 + DAY_MS, cap)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_contact("s", "ana@x.co", "inv-a", t0 + 2 * DAY_MS, cap)
+        .await
+        .unwrap());
+}
+
 /// One `#[tokio::test]` per contract function, each on a fresh store from `$store` (an expression
 /// evaluated inside the async test, so it may `.await`).
 #[macro_export]
@@ -466,6 +510,7 @@ macro_rules! order_store_contract_tests {
             invitation_pages_after_a_cursor_never_skip_or_repeat,
             due_invitations_are_scheduled_ones_due_and_stale_sends_oldest_first,
             a_contact_claim_holds_against_other_claimants_only_within_the_cap,
+            a_contact_claim_given_back_by_its_holder_frees_the_contact,
         );
     };
     ($store:expr; $($behaviour:ident),+ $(,)?) => {

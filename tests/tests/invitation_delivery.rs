@@ -53,10 +53,14 @@ fn compose(_: &Survey, _: &Connection, i: &Invitation) -> Result<Vec<u8>, String
 }
 
 async fn setup() -> (EmbeddedStore, Connection) {
+    setup_with_cap(None).await
+}
+
+async fn setup_with_cap(frequency_cap_days: Option<u32>) -> (EmbeddedStore, Connection) {
     let store = EmbeddedStore::in_memory().unwrap();
     let survey: Survey = serde_json::from_value(serde_json::json!({
         "id": "post-order", "kind": "nps", "question": "How likely are you to recommend us?",
-        "touchpoints": [{"slug": "post-purchase"}],
+        "touchpoints": [{"slug": "post-purchase"}], "frequency_cap_days": frequency_cap_days,
     }))
     .unwrap();
     store.create_survey(&survey).await.unwrap();
@@ -77,6 +81,17 @@ async fn setup() -> (EmbeddedStore, Connection) {
 }
 
 async fn admit(store: &EmbeddedStore, connection: &Connection, order: &str, email: &str, now: i64) {
+    let admitted = admission(store, connection, order, email, now).await;
+    assert!(matches!(admitted, Admission::Scheduled(_)), "{admitted:?}");
+}
+
+async fn admission(
+    store: &EmbeddedStore,
+    connection: &Connection,
+    order: &str,
+    email: &str,
+    now: i64,
+) -> Admission {
     let survey = store.get_survey("post-order").await.unwrap().unwrap();
     let desk = OrderDesk {
         invitations: store,
@@ -98,7 +113,7 @@ async fn admit(store: &EmbeddedStore, connection: &Connection, order: &str, emai
         )
         .await
         .unwrap();
-    assert!(matches!(admitted, Admission::Scheduled(_)), "{admitted:?}");
+    admitted
 }
 
 fn courier<'a>(store: &'a EmbeddedStore, mailer: &'a Flaky) -> Courier<'a> {
@@ -244,4 +259,27 @@ async fn unsubscribed_after_the_order_refused_sender_and_last_attempt_are_not_se
         statuses.contains(&("5".into(), InvitationStatus::Failed)),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn a_failed_invitation_gives_back_its_frequency_cap_claim() {
+    let (store, connection) = setup_with_cap(Some(90)).await;
+    let now = 1_800_000_000_000;
+    admit(&store, &connection, "6", "fay@example.com", now).await;
+    // A second order within the cap is skipped while the first invitation may still go out.
+    let second = admission(&store, &connection, "7", "Fay@Example.com", now + 1_000).await;
+    assert!(matches!(second, Admission::Skipped(_)), "{second:?}");
+    // The first one fails for good and sent nothing: the customer's next order may invite.
+    let mailer = Flaky::default();
+    mailer
+        .fail
+        .lock()
+        .unwrap()
+        .push(MailError::Permanent("Email address is not verified".into()));
+    let failed = courier(&store, &mailer)
+        .deliver("shop", "6", now + 2_000, &compose)
+        .await
+        .unwrap();
+    assert!(matches!(failed, Delivery::Failed(_)), "{failed:?}");
+    admit(&store, &connection, "8", "fay@example.com", now + 3_000).await;
 }

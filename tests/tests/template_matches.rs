@@ -1085,6 +1085,8 @@ fn minimal_grants(binary: &str) -> Option<BTreeSet<Grant>> {
             ("dynamodb:PutItem", TABLE, &["INV#*", "SUPPRESSED"]),
             // suppressed_among (before each send).
             ("dynamodb:BatchGetItem", TABLE, &["SUPPRESSED"]),
+            // release_contact (a failed invitation's frequency-cap claim).
+            ("dynamodb:DeleteItem", TABLE, &["CONTACT#*"]),
             // SesMailer::send_raw: SESv2 SendEmail (raw content).
             ("ses:SendEmail", SENDER, &[]),
             ("ses:SendEmail", CONFIGURATION_SET, &[]),

@@ -1050,6 +1050,7 @@ impl CounterReader for DynamoStore {
 // | `list_invitations`   | Query      | `INV#<connection>` on `by_time`; for all, `CONN` first  |
 // | `due_invitations`    | Query      | `CONN`, then every `INV#<connection>`                   |
 // | `claim_contact`      | PutItem    | `CONTACT#<survey>` (conditional; no call without a cap) |
+// | `release_contact`    | DeleteItem | `CONTACT#<survey>` (conditional on the claimant)        |
 //
 // Items: connection `CONN`/`<id>` with `doc` (the Connection as JSON) and `secret`; invitation
 // `INV#<connection>`/`<order>` with `doc` (the Invitation as JSON), `at` (its creation time, for
@@ -1396,6 +1397,36 @@ impl InvitationStore for DynamoStore {
             vec![(":cutoff", n(cutoff)), (":me", s(claimant))],
         )
         .await
+    }
+
+    async fn release_contact(
+        &self,
+        survey: &str,
+        contact: &str,
+        claimant: &str,
+    ) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CONTACT#{survey}")))
+            .key("sk", s(contact))
+            .condition_expression("#by = :me")
+            .expression_attribute_names("#by", "by")
+            .expression_attribute_values(":me", s(claimant))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Another claimant's, or none: nothing of this invitation's to give back.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("release contact", e)),
+        }
     }
 }
 

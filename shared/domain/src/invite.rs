@@ -297,7 +297,8 @@ impl Courier<'_> {
         Ok(Ok((survey, connection)))
     }
 
-    /// Marks a claimed invitation failed for good.
+    /// Marks a claimed invitation failed for good, and gives back its frequency-cap claim: it
+    /// sent nothing, so the customer's next order may invite them.
     async fn fail(&self, claimed: &Invitation, why: String) -> Result<Delivery, StoreError> {
         let next = Invitation {
             status: InvitationStatus::Failed,
@@ -305,8 +306,14 @@ impl Courier<'_> {
             lease_until: 0,
             ..claimed.clone()
         };
-        settle_replace(self.invitations, claimed, next)
-            .await
-            .map(Delivery::Failed)
+        let failed = settle_replace(self.invitations, claimed, next).await?;
+        self.invitations
+            .release_contact(
+                &claimed.survey,
+                &contact_id(&claimed.email),
+                &claimed.schedule_name(),
+            )
+            .await?;
+        Ok(Delivery::Failed(failed))
     }
 }

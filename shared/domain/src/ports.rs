@@ -178,6 +178,14 @@ pub trait InvitationStore: Send + Sync {
         at_ms: i64,
         cap_ms: i64,
     ) -> Result<bool, StoreError>;
+    /// Gives back the frequency-cap claim `claimant` holds on `contact` (its invitation failed
+    /// and sent nothing), so the contact can be invited again; a claim held by anyone else stays.
+    async fn release_contact(
+        &self,
+        survey: &str,
+        contact: &str,
+        claimant: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Puts invitations on the clock.

@@ -304,6 +304,24 @@ impl InvitationStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn release_contact(
+        &self,
+        survey: &str,
+        contact: &str,
+        claimant: &str,
+    ) -> Result<(), StoreError> {
+        let row = (survey.to_owned(), contact.to_owned(), claimant.to_owned());
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM contacts WHERE survey = ?1 AND contact = ?2 AND claimant = ?3",
+            )
+            .and_then(|mut s| s.execute(params![row.0, row.1, row.2]))
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

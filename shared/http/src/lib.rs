@@ -258,6 +258,9 @@ mod router_tests {
         ) -> Result<bool, StoreError> {
             Ok(true)
         }
+        async fn release_contact(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
     }
 
     #[async_trait]
